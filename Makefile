@@ -1,0 +1,95 @@
+# rostesim — GNU Makefile. `make help` lists the targets.
+SHELL := /bin/bash
+
+CC       ?= gcc
+OPT      ?= -O3
+CSTD     := -std=c11
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
+BLAS_INC := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-openmp)
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += $(CSTD) $(WARN) -fopenmp -D_GNU_SOURCE -I. $(BLAS_INC) -I/usr/include/cjson
+LDLIBS   := -lopenblas -llapacke -lgsl -lcjson -lm
+LDFLAGS  += -fopenmp
+
+BUILD    ?= build
+BIN      ?= bin
+
+# Debian packages the project needs (installed by `make deps` when missing).
+DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev gnuplot-nox \
+            libcjson-dev libpcre2-dev libutf8proc-dev
+
+LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c))
+APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+SIM_OBJ  := $(filter $(BUILD)/sim/%,$(APP_OBJ))
+CLI_OBJ  := $(filter $(BUILD)/cli/%,$(APP_OBJ))
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIB      := $(BUILD)/librostesim.a
+
+.PHONY: all deps test test-asan bench clean help run verify
+all: $(BIN)/rostesim $(LIB)
+
+help:
+	@echo "make deps       install missing Debian packages ($(DEB_PKGS))"
+	@echo "make            build $(BIN)/rostesim and $(LIB)"
+	@echo "make run        build and run 'rostesim lsq --bits 4'"
+	@echo "make test       build and run every test (prints 'N passed, N failed')"
+	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (in build-asan/)"
+	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
+	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "make deps: all packages present"; else \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "make deps: installing$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/rostesim: $(APP_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
+
+# Tests link the library and the simulator (not the CLI).
+$(BUILD)/tests/%: tests/%.c tests/check.h $(SIM_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(SIM_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS)
+
+run: all
+	$(BIN)/rostesim lsq --bits 4
+
+test: $(TESTS) $(BIN)/rostesim
+	@BIN=$(BIN) bash tests/run.sh $(TESTS) $(sort $(wildcard tests/*_test.sh))
+
+test-asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+bench: $(BENCHES) $(BIN)/rostesim
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@for s in $(sort $(wildcard bench/*.sh)); do echo "== $$s"; BIN=$(BIN) bash $$s || exit 1; done
+
+verify: $(BIN)/rostesim
+	$(BIN)/rostesim verify papers/roste-2502.09003
+
+clean:
+	rm -rf $(BUILD) build-asan $(BIN)
+
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d)

@@ -1,0 +1,155 @@
+#include "cli/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "rostesim%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERROR;
+}
+
+cli_opt *cli_find(cli_cmd *cmd, const char *name)
+{
+    for (size_t i = 0; i < cmd->nopts; i++)
+        if (strcmp(cmd->opts[i].name, name) == 0) return &cmd->opts[i];
+    return NULL;
+}
+
+static void print_default(const cli_opt *o, FILE *f)
+{
+    switch (o->type) {
+    case OPT_FLAG: break;
+    case OPT_INT: fprintf(f, " (default %d)", *(int *)o->dst); break;
+    case OPT_LONG: fprintf(f, " (default %ld)", *(long *)o->dst); break;
+    case OPT_DOUBLE: fprintf(f, " (default %g)", *(double *)o->dst); break;
+    case OPT_STRING:
+        if (*(const char **)o->dst) fprintf(f, " (default %s)", *(const char **)o->dst);
+        break;
+    }
+}
+
+void cli_usage(const cli_cmd *cmd, FILE *f)
+{
+    fprintf(f, "usage: rostesim %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->description);
+    if (cmd->nopts) fprintf(f, "\noptions:\n");
+    for (size_t i = 0; i < cmd->nopts; i++) {
+        const cli_opt *o = &cmd->opts[i];
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->type == OPT_FLAG ? "" : " ",
+                 o->type == OPT_FLAG ? "" : (o->meta ? o->meta : "X"));
+        fprintf(f, "  %-22s %s", left, o->help);
+        print_default(o, f);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-22s %s\n", "--help", "show this help and exit");
+    if (cmd->epilog) fprintf(f, "\n%s\n", cmd->epilog);
+}
+
+static int in_range(const cli_opt *o, double v)
+{
+    return o->min > o->max || (v >= o->min && v <= o->max);
+}
+
+static int set_value(cli_cmd *cmd, cli_opt *o, const char *val)
+{
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case OPT_INT:
+    case OPT_LONG: {
+        long v = strtol(val, &end, 10);
+        if (*val == '\0' || *end != '\0' || errno)
+            return cli_error(cmd->name, "%s: '%s' is not an integer", o->name, val);
+        if (!in_range(o, (double)v))
+            return cli_error(cmd->name, "%s: %ld is out of range [%g, %g]", o->name, v, o->min, o->max);
+        if (o->type == OPT_INT) *(int *)o->dst = (int)v;
+        else *(long *)o->dst = v;
+        break;
+    }
+    case OPT_DOUBLE: {
+        double v = strtod(val, &end);
+        if (*val == '\0' || *end != '\0' || errno || !isfinite(v))
+            return cli_error(cmd->name, "%s: '%s' is not a finite number", o->name, val);
+        if (!in_range(o, v))
+            return cli_error(cmd->name, "%s: %g is out of range [%g, %g]", o->name, v, o->min, o->max);
+        *(double *)o->dst = v;
+        break;
+    }
+    case OPT_STRING: *(const char **)o->dst = val; break;
+    case OPT_FLAG: break;
+    }
+    o->seen = 1;
+    return CLI_OK;
+}
+
+int cli_parse(cli_cmd *cmd, int argc, char **argv, char **pos, size_t *npos)
+{
+    *npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (!only_pos && strcmp(a, "--") == 0) { only_pos = 1; continue; }
+        if (!only_pos && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            cli_usage(cmd, stdout);
+            return CLI_HELP;
+        }
+        if (!only_pos && a[0] == '-' && a[1] == '-') {
+            char name[64];
+            const char *eq = strchr(a, '=');
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            if (len >= sizeof name) return cli_error(cmd->name, "unknown option '%s' (see --help)", a);
+            memcpy(name, a, len);
+            name[len] = '\0';
+            cli_opt *o = cli_find(cmd, name);
+            if (!o) return cli_error(cmd->name, "unknown option '%s' (see 'rostesim %s --help')", name, cmd->name);
+            if (o->type == OPT_FLAG) {
+                if (eq) return cli_error(cmd->name, "%s takes no value", name);
+                *(int *)o->dst = 1;
+                o->seen = 1;
+                continue;
+            }
+            const char *val = eq ? eq + 1 : NULL;
+            if (!val) {
+                if (i + 1 >= argc) return cli_error(cmd->name, "%s needs a value (%s)", name, o->meta ? o->meta : "X");
+                val = argv[++i];
+            }
+            if (set_value(cmd, o, val) != CLI_OK) return CLI_ERROR;
+            continue;
+        }
+        if (!only_pos && a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9'))
+            return cli_error(cmd->name, "unknown option '%s' (see 'rostesim %s --help')", a, cmd->name);
+        if (*npos >= cmd->max_pos)
+            return cli_error(cmd->name, "unexpected argument '%s' (see 'rostesim %s --help')", a, cmd->name);
+        pos[(*npos)++] = a;
+    }
+    if (*npos < cmd->min_pos)
+        return cli_error(cmd->name, "missing argument (usage: rostesim %s %s)", cmd->name, cmd->synopsis);
+    return CLI_OK;
+}
+
+int cli_parse_list(const char *s, double *vals, int maxn)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || n >= maxn) return -1;
+        vals[n++] = v;
+        if (*end == ',') p = end + 1;
+        else if (*end == '\0') p = end;
+        else return -1;
+        if (*end == ',' && *p == '\0') return -1;
+    }
+    return n;
+}

@@ -1,0 +1,60 @@
+/* rostesim: one binary, subcommands. Keep this thin: dispatch only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+/* Weak while the commands are being written in parallel branches; see the test
+ * tests/cli_test.sh, which checks every command links and answers --help. */
+#pragma weak cmd_hadamard
+#pragma weak cmd_lsq
+#pragma weak cmd_plot
+#pragma weak cmd_verify
+
+#define RS_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"lsq", cmd_lsq, "simulate quantized training on least squares; check Theorem 4.3 / Prop. 4.4 / Remark 4.5"},
+    {"plot", cmd_plot, "redraw the figures of an lsq output folder from its saved data"},
+    {"verify", cmd_verify, "run the theory checks of a paper folder and print pass/fail per claim"},
+    {"hadamard", cmd_hadamard, "tell which Hadamard construction covers an order; check and time it"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rostesim COMMAND [options]\n\n"
+            "rostesim %s: quantization-aware fine-tuning with adaptive rotations (RoSTE,\n"
+            "arXiv 2502.09003) on the CPU, and a numerical check of the method's theory.\n\n"
+            "commands:\n",
+            RS_VERSION);
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'rostesim COMMAND --help' describes a command. Options: --help, --version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("rostesim %s\n", RS_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0 && commands[i].fn) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "rostesim: unknown command '%s' (see 'rostesim --help')\n", argv[1]);
+    return 2;
+}
