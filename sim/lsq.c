@@ -1,0 +1,692 @@
+/* rostesim: the least-squares experiment (see sim/lsq.h). Dimension letters:
+ * N samples, d features; X, A are N x d row-major; vectors are length d. */
+#include "sim/lsq.h"
+
+#include <cblas.h>
+#include <gsl/gsl_fit.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/rng.h"
+#include "quant/rotation.h"
+#include "quant/status.h"
+#include "solvers/gptq.h"
+#include "solvers/linalg.h"
+#include "solvers/ste_sgd.h"
+
+static const char *rot_names[LSQ_NROT] = {"none", "hadamard", "haar", "adaptive"};
+const char *lsq_rot_name(lsq_rot r) { return (r >= 0 && r < LSQ_NROT) ? rot_names[r] : "?"; }
+
+void lsq_config_default(lsq_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->d = 512;
+    c->N = 128;
+    c->feat = LSQ_FEAT_OUTLIER;
+    c->feat_k = 8;
+    c->feat_scale = 10.0;
+    c->feat_nu = 3.0;
+    c->teach = LSQ_TEACH_OUTLIER;
+    c->teach_m = 8;
+    c->teach_scale = 20.0;
+    c->teach_nu = 3.0;
+    c->target = LSQ_TARGET_LINEAR;
+    c->noise = 0.0;
+    c->wq = qz_spec_make(4, QZ_SYM, QZ_TENSOR, 0);
+    c->xq = qz_spec_make(4, QZ_SYM, QZ_TENSOR, 0);
+    c->eta = 0;
+    c->steps = 0;
+    c->max_steps = 400000;
+    c->batch = 1;
+    c->log_points = 200;
+    c->seeds = 8;
+    c->seed = 1;
+    c->rot_mask = (1u << LSQ_R_NONE) | (1u << LSQ_R_HADAMARD) | (1u << LSQ_R_HAAR) | (1u << LSQ_R_ADAPTIVE);
+    c->reselect_every = 0;
+    c->rounds = 1;
+    c->prop44_vectors = 2000;
+    c->delta = 0.05;
+    c->gptq_damp = 0.01;
+}
+
+int lsq_config_check(const lsq_config *c)
+{
+    if (c->d < 2) return RS_ERROR(RS_EINVAL, "d=%zu: need at least 2 features", c->d);
+    if (c->N < 1) return RS_ERROR(RS_EINVAL, "N=%zu: need at least 1 sample", c->N);
+    if (c->N >= c->d)
+        return RS_ERROR(RS_EINVAL, "N=%zu >= d=%zu: the interpolation assumption A4.2 needs N < d (overparameterized)", c->N, c->d);
+    if (c->feat == LSQ_FEAT_OUTLIER && c->feat_k > c->d) return RS_ERROR(RS_EINVAL, "outlier channels k=%zu > d=%zu", c->feat_k, c->d);
+    if (c->teach == LSQ_TEACH_OUTLIER && c->teach_m > c->d) return RS_ERROR(RS_EINVAL, "teacher outliers m=%zu > d=%zu", c->teach_m, c->d);
+    if ((c->feat == LSQ_FEAT_STUDENT && !(c->feat_nu > 0)) || (c->teach == LSQ_TEACH_STUDENT && !(c->teach_nu > 0)))
+        return RS_ERROR(RS_EINVAL, "Student-t degrees of freedom must be > 0");
+    if (c->batch < 1 || c->batch > c->N) return RS_ERROR(RS_EINVAL, "batch=%zu not in 1..N=%zu", c->batch, c->N);
+    if (c->seeds < 1) return RS_ERROR(RS_EINVAL, "seeds=%d: need at least 1", c->seeds);
+    if (!c->rot_mask) return RS_ERROR(RS_EINVAL, "no rotation selected");
+    if (c->rounds < 1) return RS_ERROR(RS_EINVAL, "rounds=%d: need at least 1", c->rounds);
+    if (c->rounds > 1 && c->reselect_every == 0) return RS_ERROR(RS_EINVAL, "rounds=%d needs a re-selection interval T >= 1", c->rounds);
+    if (!(c->delta > 0 && c->delta < 1)) return RS_ERROR(RS_EINVAL, "delta=%g not in (0, 1)", c->delta);
+    int st = qz_spec_check(&c->wq, c->d);
+    if (st) return st;
+    return qz_spec_check(&c->xq, c->d);
+}
+
+/* ---------------------------------------------------------------- data */
+
+/* X (N x d), teacher wt (d), y (N) for the LINEAR target. Features are scaled so
+ * that the mean squared norm of a sample is 1 (quantization is scale-equivariant). */
+static void draw_data(const lsq_config *c, double *X, double *wt)
+{
+    const size_t N = c->N, d = c->d;
+    rs_rng *rd = rs_rng_alloc(c->seed, RS_STREAM_DATA);
+    rs_rng *rt = rs_rng_alloc(c->seed, RS_STREAM_TEACHER);
+    /* outlier channels: a fixed random subset (the same for every sample) */
+    size_t *perm = malloc(d * sizeof *perm);
+    for (size_t j = 0; j < d; j++) perm[j] = j;
+    rs_rng_shuffle(rd, perm, d);
+    double *chscale = malloc(d * sizeof *chscale);
+    for (size_t j = 0; j < d; j++) chscale[j] = 1.0;
+    if (c->feat == LSQ_FEAT_OUTLIER)
+        for (size_t k = 0; k < c->feat_k; k++) chscale[perm[k]] = c->feat_scale;
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < d; j++)
+            X[i * d + j] = chscale[j] * (c->feat == LSQ_FEAT_STUDENT ? rs_rng_tdist(rd, c->feat_nu) : rs_rng_gaussian(rd, 1.0));
+    double ss = 0;
+    for (size_t i = 0; i < N * d; i++) ss += X[i] * X[i];
+    double sc = 1.0 / sqrt(ss / (double)N);
+    for (size_t i = 0; i < N * d; i++) X[i] *= sc;
+
+    for (size_t j = 0; j < d; j++) perm[j] = j;
+    rs_rng_shuffle(rt, perm, d);
+    for (size_t j = 0; j < d; j++)
+        wt[j] = c->teach == LSQ_TEACH_STUDENT ? rs_rng_tdist(rt, c->teach_nu) : rs_rng_gaussian(rt, 1.0);
+    if (c->teach == LSQ_TEACH_OUTLIER)
+        for (size_t k = 0; k < c->teach_m; k++) wt[perm[k]] *= c->teach_scale;
+    free(chscale);
+    free(perm);
+    rs_rng_free(rd);
+    rs_rng_free(rt);
+}
+
+/* ------------------------------------------------------------- problem */
+
+typedef struct {
+    rot *R;         /* NULL: identity */
+    double *A;      /* N x d: Q_x(R x_i) */
+    double *y;      /* N */
+    double *wstar;  /* d: min-norm interpolator in the rotated frame */
+    double *G;      /* d x d Gram (only built for GPTQ), freed after use */
+    size_t rank;
+    int interp;
+    double resid, lambda_min, lambda_max, rho, mu, eta_theorem, act_err, ynorm2;
+} problem;
+
+static void problem_free(problem *p)
+{
+    free(p->A);
+    free(p->y);
+    free(p->wstar);
+    free(p->G);
+    memset(p, 0, sizeof *p);
+}
+
+static int problem_build(const lsq_config *c, const double *X, const double *wt, rot *R, problem *p)
+{
+    const size_t N = c->N, d = c->d;
+    int st = RS_OK;
+    memset(p, 0, sizeof *p);
+    p->R = R;
+    p->A = malloc(N * d * sizeof *p->A);
+    p->y = malloc(N * sizeof *p->y);
+    p->wstar = malloc(d * sizeof *p->wstar);
+    double *RX = malloc(N * d * sizeof *RX);
+    double *rw = malloc(d * sizeof *rw);
+    if (!p->A || !p->y || !p->wstar || !RX || !rw) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory building the N=%zu x d=%zu problem", N, d);
+        goto done;
+    }
+    memcpy(RX, X, N * d * sizeof *RX);
+    if (R && (st = rot_apply_rows_f64(R, RX, N, 1))) goto done; /* rows: x R^T = (R x)^T */
+    p->act_err = 0;
+    for (size_t i = 0; i < N; i++) {
+        if ((st = qz_fake_f64(&c->xq, RX + i * d, p->A + i * d, 1, d))) goto done;
+        for (size_t j = 0; j < d; j++) {
+            double e = p->A[i * d + j] - RX[i * d + j];
+            p->act_err += e * e;
+        }
+    }
+    p->act_err /= (double)N;
+    if (c->target == LSQ_TARGET_LINEAR) {
+        rs_rng *rn = rs_rng_alloc(c->seed, 6);
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, X, (int)d, wt, 1, 0.0, p->y, 1);
+        if (c->noise > 0)
+            for (size_t i = 0; i < N; i++) p->y[i] += rs_rng_gaussian(rn, c->noise);
+        rs_rng_free(rn);
+    } else {
+        memcpy(rw, wt, d * sizeof *rw);
+        if (R && (st = rot_apply_rows_f64(R, rw, 1, 1))) goto done; /* R w_teacher */
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, p->A, (int)d, rw, 1, 0.0, p->y, 1);
+    }
+    p->ynorm2 = cblas_ddot((int)N, p->y, 1, p->y, 1);
+    if ((st = ls_minnorm(N, d, p->A, p->y, -1.0, p->wstar, &p->rank, NULL))) goto done;
+    /* residual of the interpolator */
+    double *r = RX; /* reuse */
+    cblas_dcopy((int)N, p->y, 1, r, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, p->A, (int)d, p->wstar, 1, -1.0, r, 1);
+    p->resid = p->ynorm2 > 0 ? sqrt(cblas_ddot((int)N, r, 1, r, 1) / p->ynorm2) : 0.0;
+    p->interp = p->rank == N && p->resid <= 1e-8;
+    size_t srank;
+    if ((st = ls_gram_spectrum(N, d, p->A, -1.0, NULL, &srank, &p->lambda_min, &p->lambda_max))) goto done;
+    if ((st = ls_gram_rho(N, d, p->A, &p->rho))) goto done;
+    p->eta_theorem = p->lambda_min / (6.0 * p->rho);
+    p->mu = p->lambda_min * p->lambda_min / (12.0 * p->rho);
+done:
+    free(RX);
+    free(rw);
+    if (st) problem_free(p);
+    return st;
+}
+
+/* D of a fixed vector u (rotated frame): ‖u − w*‖²_G. */
+static double dist_G(const problem *p, size_t N, size_t d, const double *u, double *tmp_d, double *tmp_N)
+{
+    for (size_t j = 0; j < d; j++) tmp_d[j] = u[j] - p->wstar[j];
+    return ls_gnorm2(N, d, p->A, tmp_d, tmp_N);
+}
+
+static int problem_ptq(const lsq_config *c, problem *p, double *rtn, double *gptq)
+{
+    const size_t N = c->N, d = c->d;
+    double *q = malloc(d * sizeof *q), *t1 = malloc(d * sizeof *t1), *t2 = malloc(N * sizeof *t2);
+    double *G = malloc(d * d * sizeof *G);
+    int st = RS_OK;
+    if (!q || !t1 || !t2 || !G) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory (GPTQ Hessian %zu x %zu)", d, d);
+        goto done;
+    }
+    if ((st = qz_fake_f64(&c->wq, p->wstar, q, 1, d))) goto done;
+    *rtn = dist_G(p, N, d, q, t1, t2);
+    if (qz_is_identity(&c->wq)) {
+        *gptq = *rtn;
+        goto done;
+    }
+    /* G = A^T A / N (upper and lower filled) */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)N, 1.0 / (double)N, p->A, (int)d, 0.0, G, (int)d);
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < i; j++) G[i * d + j] = G[j * d + i];
+    memcpy(q, p->wstar, d * sizeof *q);
+    if ((st = gptq_quantize_f64(&c->wq, q, 1, d, G, c->gptq_damp, 1, 128))) goto done;
+    *gptq = dist_G(p, N, d, q, t1, t2);
+done:
+    free(q);
+    free(t1);
+    free(t2);
+    free(G);
+    return st;
+}
+
+/* ----------------------------------------------------------------- runs */
+
+static size_t make_log_steps(size_t steps, size_t npoints, size_t *ts)
+{
+    size_t n = 0;
+    for (size_t t = 0; t <= steps && t < 64; t++) ts[n++] = t;
+    if (steps >= 64) {
+        size_t rest = npoints > 64 ? npoints - 64 : 16;
+        double r = pow((double)steps / 64.0, 1.0 / (double)rest);
+        double x = 64.0;
+        for (size_t k = 0; k < rest; k++) {
+            x *= r;
+            size_t t = (size_t)llround(x);
+            if (t > steps) t = steps;
+            if (t > ts[n - 1]) ts[n++] = t;
+        }
+        if (ts[n - 1] != steps) ts[n++] = steps;
+    }
+    return n;
+}
+
+typedef struct {
+    double loss, D, eG, e2;
+} metrics;
+
+static void measure(const lsq_config *c, const problem *p, const double *v, double *qv, double *tmp_d,
+                    double *tmp_N, metrics *m)
+{
+    const size_t N = c->N, d = c->d;
+    qz_fake_f64(&c->wq, v, qv, 1, d);
+    /* loss = 1/2 mean (<a_i, Q(v)> - y_i)^2 */
+    cblas_dcopy((int)N, p->y, 1, tmp_N, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, p->A, (int)d, qv, 1, -1.0, tmp_N, 1);
+    m->loss = 0.5 * cblas_ddot((int)N, tmp_N, 1, tmp_N, 1) / (double)N;
+    m->D = dist_G(p, N, d, qv, tmp_d, tmp_N);
+    for (size_t j = 0; j < d; j++) tmp_d[j] = qv[j] - v[j];
+    m->e2 = cblas_ddot((int)d, tmp_d, 1, tmp_d, 1);
+    m->eG = ls_gnorm2(N, d, p->A, tmp_d, tmp_N);
+}
+
+/* Adaptive choice (the RoSTE lower level) between identity (0) and Hadamard (1) for
+ * the iterate w (original frame): weight error ‖Q_w(Rw) − Rw‖² + activation error. */
+static int adaptive_choose(const lsq_config *c, const problem *pI, const problem *pH, const double *w, double *tmp)
+{
+    double eI, eH;
+    qz_error_f64(&c->wq, w, 1, c->d, &eI, NULL);
+    memcpy(tmp, w, c->d * sizeof *tmp);
+    rot_apply_rows_f64(pH->R, tmp, 1, 1);
+    qz_error_f64(&c->wq, tmp, 1, c->d, &eH, NULL);
+    eI += pI->act_err;
+    eH += pH->act_err;
+    return eH < eI; /* ties -> identity */
+}
+
+typedef struct {
+    metrics *m;       /* nlog entries */
+    int ended_hadamard;
+    int switches;
+} run_out;
+
+static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double eta_fixed, size_t steps,
+                   const size_t *ts, size_t nlog, int seed_index, run_out *out)
+{
+    const size_t N = c->N, d = c->d;
+    int st = RS_OK;
+    lsq_ste *s = NULL;
+    double *qv = malloc(d * sizeof *qv), *td = malloc(d * sizeof *td), *tN = malloc(N * sizeof *tN);
+    double *w = malloc(d * sizeof *w);
+    rs_rng *order = rs_rng_alloc(c->seed, 1000 + (uint64_t)seed_index);
+    if (!qv || !td || !tN || !w || !order) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory in a run");
+        goto done;
+    }
+    if ((st = lsq_ste_alloc(N, d, &s))) goto done;
+    problem *p;
+    int cur = 0; /* adaptive: 0 identity, 1 Hadamard */
+    if (which == LSQ_R_ADAPTIVE) {
+        memset(w, 0, d * sizeof *w);
+        cur = adaptive_choose(c, &probs[LSQ_R_NONE], &probs[LSQ_R_HADAMARD], w, td);
+        p = &probs[cur ? LSQ_R_HADAMARD : LSQ_R_NONE];
+    } else {
+        p = &probs[which];
+    }
+    double eta = eta_fixed > 0 ? eta_fixed : p->eta_theorem;
+    if ((st = lsq_ste_set(s, p->A, p->y, &c->wq, eta, c->batch, NULL))) goto done;
+    size_t t = 0, li = 0;
+    size_t T = c->reselect_every;
+    int round = 1;
+    while (1) {
+        while (li < nlog && ts[li] == t) measure(c, p, s->v, qv, td, tN, &out->m[li++]);
+        if (t >= steps) break;
+        size_t next = li < nlog ? ts[li] : steps;
+        if (which == LSQ_R_ADAPTIVE && round < c->rounds) {
+            size_t tr = (size_t)round * T;
+            if (tr <= t) {
+                /* re-choose on the current iterate; move v to the new frame */
+                memcpy(w, s->v, d * sizeof *w);
+                if (cur) rot_apply_rows_f64(probs[LSQ_R_HADAMARD].R, w, 1, 0); /* w = R^T v */
+                int nw = adaptive_choose(c, &probs[LSQ_R_NONE], &probs[LSQ_R_HADAMARD], w, td);
+                if (nw != cur) {
+                    out->switches++;
+                    cur = nw;
+                    p = &probs[cur ? LSQ_R_HADAMARD : LSQ_R_NONE];
+                    if (cur) rot_apply_rows_f64(p->R, w, 1, 1);
+                    double e2 = eta_fixed > 0 ? eta_fixed : p->eta_theorem;
+                    if ((st = lsq_ste_set(s, p->A, p->y, &c->wq, e2, c->batch, w))) goto done;
+                }
+                round++;
+                continue;
+            }
+            if (tr < next) next = tr;
+        }
+        if ((st = lsq_ste_iterate(s, order, next - t))) goto done;
+        t = next;
+    }
+    out->ended_hadamard = cur;
+done:
+    lsq_ste_free(s);
+    rs_rng_free(order);
+    free(qv);
+    free(td);
+    free(tN);
+    free(w);
+    return st;
+}
+
+static void mean_se(const double *x, size_t stride, size_t n, double *mean, double *se)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m += x[i * stride];
+    m /= (double)n;
+    double v = 0;
+    for (size_t i = 0; i < n; i++) v += (x[i * stride] - m) * (x[i * stride] - m);
+    *mean = m;
+    *se = n > 1 ? sqrt(v / (double)(n - 1) / (double)n) : 0.0;
+}
+
+/* Theorem 4.3's right-hand side for D at every logged step from the logged mean
+ * e-terms (linear interpolation of E‖e(R w^s)‖²_G between logged steps):
+ *   B_t = (1−μ)^t D_0 + (6 + 2/μ) S_t,  S_t = Σ_{s=0..t} (1−μ)^{t−1−s} ē_s,
+ * computed by S_t = (1−μ) S_{t−1} + ē_t / (1−μ). */
+static void theorem_bound(lsq_rotres *r, double mu)
+{
+    const double q = 1.0 - mu, K = 6.0 + 2.0 / mu;
+    double S = 0, pw = 1.0, D0 = r->log[0].D;
+    size_t li = 0, t = 0;
+    double e_prev = r->log[0].eG;
+    size_t t_prev = 0;
+    S = e_prev / q;
+    r->log[0].bound = D0 + K * S;
+    for (li = 1; li < r->nlog; li++) {
+        size_t t1 = r->log[li].t;
+        double e1 = r->log[li].eG;
+        for (t = t_prev + 1; t <= t1; t++) {
+            double e = e_prev + (e1 - e_prev) * (double)(t - t_prev) / (double)(t1 - t_prev);
+            S = q * S + e / q;
+            pw *= q;
+        }
+        r->log[li].bound = pw * D0 + K * S;
+        t_prev = t1;
+        e_prev = e1;
+    }
+}
+
+int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress, void *ctx)
+{
+    int st = lsq_config_check(c);
+    if (st) return st;
+    memset(pt, 0, sizeof *pt);
+    pt->cfg = *c;
+    const size_t N = c->N, d = c->d;
+    problem probs[LSQ_NROT];
+    memset(probs, 0, sizeof probs);
+    rot *RH = NULL, *RHaar = NULL;
+    double *X = malloc(N * d * sizeof *X), *wt = malloc(d * sizeof *wt);
+    size_t *ts = NULL;
+    run_out *outs = NULL;
+    metrics *mbuf = NULL;
+    if (!X || !wt) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory for the data (N=%zu, d=%zu)", N, d);
+        goto done;
+    }
+    draw_data(c, X, wt);
+
+    unsigned need = c->rot_mask;
+    if (need & (1u << LSQ_R_ADAPTIVE)) need |= (1u << LSQ_R_NONE) | (1u << LSQ_R_HADAMARD);
+    if (need & (1u << LSQ_R_HADAMARD)) {
+        rs_rng *rr = rs_rng_alloc(c->seed, RS_STREAM_ROTATION);
+        st = rot_alloc(ROT_RANDOM_HADAMARD, d, 1, rr, &RH);
+        rs_rng_free(rr);
+        if (st) goto done;
+    }
+    if (need & (1u << LSQ_R_HAAR)) {
+        rs_rng *rr = rs_rng_alloc(c->seed, RS_STREAM_ROTATION + 100);
+        st = rot_alloc(ROT_HAAR, d, 1, rr, &RHaar);
+        rs_rng_free(rr);
+        if (st) goto done;
+    }
+    rot *Rs[LSQ_NROT] = {NULL, RH, RHaar, NULL};
+    for (int r = 0; r < LSQ_R_ADAPTIVE; r++) {
+        if (!(need & (1u << r))) continue;
+        if ((st = problem_build(c, X, wt, Rs[r], &probs[r]))) goto done;
+    }
+
+    /* steps: the same for every rotation so that curves compare */
+    size_t steps = c->steps;
+    for (int r = 0; r < LSQ_NROT; r++) {
+        if (!(c->rot_mask & (1u << r))) continue;
+        lsq_rotres *res = &pt->rot[r];
+        res->present = 1;
+        const problem *p = &probs[r == LSQ_R_ADAPTIVE ? LSQ_R_NONE : r];
+        if (r == LSQ_R_ADAPTIVE) {
+            double *zero = calloc(d, sizeof *zero), *tmp = malloc(d * sizeof *tmp);
+            res->choice_hadamard_first = adaptive_choose(c, &probs[LSQ_R_NONE], &probs[LSQ_R_HADAMARD], zero, tmp);
+            free(zero);
+            free(tmp);
+            if (res->choice_hadamard_first) p = &probs[LSQ_R_HADAMARD];
+        }
+        res->rank = p->rank;
+        res->interp = p->interp;
+        res->resid = p->resid;
+        res->lambda_min = p->lambda_min;
+        res->lambda_max = p->lambda_max;
+        res->rho = p->rho;
+        res->mu = p->mu;
+        res->eta_theorem = p->eta_theorem;
+        res->eta = c->eta > 0 ? c->eta : p->eta_theorem;
+        res->act_err = p->act_err;
+        double pred = p->mu > 0 ? ceil(log(1e6) / p->mu) : INFINITY;
+        res->steps_predicted = pred > 1e15 ? (size_t)1e15 : (size_t)pred;
+        if (c->steps == 0) {
+            size_t s = res->steps_predicted < c->max_steps ? res->steps_predicted : c->max_steps;
+            if (s > steps) steps = s;
+        }
+        res->bound_valid = !(c->eta > 0) && !(r == LSQ_R_ADAPTIVE && c->rounds > 1) && p->mu > 0 && p->mu < 1;
+        {
+            double *q = malloc(d * sizeof *q);
+            if (!q) { st = RS_ERROR(RS_ENOMEM, "out of memory"); goto done; }
+            qz_error_f64(&c->wq, p->wstar, 1, d, &res->wstar_err, NULL);
+            free(q);
+        }
+        if (r != LSQ_R_ADAPTIVE && (st = problem_ptq(c, &probs[r], &res->ptq_rtn, &res->ptq_gptq))) goto done;
+    }
+    if (pt->rot[LSQ_R_ADAPTIVE].present) {
+        lsq_rotres *a = &pt->rot[LSQ_R_ADAPTIVE];
+        const lsq_rotres *src = &pt->rot[a->choice_hadamard_first ? LSQ_R_HADAMARD : LSQ_R_NONE];
+        if (src->present) {
+            a->ptq_rtn = src->ptq_rtn;
+            a->ptq_gptq = src->ptq_gptq;
+        } else {
+            problem *pp = &probs[a->choice_hadamard_first ? LSQ_R_HADAMARD : LSQ_R_NONE];
+            if ((st = problem_ptq(c, pp, &a->ptq_rtn, &a->ptq_gptq))) goto done;
+        }
+    }
+    if (steps == 0) steps = 1;
+    pt->steps = steps;
+
+    /* Monte Carlo runs, in parallel over (rotation, seed) */
+    size_t npts = (c->log_points < 80 ? 80 : c->log_points) + 70;
+    ts = malloc(npts * sizeof *ts);
+    if (!ts) { st = RS_ERROR(RS_ENOMEM, "out of memory"); goto done; }
+    size_t nlog = make_log_steps(steps, c->log_points, ts);
+    const int M = c->seeds;
+    int rots[LSQ_NROT], nr = 0;
+    for (int r = 0; r < LSQ_NROT; r++)
+        if (pt->rot[r].present) rots[nr++] = r;
+    size_t nruns = (size_t)nr * (size_t)M;
+    outs = calloc(nruns, sizeof *outs);
+    mbuf = calloc(nruns * nlog, sizeof *mbuf);
+    if (!outs || !mbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
+    for (size_t k = 0; k < nruns; k++) outs[k].m = mbuf + k * nlog;
+    int fail = RS_OK;
+    size_t done_runs = 0;
+    char failmsg[512] = "";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t k = 0; k < nruns; k++) {
+        int r = rots[k / (size_t)M], m = (int)(k % (size_t)M);
+        int s = run_one(c, probs, (lsq_rot)r, c->eta, steps, ts, nlog, m, &outs[k]);
+#pragma omp critical
+        {
+            if (s && !fail) {
+                fail = s;
+                snprintf(failmsg, sizeof failmsg, "%s", rs_last_error());
+            }
+            done_runs++;
+            if (progress) progress(ctx, done_runs, nruns);
+        }
+    }
+    if (fail) {
+        st = RS_ERROR(fail, "%s", failmsg);
+        goto done;
+    }
+
+    /* aggregate */
+    for (int ri = 0; ri < nr; ri++) {
+        int r = rots[ri];
+        lsq_rotres *res = &pt->rot[r];
+        res->nlog = nlog;
+        res->log = calloc(nlog, sizeof *res->log);
+        res->final_loss = malloc((size_t)M * sizeof(double));
+        res->final_D = malloc((size_t)M * sizeof(double));
+        res->final_eG = malloc((size_t)M * sizeof(double));
+        res->final_e2 = malloc((size_t)M * sizeof(double));
+        double *tmp = malloc((size_t)M * sizeof(double));
+        if (!res->log || !res->final_loss || !res->final_D || !res->final_eG || !res->final_e2 || !tmp) {
+            free(tmp);
+            st = RS_ERROR(RS_ENOMEM, "out of memory");
+            goto done;
+        }
+        run_out *o = outs + (size_t)ri * (size_t)M;
+        for (size_t li = 0; li < nlog; li++) {
+            lsq_logpt *L = &res->log[li];
+            double se;
+            L->t = ts[li];
+            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].loss;
+            mean_se(tmp, 1, (size_t)M, &L->loss, &L->loss_se);
+            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].D;
+            mean_se(tmp, 1, (size_t)M, &L->D, &L->D_se);
+            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].eG;
+            mean_se(tmp, 1, (size_t)M, &L->eG, &L->eG_se);
+            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].e2;
+            mean_se(tmp, 1, (size_t)M, &L->e2, &se);
+            L->bound = NAN;
+        }
+        double sw = 0, fh = 0;
+        for (int m = 0; m < M; m++) {
+            res->final_loss[m] = o[m].m[nlog - 1].loss;
+            res->final_D[m] = o[m].m[nlog - 1].D;
+            res->final_eG[m] = o[m].m[nlog - 1].eG;
+            res->final_e2[m] = o[m].m[nlog - 1].e2;
+            sw += o[m].switches;
+            fh += o[m].ended_hadamard;
+        }
+        res->switches_mean = sw / M;
+        res->frac_hadamard_final = fh / M;
+        double se;
+        mean_se(res->final_loss, 1, (size_t)M, &res->final_loss_mean, &se);
+        res->final_loss_ci = 1.96 * se;
+        mean_se(res->final_D, 1, (size_t)M, &res->final_D_mean, &se);
+        res->final_D_ci = 1.96 * se;
+        mean_se(res->final_eG, 1, (size_t)M, &res->final_eG_mean, &se);
+        mean_se(res->final_e2, 1, (size_t)M, &res->final_e2_mean, &se);
+        free(tmp);
+        res->violations = 0;
+        res->bound_final = NAN;
+        if (res->bound_valid) {
+            theorem_bound(res, res->mu);
+            for (size_t li = 0; li < nlog; li++)
+                if (res->log[li].D > res->log[li].bound + 2.0 * res->log[li].D_se) res->violations++;
+            res->bound_final = res->log[nlog - 1].bound;
+        }
+    }
+done:
+    for (int r = 0; r < LSQ_NROT; r++) problem_free(&probs[r]);
+    rot_free(RH);
+    rot_free(RHaar);
+    free(X);
+    free(wt);
+    free(ts);
+    free(outs);
+    free(mbuf);
+    if (st) lsq_point_free(pt);
+    return st;
+}
+
+void lsq_point_free(lsq_point *p)
+{
+    for (int r = 0; r < LSQ_NROT; r++) {
+        lsq_rotres *res = &p->rot[r];
+        free(res->log);
+        free(res->final_loss);
+        free(res->final_D);
+        free(res->final_eG);
+        free(res->final_e2);
+        res->log = NULL;
+        res->final_loss = res->final_D = res->final_eG = res->final_e2 = NULL;
+    }
+}
+
+/* ---------------------------------------------------------- Prop. 4.4 */
+
+int lsq_prop44(const lsq_config *c, size_t nvec, double *out)
+{
+    const size_t d = c->d;
+    const int b = c->wq.bits;
+    if (b < 2 || b > 8) return RS_ERROR(RS_EINVAL, "Prop. 4.4 needs 2..8 weight bits (got %d)", b);
+    qz_spec q = qz_spec_make(b, QZ_SYM, QZ_TENSOR, 0);
+    const double L = (double)((1 << (b - 1)) - 1);
+    rs_rng *rt = rs_rng_alloc(c->seed, 7), *rr = rs_rng_alloc(c->seed, 8);
+    double *w = malloc(d * sizeof *w), *hw = malloc(d * sizeof *hw);
+    size_t *perm = malloc(d * sizeof *perm);
+    int st = RS_OK;
+    if (!rt || !rr || !w || !hw || !perm) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t v = 0; v < nvec; v++) {
+        for (size_t j = 0; j < d; j++) perm[j] = j;
+        rs_rng_shuffle(rt, perm, d);
+        for (size_t j = 0; j < d; j++)
+            w[j] = c->teach == LSQ_TEACH_STUDENT ? rs_rng_tdist(rt, c->teach_nu) : rs_rng_gaussian(rt, 1.0);
+        if (c->teach == LSQ_TEACH_OUTLIER)
+            for (size_t k = 0; k < c->teach_m; k++) w[perm[k]] *= c->teach_scale;
+        double n2 = 0, mx = 0;
+        for (size_t j = 0; j < d; j++) {
+            n2 += w[j] * w[j];
+            if (w[j] * w[j] > mx) mx = w[j] * w[j];
+        }
+        double en, er;
+        if ((st = qz_error_f64(&q, w, 1, d, &en, NULL))) goto done;
+        rot *R = NULL;
+        if ((st = rot_alloc(ROT_RANDOM_HADAMARD, d, 1, rr, &R))) goto done;
+        memcpy(hw, w, d * sizeof *hw);
+        st = rot_apply_rows_f64(R, hw, 1, 1);
+        rot_free(R);
+        if (st) goto done;
+        if ((st = qz_error_f64(&q, hw, 1, d, &er, NULL))) goto done;
+        double *o = out + v * 6;
+        o[0] = n2;
+        o[1] = mx;
+        o[2] = en;
+        o[3] = (double)d * mx / (4.0 * L * L);
+        o[4] = er;
+        o[5] = log(4.0 * (double)d / c->delta) * n2 / (2.0 * L * L);
+    }
+done:
+    rs_rng_free(rt);
+    rs_rng_free(rr);
+    free(w);
+    free(hw);
+    free(perm);
+    return st;
+}
+
+/* ------------------------------------------------------------------ fit */
+
+size_t lsq_loglog_fit(const double *x, const double *y, size_t n, double *slope, double *intercept,
+                      double *pearson, double *spearman)
+{
+    double *lx = malloc((n + 1) * sizeof *lx), *ly = malloc((n + 1) * sizeof *ly);
+    double *work = malloc((2 * n + 1) * sizeof *work);
+    size_t k = 0;
+    *slope = *intercept = *pearson = *spearman = NAN;
+    if (!lx || !ly || !work) goto done;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > 0 && y[i] > 0 && isfinite(x[i]) && isfinite(y[i])) {
+            lx[k] = log10(x[i]);
+            ly[k] = log10(y[i]);
+            k++;
+        }
+    if (k >= 3) {
+        double c0, c1, cov00, cov01, cov11, ss;
+        gsl_fit_linear(lx, 1, ly, 1, k, &c0, &c1, &cov00, &cov01, &cov11, &ss);
+        *slope = c1;
+        *intercept = c0;
+        *pearson = gsl_stats_correlation(lx, 1, ly, 1, k);
+        *spearman = gsl_stats_spearman(lx, 1, ly, 1, k, work);
+    }
+done:
+    free(lx);
+    free(ly);
+    free(work);
+    return k;
+}

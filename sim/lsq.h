@@ -1,0 +1,111 @@
+/* rostesim: the least-squares experiment of ROSTE.md §5.
+ *
+ * One "point" = one configuration: data (X, teacher, y) drawn from the seed, then for
+ * each requested rotation R a problem (A = Q_x(R X) row by row, the min-norm
+ * interpolator w*_R, the Gram spectrum λ_min, ρ, μ, η) and `seeds` STE-SGD runs that
+ * differ only in the sampling order. Logged per step (Monte Carlo mean and SE):
+ * loss L(w^t), D_t = ‖Q_w(R w^t) − w*_R‖²_G, ‖e(R w^t)‖²_G, ‖e(R w^t)‖², and the
+ * right-hand side of Theorem 4.3 for D_t (the proof's constants hold for 2L, i.e. D).
+ * Sweeps run several points with one variable changed. */
+#ifndef RS_SIM_LSQ_H
+#define RS_SIM_LSQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quant/quant.h"
+
+typedef enum { LSQ_FEAT_GAUSS = 0, LSQ_FEAT_OUTLIER = 1, LSQ_FEAT_STUDENT = 2 } lsq_feat_kind;
+typedef enum { LSQ_TEACH_GAUSS = 0, LSQ_TEACH_OUTLIER = 1, LSQ_TEACH_STUDENT = 2 } lsq_teach_kind;
+/* LINEAR: y = <x, w_teacher> + noise (the same targets for every rotation);
+ * QUANT:  y = <Q_x(R x), R w_teacher> (realisable in each rotated frame). */
+typedef enum { LSQ_TARGET_LINEAR = 0, LSQ_TARGET_QUANT = 1 } lsq_target_kind;
+typedef enum { LSQ_R_NONE = 0, LSQ_R_HADAMARD = 1, LSQ_R_HAAR = 2, LSQ_R_ADAPTIVE = 3, LSQ_NROT = 4 } lsq_rot;
+
+typedef struct {
+    size_t d, N;
+    lsq_feat_kind feat;
+    size_t feat_k;       /* outlier channels (LSQ_FEAT_OUTLIER) */
+    double feat_scale;   /* their scale */
+    double feat_nu;      /* Student-t degrees of freedom (LSQ_FEAT_STUDENT) */
+    lsq_teach_kind teach;
+    size_t teach_m;      /* outlier coordinates of the teacher */
+    double teach_scale;  /* their scale */
+    double teach_nu;
+    lsq_target_kind target;
+    double noise;        /* target noise standard deviation (LINEAR) */
+    qz_spec wq, xq;      /* Q_w on the weight vector, Q_x on each sample */
+    double eta;          /* <= 0: the theorem's η = λ_min/(6ρ) */
+    size_t steps;        /* 0: the theorem's predicted steps to the floor, capped */
+    size_t max_steps;    /* cap for automatic steps */
+    size_t batch;        /* mini-batch size (1: eq. (15) exactly) */
+    size_t log_points;   /* logged steps (geometric spacing after the first 64) */
+    int seeds;           /* Monte Carlo runs (sampling orders) per rotation */
+    uint64_t seed;
+    unsigned rot_mask;   /* bit r set: run rotation r */
+    size_t reselect_every; /* adaptive: re-choose R every T steps ... */
+    int rounds;            /* ... for this many rounds (1 = the paper's K = 1) */
+    size_t prop44_vectors; /* Prop. 4.4 experiment size (0: skip) */
+    double delta;          /* Prop. 4.4 failure probability */
+    double gptq_damp;
+} lsq_config;
+
+void lsq_config_default(lsq_config *c);
+/* RS_OK or RS_EINVAL with a message naming the offending setting. */
+int lsq_config_check(const lsq_config *c);
+
+const char *lsq_rot_name(lsq_rot r);
+
+typedef struct {
+    size_t t;
+    double loss, loss_se, D, D_se, eG, eG_se, e2, bound;
+} lsq_logpt;
+
+typedef struct {
+    int present;
+    /* problem facts (adaptive: of the rotation chosen first) */
+    size_t rank;
+    int interp;           /* A4.2: rank = N and ‖A w* − y‖ ≤ 1e-8 ‖y‖ */
+    double resid;         /* ‖A w* − y‖ / ‖y‖ */
+    double lambda_min, lambda_max, rho, mu, eta, eta_theorem;
+    size_t steps_predicted; /* ln(1e6)/μ: the theorem's transient down 1e6-fold */
+    double act_err;       /* (1/N) Σ ‖Q_x(R x_i) − R x_i‖² */
+    double wstar_err;     /* ‖Q_w(w*) − w*‖² */
+    double ptq_rtn, ptq_gptq; /* D of RTN(w*) and GPTQ(w*) with the Gram as Hessian */
+    /* Monte Carlo */
+    size_t nlog;
+    lsq_logpt *log;
+    double *final_loss, *final_D, *final_eG, *final_e2; /* per seed */
+    double final_loss_mean, final_loss_ci, final_D_mean, final_D_ci, final_eG_mean, final_e2_mean;
+    int bound_valid;      /* the theorem's η was used and R stayed fixed */
+    double bound_final;
+    int violations;       /* logged steps with mean D above the bound by > 2 SE */
+    /* adaptive */
+    int choice_hadamard_first; /* 1 if the first choice was the Hadamard */
+    double switches_mean;      /* mean number of changes of R per run */
+    double frac_hadamard_final;/* fraction of runs ending on the Hadamard */
+} lsq_rotres;
+
+typedef struct {
+    lsq_config cfg;
+    size_t steps;
+    lsq_rotres rot[LSQ_NROT];
+} lsq_point;
+
+typedef void lsq_progress_fn(void *ctx, size_t done, size_t total);
+
+/* Run one point. On success the caller frees with lsq_point_free. */
+int lsq_run_point(const lsq_config *c, lsq_point *p, lsq_progress_fn *progress, void *ctx);
+void lsq_point_free(lsq_point *p);
+
+/* Proposition 4.4 on nvec random vectors drawn like the teacher (with its outliers),
+ * b-bit symmetric per-tensor Q with c = 1 (b = c->wq.bits). out: nvec rows of
+ * [norm2, maxabs2, err_none, bound20, err_rh, bound21]. */
+int lsq_prop44(const lsq_config *c, size_t nvec, double *out);
+
+/* log10-log10 least squares of y against x over the positive pairs; Pearson and
+ * Spearman correlations of the logs. Returns the number of pairs used. */
+size_t lsq_loglog_fit(const double *x, const double *y, size_t n, double *slope, double *intercept,
+                      double *pearson, double *spearman);
+
+#endif

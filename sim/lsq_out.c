@@ -1,0 +1,383 @@
+#include "sim/lsq_out.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "quant/status.h"
+
+int rs_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) return RS_ERROR(RS_EIO, "invalid directory name '%s'", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return RS_ERROR(RS_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return RS_ERROR(RS_EIO, "'%s' exists and is not a directory", dir);
+    return RS_OK;
+}
+
+FILE *rs_atomic_open(const char *path, char *tmp, size_t tmplen)
+{
+    snprintf(tmp, tmplen, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) RS_ERROR(RS_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+    return f;
+}
+
+int rs_atomic_close(FILE *f, const char *tmp, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad) {
+        remove(tmp);
+        return RS_ERROR(RS_EIO, "write error on '%s'", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
+    }
+    return RS_OK;
+}
+
+static void num(FILE *f, double v) { fprintf(f, isfinite(v) ? "%.10g" : "nan", v); }
+
+static int open_in(const char *dir, const char *name, char *path, char *tmp, FILE **f)
+{
+    snprintf(path, 4096, "%s/%s", dir, name);
+    *f = rs_atomic_open(path, tmp, 4200);
+    return *f ? RS_OK : RS_EIO;
+}
+
+void lsq_results_fit(const lsq_results *r, lsq_fit *fit)
+{
+    size_t n = 0;
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++)
+            if (r->points[p].rot[k].present) n += (size_t)r->points[p].cfg.seeds;
+    double *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+    memset(fit, 0, sizeof *fit);
+    fit->slope = fit->intercept = fit->pearson = fit->spearman = NAN;
+    if (!x || !y) goto done;
+    size_t i = 0;
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            for (int m = 0; m < r->points[p].cfg.seeds; m++) {
+                x[i] = rr->final_eG[m];
+                y[i] = rr->final_D[m];
+                i++;
+            }
+        }
+    fit->n = lsq_loglog_fit(x, y, i, &fit->slope, &fit->intercept, &fit->pearson, &fit->spearman);
+done:
+    free(x);
+    free(y);
+}
+
+void lsq_prop44_summary(const double *p, size_t n, double *frac20, double *frac21, double *maxr20,
+                        double *maxr21, double *mean_gain)
+{
+    size_t a20 = 0, a21 = 0;
+    double m20 = 0, m21 = 0, g = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double *o = p + 6 * i;
+        double r20 = o[3] > 0 ? o[2] / o[3] : 0, r21 = o[5] > 0 ? o[4] / o[5] : 0;
+        if (o[2] > o[3]) a20++;
+        if (o[4] > o[5]) a21++;
+        if (r20 > m20) m20 = r20;
+        if (r21 > m21) m21 = r21;
+        g += o[4] > 0 ? log10(o[2] / o[4]) : 0;
+    }
+    *frac20 = n ? (double)a20 / (double)n : NAN;
+    *frac21 = n ? (double)a21 / (double)n : NAN;
+    *maxr20 = m20;
+    *maxr21 = m21;
+    *mean_gain = n ? pow(10.0, g / (double)n) : NAN;
+}
+
+static const char *var_label(const char *v)
+{
+    if (!strcmp(v, "abits")) return "activation bits";
+    if (!strcmp(v, "wbits")) return "weight bits";
+    if (!strcmp(v, "d")) return "features d";
+    if (!strcmp(v, "outliers")) return "teacher outlier scale";
+    if (!strcmp(v, "clip")) return "clip factor c";
+    return v;
+}
+
+static cJSON *spec_json(const qz_spec *q)
+{
+    cJSON *o = cJSON_CreateObject();
+    char buf[128];
+    qz_describe(q, buf, sizeof buf);
+    cJSON_AddNumberToObject(o, "bits", q->bits);
+    cJSON_AddStringToObject(o, "scheme", qz_scheme_name(q->scheme));
+    cJSON_AddStringToObject(o, "granularity", q->gran == QZ_TENSOR ? "tensor" : q->gran == QZ_ROW ? "row" : "group");
+    cJSON_AddNumberToObject(o, "group", (double)q->group);
+    cJSON_AddNumberToObject(o, "clip", q->clip);
+    cJSON_AddStringToObject(o, "clip_mode", q->clipmode == QZ_CLIP_CODE ? "code" : "paper");
+    cJSON_AddStringToObject(o, "rounding", q->round == QZ_HALF_EVEN ? "half-even" : "half-away");
+    cJSON_AddStringToObject(o, "description", buf);
+    return o;
+}
+
+static cJSON *num_json(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static cJSON *config_json(const lsq_config *c)
+{
+    static const char *feats[] = {"gauss", "outlier", "student"};
+    static const char *teach[] = {"gauss", "outlier", "student"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "d", (double)c->d);
+    cJSON_AddNumberToObject(o, "N", (double)c->N);
+    cJSON_AddStringToObject(o, "features", feats[c->feat]);
+    cJSON_AddNumberToObject(o, "feature_outlier_channels", (double)c->feat_k);
+    cJSON_AddNumberToObject(o, "feature_outlier_scale", c->feat_scale);
+    cJSON_AddNumberToObject(o, "feature_nu", c->feat_nu);
+    cJSON_AddStringToObject(o, "teacher", teach[c->teach]);
+    cJSON_AddNumberToObject(o, "teacher_outliers", (double)c->teach_m);
+    cJSON_AddNumberToObject(o, "teacher_outlier_scale", c->teach_scale);
+    cJSON_AddNumberToObject(o, "teacher_nu", c->teach_nu);
+    cJSON_AddStringToObject(o, "target", c->target == LSQ_TARGET_LINEAR ? "linear" : "quant");
+    cJSON_AddNumberToObject(o, "noise", c->noise);
+    cJSON_AddItemToObject(o, "weight_quantizer", spec_json(&c->wq));
+    cJSON_AddItemToObject(o, "activation_quantizer", spec_json(&c->xq));
+    if (c->eta > 0) cJSON_AddNumberToObject(o, "eta", c->eta);
+    else cJSON_AddStringToObject(o, "eta", "theorem");
+    cJSON_AddNumberToObject(o, "steps", (double)c->steps);
+    cJSON_AddNumberToObject(o, "max_steps", (double)c->max_steps);
+    cJSON_AddNumberToObject(o, "batch", (double)c->batch);
+    cJSON_AddNumberToObject(o, "log_points", (double)c->log_points);
+    cJSON_AddNumberToObject(o, "seeds", c->seeds);
+    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON *rl = cJSON_AddArrayToObject(o, "rotations");
+    for (int r = 0; r < LSQ_NROT; r++)
+        if (c->rot_mask & (1u << r)) cJSON_AddItemToArray(rl, cJSON_CreateString(lsq_rot_name((lsq_rot)r)));
+    cJSON_AddNumberToObject(o, "reselect_every", (double)c->reselect_every);
+    cJSON_AddNumberToObject(o, "rounds", c->rounds);
+    cJSON_AddNumberToObject(o, "prop44_vectors", (double)c->prop44_vectors);
+    cJSON_AddNumberToObject(o, "delta", c->delta);
+    cJSON_AddNumberToObject(o, "gptq_damp", c->gptq_damp);
+    return o;
+}
+
+int lsq_write_outputs(const char *dir, const lsq_results *r)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st = rs_mkdir_p(dir);
+    if (st) return st;
+    const lsq_config *c0 = &r->points[0].cfg;
+    int sweep = strcmp(r->sweep_var, "none") != 0;
+
+    /* meta.tsv */
+    if ((st = open_in(dir, "meta.tsv", path, tmp, &f))) return st;
+    char title[256];
+    snprintf(title, sizeof title, "d=%zu N=%zu W%dA%d, %d seeds%s%s", c0->d, c0->N, c0->wq.bits, c0->xq.bits, c0->seeds,
+             sweep ? ", sweep over " : "", sweep ? var_label(r->sweep_var) : "");
+    fprintf(f, "key\tvalue\nsweep_var\t%s\nsweep_label\t%s\nwbits\t%d\nabits\t%d\nd\t%zu\nN\t%zu\nsteps\t%zu\nseeds\t%d\n"
+               "eta_mode\t%s\ndelta\t%g\ntitle\t%s\n",
+            r->sweep_var, sweep ? var_label(r->sweep_var) : "none", c0->wq.bits, c0->xq.bits, c0->d, c0->N,
+            r->points[0].steps, c0->seeds, c0->eta > 0 ? "fixed" : "theorem", c0->delta, title);
+    if ((st = rs_atomic_close(f, tmp, path))) return st;
+
+    /* steps.tsv */
+    if ((st = open_in(dir, "steps.tsv", path, tmp, &f))) return st;
+    fprintf(f, "point\tsweep_value\trotation\tt\tloss\tloss_se\tD\tD_se\teG\teG_se\te2\tbound\n");
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            for (size_t li = 0; li < rr->nlog; li++) {
+                const lsq_logpt *L = &rr->log[li];
+                fprintf(f, "%zu\t", p);
+                num(f, r->sweep_vals[p]);
+                fprintf(f, "\t%s\t%zu", lsq_rot_name((lsq_rot)k), L->t);
+                double v[] = {L->loss, L->loss_se, L->D, L->D_se, L->eG, L->eG_se, L->e2, L->bound};
+                for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+                    fputc('\t', f);
+                    num(f, v[j]);
+                }
+                fputc('\n', f);
+            }
+        }
+    if ((st = rs_atomic_close(f, tmp, path))) return st;
+
+    /* runs.tsv */
+    if ((st = open_in(dir, "runs.tsv", path, tmp, &f))) return st;
+    fprintf(f, "point\tsweep_value\trotation\tseed\tfinal_loss\tfinal_D\tfinal_eG\tfinal_e2\trank\tinterp\tbound_final\tviolations\n");
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            for (int m = 0; m < r->points[p].cfg.seeds; m++) {
+                fprintf(f, "%zu\t", p);
+                num(f, r->sweep_vals[p]);
+                fprintf(f, "\t%s\t%d", lsq_rot_name((lsq_rot)k), m);
+                double v[] = {rr->final_loss[m], rr->final_D[m], rr->final_eG[m], rr->final_e2[m]};
+                for (size_t j = 0; j < 4; j++) {
+                    fputc('\t', f);
+                    num(f, v[j]);
+                }
+                fprintf(f, "\t%zu\t%d\t", rr->rank, rr->interp);
+                num(f, rr->bound_final);
+                fprintf(f, "\t%d\n", rr->violations);
+            }
+        }
+    if ((st = rs_atomic_close(f, tmp, path))) return st;
+
+    /* summary.tsv */
+    if ((st = open_in(dir, "summary.tsv", path, tmp, &f))) return st;
+    fprintf(f, "point\tsweep_value\trotation\tfinal_loss\tfinal_loss_ci\tfinal_D\tfinal_eG\tfinal_e2\tact_err\trank\tN\tinterp"
+               "\tlambda_min\trho\tmu\teta\tsteps\tbound_final\tviolations\tptq_rtn\tptq_gptq\n");
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            fprintf(f, "%zu\t", p);
+            num(f, r->sweep_vals[p]);
+            fprintf(f, "\t%s", lsq_rot_name((lsq_rot)k));
+            double v[] = {rr->final_loss_mean, rr->final_loss_ci, rr->final_D_mean, rr->final_eG_mean, rr->final_e2_mean, rr->act_err};
+            for (size_t j = 0; j < 6; j++) {
+                fputc('\t', f);
+                num(f, v[j]);
+            }
+            fprintf(f, "\t%zu\t%zu\t%d", rr->rank, r->points[p].cfg.N, rr->interp);
+            double w[] = {rr->lambda_min, rr->rho, rr->mu, rr->eta};
+            for (size_t j = 0; j < 4; j++) {
+                fputc('\t', f);
+                num(f, w[j]);
+            }
+            fprintf(f, "\t%zu\t", r->points[p].steps);
+            num(f, rr->bound_final);
+            fprintf(f, "\t%d\t", rr->violations);
+            num(f, rr->ptq_rtn);
+            fputc('\t', f);
+            num(f, rr->ptq_gptq);
+            fputc('\n', f);
+        }
+    if ((st = rs_atomic_close(f, tmp, path))) return st;
+
+    /* fit.tsv */
+    lsq_fit fit;
+    lsq_results_fit(r, &fit);
+    if ((st = open_in(dir, "fit.tsv", path, tmp, &f))) return st;
+    fprintf(f, "slope\tintercept\tpearson\tspearman\tn\n");
+    num(f, fit.slope);
+    fputc('\t', f);
+    num(f, fit.intercept);
+    fputc('\t', f);
+    num(f, fit.pearson);
+    fputc('\t', f);
+    num(f, fit.spearman);
+    fprintf(f, "\t%zu\n", fit.n);
+    if ((st = rs_atomic_close(f, tmp, path))) return st;
+
+    /* prop44.tsv */
+    if (r->prop44 && r->nprop44) {
+        if ((st = open_in(dir, "prop44.tsv", path, tmp, &f))) return st;
+        fprintf(f, "i\tnorm2\tmaxabs2\terr_none\tbound20\terr_rh\tbound21\n");
+        for (size_t i = 0; i < r->nprop44; i++) {
+            fprintf(f, "%zu", i);
+            for (int j = 0; j < 6; j++) {
+                fputc('\t', f);
+                num(f, r->prop44[6 * i + j]);
+            }
+            fputc('\n', f);
+        }
+        if ((st = rs_atomic_close(f, tmp, path))) return st;
+    }
+
+    /* summary.json */
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "tool", "rostesim lsq");
+    if (r->command) cJSON_AddStringToObject(root, "command", r->command);
+    cJSON_AddItemToObject(root, "config", config_json(c0));
+    cJSON_AddStringToObject(root, "sweep_var", r->sweep_var);
+    cJSON *pts = cJSON_AddArrayToObject(root, "points");
+    for (size_t p = 0; p < r->npoints; p++) {
+        const lsq_point *P = &r->points[p];
+        cJSON *po = cJSON_CreateObject();
+        cJSON_AddItemToObject(po, "sweep_value", num_json(r->sweep_vals[p]));
+        cJSON_AddNumberToObject(po, "steps", (double)P->steps);
+        cJSON *rl = cJSON_AddObjectToObject(po, "rotations");
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &P->rot[k];
+            if (!rr->present) continue;
+            cJSON *ro = cJSON_AddObjectToObject(rl, lsq_rot_name((lsq_rot)k));
+            cJSON_AddNumberToObject(ro, "rank", (double)rr->rank);
+            cJSON_AddBoolToObject(ro, "interpolation_A42", rr->interp);
+            cJSON_AddItemToObject(ro, "interpolation_residual", num_json(rr->resid));
+            cJSON_AddItemToObject(ro, "lambda_min", num_json(rr->lambda_min));
+            cJSON_AddItemToObject(ro, "lambda_max", num_json(rr->lambda_max));
+            cJSON_AddItemToObject(ro, "rho", num_json(rr->rho));
+            cJSON_AddItemToObject(ro, "mu", num_json(rr->mu));
+            cJSON_AddItemToObject(ro, "eta", num_json(rr->eta));
+            cJSON_AddItemToObject(ro, "eta_theorem", num_json(rr->eta_theorem));
+            cJSON_AddNumberToObject(ro, "steps_predicted_to_floor", (double)rr->steps_predicted);
+            cJSON_AddItemToObject(ro, "activation_error", num_json(rr->act_err));
+            cJSON_AddItemToObject(ro, "wstar_weight_error", num_json(rr->wstar_err));
+            cJSON_AddItemToObject(ro, "final_loss", num_json(rr->final_loss_mean));
+            cJSON_AddItemToObject(ro, "final_loss_ci95", num_json(rr->final_loss_ci));
+            cJSON_AddItemToObject(ro, "final_D", num_json(rr->final_D_mean));
+            cJSON_AddItemToObject(ro, "final_D_ci95", num_json(rr->final_D_ci));
+            cJSON_AddItemToObject(ro, "final_eG", num_json(rr->final_eG_mean));
+            cJSON_AddItemToObject(ro, "final_e2", num_json(rr->final_e2_mean));
+            cJSON_AddBoolToObject(ro, "bound_applies", rr->bound_valid);
+            cJSON_AddItemToObject(ro, "bound_final", num_json(rr->bound_final));
+            cJSON_AddNumberToObject(ro, "bound_violations", rr->violations);
+            cJSON_AddItemToObject(ro, "ptq_rtn_D", num_json(rr->ptq_rtn));
+            cJSON_AddItemToObject(ro, "ptq_gptq_D", num_json(rr->ptq_gptq));
+            if (k == LSQ_R_ADAPTIVE) {
+                cJSON_AddStringToObject(ro, "first_choice", rr->choice_hadamard_first ? "hadamard" : "none");
+                cJSON_AddNumberToObject(ro, "mean_switches", rr->switches_mean);
+                cJSON_AddNumberToObject(ro, "fraction_ending_on_hadamard", rr->frac_hadamard_final);
+            }
+        }
+        cJSON_AddItemToArray(pts, po);
+    }
+    cJSON *fo = cJSON_AddObjectToObject(root, "fit_final_D_vs_eG_loglog");
+    cJSON_AddItemToObject(fo, "slope", num_json(fit.slope));
+    cJSON_AddItemToObject(fo, "intercept", num_json(fit.intercept));
+    cJSON_AddItemToObject(fo, "pearson", num_json(fit.pearson));
+    cJSON_AddItemToObject(fo, "spearman", num_json(fit.spearman));
+    cJSON_AddNumberToObject(fo, "n", (double)fit.n);
+    if (r->prop44 && r->nprop44) {
+        double f20, f21, m20, m21, gain;
+        lsq_prop44_summary(r->prop44, r->nprop44, &f20, &f21, &m20, &m21, &gain);
+        cJSON *po = cJSON_AddObjectToObject(root, "prop44");
+        cJSON_AddNumberToObject(po, "vectors", (double)r->nprop44);
+        cJSON_AddNumberToObject(po, "delta", c0->delta);
+        cJSON_AddNumberToObject(po, "fraction_above_bound20", f20);
+        cJSON_AddNumberToObject(po, "fraction_above_bound21", f21);
+        cJSON_AddNumberToObject(po, "max_ratio_bound20", m20);
+        cJSON_AddNumberToObject(po, "max_ratio_bound21", m21);
+        cJSON_AddNumberToObject(po, "geomean_error_reduction_by_rotation", gain);
+    }
+    char *js = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!js) return RS_ERROR(RS_ENOMEM, "out of memory writing summary.json");
+    if ((st = open_in(dir, "summary.json", path, tmp, &f))) {
+        free(js);
+        return st;
+    }
+    fputs(js, f);
+    fputc('\n', f);
+    free(js);
+    return rs_atomic_close(f, tmp, path);
+}
