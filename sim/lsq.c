@@ -363,31 +363,37 @@ static void mean_se(const double *x, size_t stride, size_t n, double *mean, doub
     *se = n > 1 ? sqrt(v / (double)(n - 1) / (double)n) : 0.0;
 }
 
-/* Theorem 4.3's right-hand side for D at every logged step from the logged mean
- * e-terms (linear interpolation of E‖e(R w^s)‖²_G between logged steps):
- *   B_t = (1−μ)^t D_0 + (6 + 2/μ) S_t,  S_t = Σ_{s=0..t} (1−μ)^{t−1−s} ē_s,
- * computed by S_t = (1−μ) S_{t−1} + ē_t / (1−μ). */
-static void theorem_bound(lsq_rotres *r, double mu)
+void lsq_theorem_bound(const size_t *t, const double *eG, size_t n, double D0, double mu, double *bound)
 {
     const double q = 1.0 - mu, K = 6.0 + 2.0 / mu;
-    double S = 0, pw = 1.0, D0 = r->log[0].D;
-    size_t li = 0, t = 0;
-    double e_prev = r->log[0].eG;
-    size_t t_prev = 0;
-    S = e_prev / q;
-    r->log[0].bound = D0 + K * S;
-    for (li = 1; li < r->nlog; li++) {
-        size_t t1 = r->log[li].t;
-        double e1 = r->log[li].eG;
-        for (t = t_prev + 1; t <= t1; t++) {
-            double e = e_prev + (e1 - e_prev) * (double)(t - t_prev) / (double)(t1 - t_prev);
+    double S = eG[0] / q, pw = 1.0;
+    bound[0] = D0 + K * S;
+    for (size_t li = 1; li < n; li++) {
+        for (size_t s = t[li - 1] + 1; s <= t[li]; s++) {
+            double e = eG[li - 1] + (eG[li] - eG[li - 1]) * (double)(s - t[li - 1]) / (double)(t[li] - t[li - 1]);
             S = q * S + e / q;
             pw *= q;
         }
-        r->log[li].bound = pw * D0 + K * S;
-        t_prev = t1;
-        e_prev = e1;
+        bound[li] = pw * D0 + K * S;
     }
+}
+
+static int theorem_bound(lsq_rotres *r, double mu)
+{
+    size_t *t = malloc(r->nlog * sizeof *t);
+    double *e = malloc(r->nlog * sizeof *e), *b = malloc(r->nlog * sizeof *b);
+    if (!t || !e || !b) {
+        free(t), free(e), free(b);
+        return RS_ERROR(RS_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->nlog; i++) {
+        t[i] = r->log[i].t;
+        e[i] = r->log[i].eG;
+    }
+    lsq_theorem_bound(t, e, r->nlog, r->log[0].D, mu, b);
+    for (size_t i = 0; i < r->nlog; i++) r->log[i].bound = b[i];
+    free(t), free(e), free(b);
+    return RS_OK;
 }
 
 int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress, void *ctx)
@@ -461,12 +467,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             if (s > steps) steps = s;
         }
         res->bound_valid = !(c->eta > 0) && !(r == LSQ_R_ADAPTIVE && c->rounds > 1) && p->mu > 0 && p->mu < 1;
-        {
-            double *q = malloc(d * sizeof *q);
-            if (!q) { st = RS_ERROR(RS_ENOMEM, "out of memory"); goto done; }
-            qz_error_f64(&c->wq, p->wstar, 1, d, &res->wstar_err, NULL);
-            free(q);
-        }
+        if ((st = qz_error_f64(&c->wq, p->wstar, 1, d, &res->wstar_err, NULL))) goto done;
         if (r != LSQ_R_ADAPTIVE && (st = problem_ptq(c, &probs[r], &res->ptq_rtn, &res->ptq_gptq))) goto done;
     }
     if (pt->rot[LSQ_R_ADAPTIVE].present) {
@@ -572,7 +573,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
         res->violations = 0;
         res->bound_final = NAN;
         if (res->bound_valid) {
-            theorem_bound(res, res->mu);
+            if ((st = theorem_bound(res, res->mu))) goto done;
             for (size_t li = 0; li < nlog; li++)
                 if (res->log[li].D > res->log[li].bound + 2.0 * res->log[li].D_se) res->violations++;
             res->bound_final = res->log[nlog - 1].bound;

@@ -98,6 +98,12 @@ typedef void lsq_progress_fn(void *ctx, size_t done, size_t total);
 int lsq_run_point(const lsq_config *c, lsq_point *p, lsq_progress_fn *progress, void *ctx);
 void lsq_point_free(lsq_point *p);
 
+/* Theorem 4.3's right-hand side for D at the logged steps t[0] = 0 < t[1] < ... from the
+ * logged mean e-terms eG (E‖e(R w^s)‖²_G, linearly interpolated between logged steps):
+ *   B_t = (1−μ)^t D_0 + (6 + 2/μ) S_t,   S_t = Σ_{s=0..t} (1−μ)^{t−1−s} ē_s,
+ * computed by S_t = (1−μ) S_{t−1} + ē_t/(1−μ). Exact when every step is logged. */
+void lsq_theorem_bound(const size_t *t, const double *eG, size_t n, double D0, double mu, double *bound);
+
 /* Proposition 4.4 on nvec random vectors drawn like the teacher (with its outliers),
  * b-bit symmetric per-tensor Q with c = 1 (b = c->wq.bits). out: nvec rows of
  * [norm2, maxabs2, err_none, bound20, err_rh, bound21]. */
