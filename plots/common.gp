@@ -8,7 +8,7 @@ set datafile separator "\t"
 set datafile missing NaN
 
 if (fmt eq "pdf") {
-    set terminal pdfcairo enhanced color rounded size 6in,4in font "Helvetica,10" linewidth 1.4
+    set terminal pdfcairo enhanced color rounded size 6in,4in font "Helvetica,12.5" linewidth 1.6 pointscale 0.55 dashlength 1.3
 } else {
     set terminal pngcairo enhanced color rounded size 1200,800 font "Helvetica,19" linewidth 2.6
 }
