@@ -23,8 +23,13 @@ APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
 
+# plots/*.gp are embedded into the binary as $(BUILD)/gen/plots_gp.c.
+PLOT_SRC := $(sort $(wildcard plots/*.c))
+PLOT_GP  := $(sort $(wildcard plots/*.gp))
+PLOT_OBJ := $(PLOT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/plots_gp.o
+
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o) $(PLOT_OBJ)
 SIM_OBJ  := $(filter $(BUILD)/sim/%,$(APP_OBJ))
 CLI_OBJ  := $(filter $(BUILD)/cli/%,$(APP_OBJ))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -55,6 +60,23 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# {name, text} per script, escaped character by character (portable across awks);
+# awk, not xxd, which a fresh machine may lack. '?' is escaped: no "??x" trigraphs.
+$(BUILD)/gen/plots_gp.c: $(PLOT_GP) Makefile
+	@mkdir -p $(dir $@)
+	awk 'function esc(s,  o, i, c) { o = ""; for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); \
+	       o = o (c == "\\" || c == "\"" || c == "?" ? "\\" c : c == "\t" ? "\\t" : c) }; return o } \
+	     BEGIN { print "/* generated from the plots/ .gp files by the Makefile; do not edit */"; \
+	             print "#include \"plots/plot.h\""; print "const plot_gp_script plot_gp_scripts[] = {" } \
+	     FNR == 1 { if (n++) print "  },"; f = FILENAME; sub(/^.*\//, "", f); sub(/\.gp$$/, "", f); \
+	                printf "  {\"%s\",\n", f } \
+	     { printf "   \"%s\\n\"\n", esc($$0) } \
+	     END { if (n) print "  },"; print "};"; printf "const size_t plot_gp_nscripts = %d;\n", n }' \
+	  $(PLOT_GP) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/plots_gp.o: $(BUILD)/gen/plots_gp.c
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -64,13 +86,13 @@ $(BIN)/rostesim: $(APP_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
 
 # Tests link the library and the simulator (not the CLI).
-$(BUILD)/tests/%: tests/%.c tests/check.h $(SIM_OBJ) $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/check.h $(SIM_OBJ) $(PLOT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(PLOT_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(SIM_OBJ) $(LIB)
+$(BUILD)/bench/%: bench/%.c $(SIM_OBJ) $(PLOT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(PLOT_OBJ) $(LIB) $(LDLIBS)
 
 run: all
 	$(BIN)/rostesim lsq --bits 4
