@@ -17,11 +17,12 @@ logx = (sweepvar eq "d")
 relci(l, c) = (l > 0 && c == c) ? c / l : 0
 dlo(D, r) = (r < 0.98) ? D * (1 - r) : D * 0.02
 
-stats f skip 1 using 2:6 nooutput
+# Non-positive values cannot sit on the log axis: left out of the range here too.
+stats f skip 1 using 2:($6 > 0 ? $6 : NaN) nooutput
 xmin = STATS_min_x; xmax = STATS_max_x
 lo = log10(STATS_min_y); hi = log10(STATS_max_y); ax = "y"
-stats f skip 1 using 7 nooutput
-lo = log10(STATS_min) < lo ? log10(STATS_min) : lo
+stats f skip 1 using ($7 > 0 ? $7 : 1) nooutput
+lo = (STATS_min > 0 && log10(STATS_min) < lo) ? log10(STATS_min) : lo
 @tics25
 # Rotations sit side by side at each sweep value so their bars do not overlap.
 span = (xmax > xmin) ? xmax - xmin : 1

@@ -295,7 +295,9 @@ int plot_draw(const char *dir, plot_written_fn *on_written, void *ctx, char *err
     if (!plot_gnuplot_available()) return install_message(dir, err, errlen);
     int sweep = info.sweep_var[0] && strcmp(info.sweep_var, "none") != 0;
 
-    int drawn = 0;
+    /* A figure that fails does not stop the others; the first failure is returned. */
+    int drawn = 0, first = RS_OK;
+    char first_err[1024] = "";
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++) {
         if (figures[i].needs_sweep && !sweep) continue;
         if (!has_rows(dir, figures[i].data)) continue;
@@ -311,11 +313,20 @@ int plot_draw(const char *dir, plot_written_fn *on_written, void *ctx, char *err
             unlink(logpath);
             if (st != RS_OK) {
                 unlink(tmp);
-                return st;
+                if (st == PLOT_ENOGNUPLOT) return st;
+                if (first == RS_OK) {
+                    first = st;
+                    if (err && errlen) snprintf(first_err, sizeof first_err, "%s", err);
+                }
+                break; /* the figure's other format would fail the same way */
             }
             drawn++;
             if (on_written) on_written(final, ctx);
         }
+    }
+    if (first != RS_OK) {
+        if (err && errlen) snprintf(err, errlen, "%s", first_err);
+        return first;
     }
     if (!drawn)
         return fail(err, errlen, RS_EIO, "%s: no figure data (steps.tsv, runs.tsv, prop44.tsv, summary.tsv)", dir);

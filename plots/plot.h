@@ -27,7 +27,9 @@ enum { PLOT_ENOGNUPLOT = 16 };
 typedef void plot_written_fn(const char *path, void *ctx);
 
 /* Draw every figure of the lsq output folder `dir` that has its data. Returns 0
- * (RS_OK) on success; otherwise a status, with a one-line message in err. */
+ * (RS_OK) on success; otherwise a status, with a one-line message in err. A figure
+ * gnuplot fails on is skipped and the others are still drawn; the first failure is
+ * the one returned. */
 int plot_draw_all(const char *dir, char *err, size_t errlen);
 
 /* The same, calling on_written (may be NULL) for each file written. */
