@@ -23,10 +23,10 @@ void lsq_config_default(lsq_config *c)
 {
     memset(c, 0, sizeof *c);
     c->d = 512;
-    c->N = 128;
+    c->N = 64;
     c->feat = LSQ_FEAT_OUTLIER;
     c->feat_k = 8;
-    c->feat_scale = 10.0;
+    c->feat_scale = 2.0;
     c->feat_nu = 3.0;
     c->teach = LSQ_TEACH_OUTLIER;
     c->teach_m = 8;
@@ -500,6 +500,10 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     for (size_t k = 0; k < nruns; k++) outs[k].m = mbuf + k * nlog;
     int fail = RS_OK;
     size_t done_runs = 0;
+    /* Runs are parallel; BLAS inside each works on vectors of length d and must not
+     * spawn its own threads (OpenBLAS's would contend with ours: ~10x slower). */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     char failmsg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t k = 0; k < nruns; k++) {
@@ -515,6 +519,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             if (progress) progress(ctx, done_runs, nruns);
         }
     }
+    openblas_set_num_threads(blas_threads);
     if (fail) {
         st = RS_ERROR(fail, "%s", failmsg);
         goto done;

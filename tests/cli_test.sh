@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# CLI behaviour: help, version, bad input (exit 2 with one clear line), determinism
+# (same command and seed -> byte-identical files), and the headline command's outputs.
+set -u
+B=${BIN:-bin}/rostesim
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "PASS $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+
+# expect_exit CODE PATTERN -- command...: exit code and a stderr line matching PATTERN
+expect_exit() {
+  local code=$1 pat=$2; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: $* ($(head -c 120 "$T/err" | tr '\n' ' '))"
+  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 200 "$T/err"))"; fi
+}
+
+for c in "" lsq plot verify hadamard; do
+  if $B $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim" "$T/h"; then ok "rostesim $c --help"; else bad "rostesim $c --help"; fi
+done
+$B --version | grep -qE '^rostesim [0-9]' && ok "--version" || bad "--version"
+
+expect_exit 2 "unknown command 'frobnicate'" -- $B frobnicate
+expect_exit 2 "unknown option '--frob'" -- $B lsq --frob
+expect_exit 2 -- "--d: 0 is out of range" -- $B lsq --d 0
+expect_exit 2 -- "--d: '-5' is not an integer|--d: -5 is out of range" -- $B lsq --d -5
+expect_exit 2 "N=512 >= d=256" -- $B lsq --d 256 --N 512
+expect_exit 2 "N=256 >= d=256" -- $B lsq --d 256 --N 256
+expect_exit 2 -- "--bits: 17 is out of range" -- $B lsq --bits 17
+expect_exit 2 "bits must be 1..8 or 16" -- $B lsq --bits 12
+expect_exit 2 -- "--wbits: 0 is out of range" -- $B lsq --wbits 0
+expect_exit 2 -- "--clip: 1.5 is out of range" -- $B lsq --clip 1.5
+expect_exit 2 -- "--eta: 'abc' is not a finite number" -- $B lsq --eta abc
+expect_exit 2 -- "--bits needs a value" -- $B lsq --bits
+expect_exit 2 -- "--features: 'cauchy' is not one of" -- $B lsq --features cauchy
+expect_exit 2 -- "--rotations: 'qr' is not one of" -- $B lsq --rotations none,qr
+expect_exit 2 -- "--sweep abits: value 12: bits must be" -- $B lsq --sweep abits=2,12
+expect_exit 2 -- "--sweep: expected VAR=" -- $B lsq --sweep abits
+expect_exit 2 -- "--sweep foo: value 1: unknown variable" -- $B lsq --sweep foo=1
+expect_exit 2 -- "--rounds 3 needs --reselect-every" -- $B lsq --rounds 3
+expect_exit 2 -- "symmetric.*bits|bits.*symmetric|1-bit" -- $B lsq --bits 1
+expect_exit 2 -- "claims.tsv" -- $B verify /nonexistent-paper
+expect_exit 2 -- "not a positive integer|out of range|invalid" -- $B hadamard abc
+
+# a small run: files, determinism
+small="--d 128 --N 32 --seeds 2 --max-steps 3000 --prop44 200 --no-plot --quiet"
+if $B lsq $small --out "$T/a" >"$T/a.txt" 2>&1; then ok "small lsq run"; else bad "small lsq run: $(tail -3 "$T/a.txt")"; fi
+for f in meta.tsv steps.tsv runs.tsv summary.tsv fit.tsv prop44.tsv summary.json; do
+  [ -s "$T/a/$f" ] && ok "wrote $f" || bad "missing $f"
+done
+[ -z "$(ls "$T/a" | grep '\.tmp$')" ] && ok "no temporary files left" || bad "temporary files left"
+$B lsq $small --out "$T/b" >/dev/null 2>&1
+same=1; for f in meta.tsv steps.tsv runs.tsv summary.tsv fit.tsv prop44.tsv; do cmp -s "$T/a/$f" "$T/b/$f" || same=0; done
+[ $same -eq 1 ] && ok "same seed -> byte-identical data files" || bad "same seed gave different files"
+$B lsq $small --out "$T/c" --seed 2 >/dev/null 2>&1
+cmp -s "$T/a/runs.tsv" "$T/c/runs.tsv" && bad "a different seed gave identical runs" || ok "a different seed gives different runs"
+OMP_NUM_THREADS=1 $B lsq $small --out "$T/d" >/dev/null 2>&1
+cmp -s "$T/a/runs.tsv" "$T/d/runs.tsv" && ok "1 thread and 2 threads give identical results" || bad "results depend on the thread count"
+# the summary table has one row per rotation
+for r in none hadamard haar adaptive; do grep -qE "^$r +32/32" "$T/a.txt" && ok "table row $r" || bad "no table row for $r"; done
+# an unwritable output folder: clear error, exit 1, earlier results kept
+mkdir -p "$T/ro" && cp "$T/a/summary.tsv" "$T/ro/" && chmod 555 "$T/ro"
+if [ "$(id -u)" -ne 0 ]; then
+  expect_exit 1 "cannot write" -- $B lsq $small --out "$T/ro"
+  cmp -s "$T/a/summary.tsv" "$T/ro/summary.tsv" && ok "earlier results kept" || bad "earlier results lost"
+fi
+expect_exit 1 "is not a directory|cannot create" -- $B lsq $small --out "$T/a/summary.tsv/x"
+echo "cli_test: $pass passed, $fail failed"
+[ $fail -eq 0 ]
