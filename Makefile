@@ -106,7 +106,7 @@ test-asan:
 
 bench: $(BENCHES) $(BIN)/rostesim
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
-	@for s in $(sort $(wildcard bench/*.sh)); do echo "== $$s"; BIN=$(BIN) bash $$s || exit 1; done
+	@for s in $(sort $(wildcard bench/*.sh)); do echo "== $$s"; BIN=$(BIN) BUILD=$(BUILD) bash $$s || exit 1; done
 
 verify: $(BIN)/rostesim
 	$(BIN)/rostesim verify papers/roste-2502.09003
