@@ -266,6 +266,8 @@ static void test_degenerate(void)
         spec(4, QZ_ASYM, QZ_ROW, 0, 0.9f, QZ_CLIP_CODE, EVEN),
         spec(4, QZ_ASYM, QZ_ROW, 0, 0.9f, QZ_CLIP_PAPER, AWAY),
         spec(1, QZ_ASYM, QZ_GROUP, 3, 0.5f, QZ_CLIP_CODE, AWAY),
+        /* c*min would give z = round(+-0.4) = 0 here and lose the negative row */
+        spec(4, QZ_ASYM, QZ_ROW, 0, 0.4f, QZ_CLIP_CODE, EVEN),
         spec(2, QZ_SYM, QZ_ROW, 0, 1, QZ_CLIP_CODE, EVEN),
         spec(8, QZ_SYM, QZ_GROUP, 3, 0.95f, QZ_CLIP_CODE, AWAY),
     };
