@@ -91,4 +91,12 @@ double qz_fake_scalar_f64(const qz_spec *q, double x, double s, double z);
  * outside [qmin, qmax] before rounding (QZ_STE_CLIPPED). Overwrites dx (dx may equal dy). */
 int qz_ste_backward_f32(const qz_spec *q, const float *x, const float *dy, float *dx, size_t rows, size_t cols);
 
+/* Scalar reference twins of the fast path (plain loops, libm rounding, no OpenMP),
+ * kept for tests and benchmarks: they give bit-for-bit the same results.
+ * qz_fake_f32_ref writes the per-group (s, z) it used into scale/zero
+ * (qz_ngroups() entries each; untouched for identity specs). */
+int qz_params_f32_ref(const qz_spec *q, const float *x, size_t rows, size_t cols, float *scale, float *zero);
+int qz_fake_f32_ref(const qz_spec *q, const float *x, float *y, size_t rows, size_t cols,
+                    float *scale, float *zero);
+
 #endif
