@@ -465,7 +465,8 @@ int had_supported(size_t n, char *desc, size_t desclen)
 void had_nearest(size_t n, size_t *below, size_t *above)
 {
     size_t b = 0, a = 0, K, M;
-    for (size_t m = n; m-- > 1;)
+    size_t start = n > HAD_MAX_ORDER ? HAD_MAX_ORDER + 1 : n; /* nothing is supported above the cap */
+    for (size_t m = start; m-- > 1;)
         if (choose(m, &K, &M)) { b = m; break; }
     if (n < HAD_MAX_ORDER)
         for (size_t m = n + 1; m <= HAD_MAX_ORDER; m++)

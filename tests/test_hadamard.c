@@ -281,8 +281,11 @@ static void test_unsupported(void)
     CHECK(b == 180 && a == 192, "nearest to 188: 180 and 192 (184 = 8*23 has no construction here) (got %zu, %zu)", b, a);
     had_nearest(1, &b, &a);
     CHECK(b == 0 && a == 2, "nearest to 1: none below, 2 above");
+    had_nearest((size_t)1 << 40, &b, &a);
+    CHECK(b == ((size_t)1 << 26) && a == 0, "nearest to 2^40: 2^26 below (the cap), none above (got %zu, %zu)", b, a);
     had_plan *p = NULL;
     CHECK(had_plan_alloc(0, &p) == RS_EINVAL, "order 0 rejected");
+    CHECK(had_apply_f32(NULL, NULL, 1, 0) == RS_EINVAL, "apply with a NULL plan rejected");
 }
 
 int main(void)
