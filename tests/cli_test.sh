@@ -8,9 +8,9 @@ ok()  { pass=$((pass + 1)); echo "PASS $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 
-# expect_exit CODE PATTERN -- command...: exit code and a stderr line matching PATTERN
+# expect_exit CODE PATTERN command...: exit code and a stderr line matching PATTERN
 expect_exit() {
-  local code=$1 pat=$2; shift 3
+  local code=$1 pat=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"; local rc=$?
   if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: $* ($(head -c 120 "$T/err" | tr '\n' ' '))"
   else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 200 "$T/err"))"; fi
@@ -21,27 +21,27 @@ for c in "" lsq plot verify hadamard; do
 done
 $B --version | grep -qE '^rostesim [0-9]' && ok "--version" || bad "--version"
 
-expect_exit 2 "unknown command 'frobnicate'" -- $B frobnicate
-expect_exit 2 "unknown option '--frob'" -- $B lsq --frob
-expect_exit 2 -- "--d: 0 is out of range" -- $B lsq --d 0
-expect_exit 2 -- "--d: '-5' is not an integer|--d: -5 is out of range" -- $B lsq --d -5
-expect_exit 2 "N=512 >= d=256" -- $B lsq --d 256 --N 512
-expect_exit 2 "N=256 >= d=256" -- $B lsq --d 256 --N 256
-expect_exit 2 -- "--bits: 17 is out of range" -- $B lsq --bits 17
-expect_exit 2 "bits must be 1..8 or 16" -- $B lsq --bits 12
-expect_exit 2 -- "--wbits: 0 is out of range" -- $B lsq --wbits 0
-expect_exit 2 -- "--clip: 1.5 is out of range" -- $B lsq --clip 1.5
-expect_exit 2 -- "--eta: 'abc' is not a finite number" -- $B lsq --eta abc
-expect_exit 2 -- "--bits needs a value" -- $B lsq --bits
-expect_exit 2 -- "--features: 'cauchy' is not one of" -- $B lsq --features cauchy
-expect_exit 2 -- "--rotations: 'qr' is not one of" -- $B lsq --rotations none,qr
-expect_exit 2 -- "--sweep abits: value 12: bits must be" -- $B lsq --sweep abits=2,12
-expect_exit 2 -- "--sweep: expected VAR=" -- $B lsq --sweep abits
-expect_exit 2 -- "--sweep foo: value 1: unknown variable" -- $B lsq --sweep foo=1
-expect_exit 2 -- "--rounds 3 needs --reselect-every" -- $B lsq --rounds 3
-expect_exit 2 -- "symmetric.*bits|bits.*symmetric|1-bit" -- $B lsq --bits 1
-expect_exit 2 -- "claims.tsv" -- $B verify /nonexistent-paper
-expect_exit 2 -- "not a positive integer|out of range|invalid" -- $B hadamard abc
+expect_exit 2 "unknown command 'frobnicate'" $B frobnicate
+expect_exit 2 "unknown option '--frob'" $B lsq --frob
+expect_exit 2 "--d: 0 is out of range" $B lsq --d 0
+expect_exit 2 "--d: '-5' is not an integer|--d: -5 is out of range" $B lsq --d -5
+expect_exit 2 "N=512 >= d=256" $B lsq --d 256 --N 512
+expect_exit 2 "N=256 >= d=256" $B lsq --d 256 --N 256
+expect_exit 2 "--bits: 17 is out of range" $B lsq --bits 17
+expect_exit 2 "bits must be 1..8 or 16" $B lsq --bits 12
+expect_exit 2 "--wbits: 0 is out of range" $B lsq --wbits 0
+expect_exit 2 "--clip: 1.5 is out of range" $B lsq --clip 1.5
+expect_exit 2 "--eta: 'abc' is not a finite number" $B lsq --eta abc
+expect_exit 2 "--bits needs a value" $B lsq --bits
+expect_exit 2 "--features: 'cauchy' is not one of" $B lsq --features cauchy
+expect_exit 2 "--rotations: 'qr' is not one of" $B lsq --rotations none,qr
+expect_exit 2 "--sweep abits: value 12: bits must be" $B lsq --sweep abits=2,12
+expect_exit 2 "--sweep: expected VAR=" $B lsq --sweep abits
+expect_exit 2 "--sweep foo: value 1: unknown variable" $B lsq --sweep foo=1
+expect_exit 2 "--rounds 3 needs --reselect-every" $B lsq --rounds 3
+expect_exit 2 "1 bits is invalid for sym" $B lsq --bits 1
+expect_exit 2 "claims.tsv" $B verify /nonexistent-paper
+expect_exit 2 "is not a valid order" $B hadamard abc
 
 # a small run: files, determinism
 small="--d 128 --N 32 --seeds 2 --max-steps 3000 --prop44 200 --no-plot --quiet"
@@ -62,9 +62,9 @@ for r in none hadamard haar adaptive; do grep -qE "^$r +32/32" "$T/a.txt" && ok 
 # an unwritable output folder: clear error, exit 1, earlier results kept
 mkdir -p "$T/ro" && cp "$T/a/summary.tsv" "$T/ro/" && chmod 555 "$T/ro"
 if [ "$(id -u)" -ne 0 ]; then
-  expect_exit 1 "cannot write" -- $B lsq $small --out "$T/ro"
+  expect_exit 1 "cannot write" $B lsq $small --out "$T/ro"
   cmp -s "$T/a/summary.tsv" "$T/ro/summary.tsv" && ok "earlier results kept" || bad "earlier results lost"
 fi
-expect_exit 1 "is not a directory|cannot create" -- $B lsq $small --out "$T/a/summary.tsv/x"
+expect_exit 1 "is not a directory|cannot create" $B lsq $small --out "$T/a/summary.tsv/x"
 echo "cli_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]
