@@ -56,7 +56,7 @@ static int orth_check(const had_plan *p, double *err, size_t *checked)
     return RS_OK;
 }
 
-/* Best of three wall-clock times to apply H to TIMING_VECTORS float vectors. */
+/* Best of 3 to 10 wall-clock times to apply H to TIMING_VECTORS float vectors. */
 static int time_apply(const had_plan *p, double *secs)
 {
     size_t n = had_order(p), m = TIMING_VECTORS;
@@ -68,10 +68,14 @@ static int time_apply(const had_plan *p, double *secs)
     rs_rng_free(g);
     double best = INFINITY;
     int st = had_apply_f32(p, x, m, 0); /* warm-up */
-    for (int rep = 0; rep < 3 && !st; rep++) {
+    /* At least 3 runs, up to 10 while under half a second: a shared machine's hiccups
+     * (a descheduled thread) otherwise show up as outliers. */
+    double spent = 0;
+    for (int rep = 0; (rep < 3 || (rep < 10 && spent < 0.5)) && !st; rep++) {
         double t0 = now_s();
         st = had_apply_f32(p, x, m, rep & 1);
         double t = now_s() - t0;
+        spent += t;
         if (t < best) best = t;
     }
     free(x);
