@@ -9,7 +9,7 @@ BLAS_INC := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/incl
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += $(CSTD) $(WARN) -fopenmp -D_GNU_SOURCE -I. $(BLAS_INC) -I/usr/include/cjson
 LDLIBS   := -lopenblas -llapacke -lgsl -lcjson -lm
-LDFLAGS  += -fopenmp
+override LDFLAGS += -fopenmp
 
 BUILD    ?= build
 BIN      ?= bin

@@ -130,32 +130,38 @@ static int check_wbits(const cJSON *s, char *msg, size_t n)
     return ok;
 }
 
-/* activation bits help until interpolation holds, then flatten (rotation none) */
-static int check_abits(const cJSON *s, char *msg, size_t n, double flat_factor)
+/* activation bits help until interpolation holds, then stop helping (rotation none):
+ * the final loss (the prediction error; D is no measure of fit without an
+ * interpolator) of every point without A4.2 exceeds that of every point with it by
+ * more than gap_factor, and past the first interpolating bit width the loss falls by
+ * less than 2x (flat, or worse). */
+static int check_abits(const cJSON *s, char *msg, size_t n, double gap_factor)
 {
-    double worst_fail = INFINITY, lo = INFINITY, hi = 0;
+    double worst_fail = INFINITY, hi = 0, first = NAN, last = NAN;
     int nf = 0, ni = 0, len = 0;
     const cJSON *pt;
     cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(s, "points"))
     {
         const cJSON *r = jrot(pt, "none");
         if (!r) continue;
-        double D = jnum(r, "final_D");
+        double L = jnum(r, "final_loss");
         int interp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "interpolation_A42"));
         if ((size_t)len < n)
-            len += snprintf(msg + len, n - (size_t)len, "%g bits: D %.2g%s; ", jnum(pt, "sweep_value"), D, interp ? "" : " (no A4.2)");
+            len += snprintf(msg + len, n - (size_t)len, "%g bits: loss %.2g%s; ", jnum(pt, "sweep_value"), L, interp ? "" : " (no A4.2)");
         if (interp) {
+            if (ni == 0) first = L;
+            last = L;
             ni++;
-            lo = fmin(lo, D);
-            hi = fmax(hi, D);
+            hi = fmax(hi, L);
         } else {
             nf++;
-            worst_fail = fmin(worst_fail, D);
+            worst_fail = fmin(worst_fail, L);
         }
     }
     if ((size_t)len < n)
-        snprintf(msg + len, n - (size_t)len, "spread over interpolating points %.2fx (need <= %.1fx)", hi / lo, flat_factor);
-    return nf > 0 && ni > 1 && worst_fail > hi && hi / lo <= flat_factor;
+        snprintf(msg + len, n - (size_t)len, "gap %.0fx (need > %.0fx); after A4.2 the loss changes %.2fx", worst_fail / hi, gap_factor,
+                 last / first);
+    return nf > 0 && ni > 1 && worst_fail > gap_factor * hi && last >= 0.5 * first;
 }
 
 /* wider d makes interpolation with low-bit activations easier: rank/N non-decreasing */
@@ -284,7 +290,7 @@ int cmd_verify(int argc, char **argv)
             else if (!strncmp(check, "tracking", 8)) ok = check_tracking(s, msg, sizeof msg, check[8] == ':' ? atof(check + 9) : 0.8);
             else if (!strcmp(check, "rotation_outliers")) ok = check_rotation_outliers(s, msg, sizeof msg);
             else if (!strcmp(check, "remark45_wbits")) ok = check_wbits(s, msg, sizeof msg);
-            else if (!strncmp(check, "remark45_abits", 14)) ok = check_abits(s, msg, sizeof msg, check[14] == ':' ? atof(check + 15) : 3.0);
+            else if (!strncmp(check, "remark45_abits", 14)) ok = check_abits(s, msg, sizeof msg, check[14] == ':' ? atof(check + 15) : 10.0);
             else if (!strcmp(check, "remark45_d")) ok = check_d(s, msg, sizeof msg);
             else snprintf(msg, sizeof msg, "unknown check '%s' in %s", check, pos[0]);
             cJSON_Delete(s);

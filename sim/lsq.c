@@ -169,7 +169,7 @@ static int problem_build(const lsq_config *c, const double *X, const double *wt,
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)d, 1.0, p->A, (int)d, rw, 1, 0.0, p->y, 1);
     }
     p->ynorm2 = cblas_ddot((int)N, p->y, 1, p->y, 1);
-    if ((st = ls_minnorm(N, d, p->A, p->y, -1.0, p->wstar, &p->rank, NULL))) goto done;
+    if ((st = ls_minnorm(N, d, p->A, p->y, 1e-10, p->wstar, &p->rank, NULL))) goto done;
     /* residual of the interpolator */
     double *r = RX; /* reuse */
     cblas_dcopy((int)N, p->y, 1, r, 1);
