@@ -74,6 +74,19 @@ int lsq_config_check(const lsq_config *c)
 
 /* ---------------------------------------------------------------- data */
 
+/* Teacher weights: Gaussian or Student-t, with teach_m outlier coordinates (a random
+ * subset) scaled by teach_scale. perm: d entries of workspace. */
+static void draw_teacher(const lsq_config *c, rs_rng *rt, size_t *perm, double *w)
+{
+    const size_t d = c->d;
+    for (size_t j = 0; j < d; j++) perm[j] = j;
+    rs_rng_shuffle(rt, perm, d);
+    for (size_t j = 0; j < d; j++)
+        w[j] = c->teach == LSQ_TEACH_STUDENT ? rs_rng_tdist(rt, c->teach_nu) : rs_rng_gaussian(rt, 1.0);
+    if (c->teach == LSQ_TEACH_OUTLIER)
+        for (size_t k = 0; k < c->teach_m; k++) w[perm[k]] *= c->teach_scale;
+}
+
 /* X (N x d), teacher wt (d), y (N) for the LINEAR target. Features are scaled so
  * that the mean squared norm of a sample is 1 (quantization is scale-equivariant). */
 static void draw_data(const lsq_config *c, double *X, double *wt)
@@ -97,12 +110,7 @@ static void draw_data(const lsq_config *c, double *X, double *wt)
     double sc = 1.0 / sqrt(ss / (double)N);
     for (size_t i = 0; i < N * d; i++) X[i] *= sc;
 
-    for (size_t j = 0; j < d; j++) perm[j] = j;
-    rs_rng_shuffle(rt, perm, d);
-    for (size_t j = 0; j < d; j++)
-        wt[j] = c->teach == LSQ_TEACH_STUDENT ? rs_rng_tdist(rt, c->teach_nu) : rs_rng_gaussian(rt, 1.0);
-    if (c->teach == LSQ_TEACH_OUTLIER)
-        for (size_t k = 0; k < c->teach_m; k++) wt[perm[k]] *= c->teach_scale;
+    draw_teacher(c, rt, perm, wt);
     free(chscale);
     free(perm);
     rs_rng_free(rd);
@@ -629,12 +637,7 @@ int lsq_prop44(const lsq_config *c, size_t nvec, double *out)
         goto done;
     }
     for (size_t v = 0; v < nvec; v++) {
-        for (size_t j = 0; j < d; j++) perm[j] = j;
-        rs_rng_shuffle(rt, perm, d);
-        for (size_t j = 0; j < d; j++)
-            w[j] = c->teach == LSQ_TEACH_STUDENT ? rs_rng_tdist(rt, c->teach_nu) : rs_rng_gaussian(rt, 1.0);
-        if (c->teach == LSQ_TEACH_OUTLIER)
-            for (size_t k = 0; k < c->teach_m; k++) w[perm[k]] *= c->teach_scale;
+        draw_teacher(c, rt, perm, w);
         double n2 = 0, mx = 0;
         for (size_t j = 0; j < d; j++) {
             n2 += w[j] * w[j];
