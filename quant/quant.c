@@ -409,32 +409,55 @@ static int setup(const qz_spec *q, size_t rows, size_t cols, int need_quant, lay
         if (!(p)) return RS_ERROR(RS_EINVAL, "quant: %s is NULL", #p);                    \
     } while (0)
 
-/* min and max of x[0..n) with 8 independent accumulators (vectorisable). n = 0 gives 0, 0. */
+/* min and max of x[0..n); n = 0 gives 0, 0. GCC does not vectorise a scalar
+ * `v < lo ? v : lo` reduction (even without trapping math), so the bulk uses GCC/clang
+ * vector extensions: two 4-lane accumulators, compare masks and bitwise selects (what
+ * minps/maxps do), then the lanes and the tail in scalar code. Same result as the
+ * scalar scan for non-NaN data (min/max do not depend on the order). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v4_sel(v4i m, v4f a, v4f b) /* m ? a : b, lane-wise */
+{
+    return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+
 static void span_minmax_f32(const float *x, size_t n, float *mn, float *mx)
 {
     if (n == 0) {
         *mn = *mx = 0;
         return;
     }
-    float lo[8], hi[8];
-    for (int k = 0; k < 8; k++) lo[k] = hi[k] = x[0];
+    float lo = x[0], hi = x[0];
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            float v = x[i + k];
-            lo[k] = v < lo[k] ? v : lo[k];
-            hi[k] = v > hi[k] ? v : hi[k];
+    if (n >= 8) {
+        v4f l0, l1, h0, h1;
+        memcpy(&l0, x, 16);
+        memcpy(&l1, x + 4, 16);
+        h0 = l0;
+        h1 = l1;
+        for (i = 8; i + 8 <= n; i += 8) {
+            v4f a, b;
+            memcpy(&a, x + i, 16);
+            memcpy(&b, x + i + 4, 16);
+            l0 = v4_sel(a < l0, a, l0);
+            l1 = v4_sel(b < l1, b, l1);
+            h0 = v4_sel(a > h0, a, h0);
+            h1 = v4_sel(b > h1, b, h1);
         }
+        l0 = v4_sel(l1 < l0, l1, l0);
+        h0 = v4_sel(h1 > h0, h1, h0);
+        for (int k = 0; k < 4; k++) {
+            lo = l0[k] < lo ? l0[k] : lo;
+            hi = h0[k] > hi ? h0[k] : hi;
+        }
+    }
     for (; i < n; i++) {
-        lo[0] = x[i] < lo[0] ? x[i] : lo[0];
-        hi[0] = x[i] > hi[0] ? x[i] : hi[0];
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
     }
-    for (int k = 1; k < 8; k++) {
-        lo[0] = lo[k] < lo[0] ? lo[k] : lo[0];
-        hi[0] = hi[k] > hi[0] ? hi[k] : hi[0];
-    }
-    *mn = lo[0];
-    *mx = hi[0];
+    *mn = lo;
+    *mx = hi;
 }
 
 static void span_minmax_f64(const double *x, size_t n, double *mn, double *mx)
