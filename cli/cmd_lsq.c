@@ -301,7 +301,7 @@ int cmd_lsq(int argc, char **argv)
         progress_ctx pc = {now_s(), 0, (size_t)i, (size_t)nsv};
         int st = lsq_run_point(&cfgs[i], &pts[i], quiet ? NULL : progress, &pc);
         if (st) {
-            cli_error("lsq", "%s%s%s", sweep ? "sweep point " : "", sweep ? "" : "", rs_last_error());
+            cli_error("lsq", "%s", rs_last_error());
             rc = 1;
             break;
         }

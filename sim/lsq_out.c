@@ -55,6 +55,15 @@ int rs_atomic_close(FILE *f, const char *tmp, const char *path)
 
 static void num(FILE *f, double v) { fprintf(f, isfinite(v) ? "%.10g" : "nan", v); }
 
+/* "\tv0\tv1..." */
+static void nums(FILE *f, const double *v, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        fputc('\t', f);
+        num(f, v[j]);
+    }
+}
+
 static int open_in(const char *dir, const char *name, char *path, char *tmp, FILE **f)
 {
     snprintf(path, 4096, "%s/%s", dir, name);
@@ -209,10 +218,7 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 num(f, r->sweep_vals[p]);
                 fprintf(f, "\t%s\t%zu", lsq_rot_name((lsq_rot)k), L->t);
                 double v[] = {L->loss, L->loss_se, L->D, L->D_se, L->eG, L->eG_se, L->e2, L->bound};
-                for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
-                    fputc('\t', f);
-                    num(f, v[j]);
-                }
+                nums(f, v, sizeof v / sizeof v[0]);
                 fputc('\n', f);
             }
         }
@@ -230,10 +236,7 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 num(f, r->sweep_vals[p]);
                 fprintf(f, "\t%s\t%d", lsq_rot_name((lsq_rot)k), m);
                 double v[] = {rr->final_loss[m], rr->final_D[m], rr->final_eG[m], rr->final_e2[m]};
-                for (size_t j = 0; j < 4; j++) {
-                    fputc('\t', f);
-                    num(f, v[j]);
-                }
+                nums(f, v, 4);
                 fprintf(f, "\t%zu\t%d\t", rr->rank, rr->interp);
                 num(f, rr->bound_final);
                 fprintf(f, "\t%d\n", rr->violations);
@@ -253,16 +256,10 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
             num(f, r->sweep_vals[p]);
             fprintf(f, "\t%s", lsq_rot_name((lsq_rot)k));
             double v[] = {rr->final_loss_mean, rr->final_loss_ci, rr->final_D_mean, rr->final_eG_mean, rr->final_e2_mean, rr->act_err};
-            for (size_t j = 0; j < 6; j++) {
-                fputc('\t', f);
-                num(f, v[j]);
-            }
+            nums(f, v, 6);
             fprintf(f, "\t%zu\t%zu\t%d", rr->rank, r->points[p].cfg.N, rr->interp);
             double w[] = {rr->lambda_min, rr->rho, rr->mu, rr->eta};
-            for (size_t j = 0; j < 4; j++) {
-                fputc('\t', f);
-                num(f, w[j]);
-            }
+            nums(f, w, 4);
             fprintf(f, "\t%zu\t", r->points[p].steps);
             num(f, rr->bound_final);
             fprintf(f, "\t%d\t", rr->violations);
