@@ -8,7 +8,7 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 BLAS_INC := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-openmp)
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += $(CSTD) $(WARN) -fopenmp -D_GNU_SOURCE -I. $(BLAS_INC) -I/usr/include/cjson
-LDLIBS   := -lopenblas -llapacke -lgsl -lcjson -lm
+LDLIBS   := -lopenblas -llapacke -lgsl -lcjson -lpcre2-8 -lutf8proc -lm
 override LDFLAGS += -fopenmp
 
 BUILD    ?= build
@@ -18,7 +18,7 @@ BIN      ?= bin
 DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev gnuplot-nox \
             libcjson-dev libpcre2-dev libutf8proc-dev
 
-LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c))
+LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*.c))
 APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
