@@ -12,7 +12,12 @@
  *       48     8  u64 FNV-1a 64 of the data file
  *       56     8  u64 FNV-1a 64 of the tokenized data (ids, targets, row offsets)
  *       64     8  u64 FNV-1a 64 of the model's shapes
- *       72  optlen  options text "key=value key=value ..." (what must not change on resume)
+ *       72     8  f64 loss of the last step       (its statistics, so that a resumed run can
+ *       80     8  f64 learning rate of it          log the checkpoint's step even when the
+ *       88     8  f64 gradient norm of it          run was killed before logging it)
+ *       96     8  u64 target tokens of it
+ *      104     8  u64 input positions of it
+ *      112  optlen  options text "key=value key=value ..." (what must not change on resume)
  *        .  4*nparams  parameters (f32)
  *        .  4*nparams  AdamW first moments m
  *        .  4*nparams  AdamW second moments v
@@ -32,7 +37,7 @@
 
 #define LLM_CKPT_MAGIC "RSTRAIN"
 #define LLM_CKPT_VERSION 1u
-#define LLM_CKPT_HDR 72
+#define LLM_CKPT_HDR 112
 #define LLM_CKPT_MAXOPT 4096
 
 /* ---- AdamW, schedules, clipping ---------------------------------------------------------- */
@@ -146,6 +151,7 @@ struct llm_trainer {
     long order_epoch;
     int32_t *tok, *tgt;     /* micro-batch buffers, batch * max_row */
     uint64_t model_hash;
+    llm_train_stats last;   /* statistics of the last step */
     char opts[LLM_CKPT_MAXOPT];
 };
 
@@ -258,6 +264,22 @@ int llm_trainer_alloc(llm_trainer **out, llm_model *m, const llm_dataset *ds, in
 long llm_trainer_total(const llm_trainer *tr) { return tr->total; }
 long llm_trainer_step_no(const llm_trainer *tr) { return tr->step; }
 long llm_trainer_steps_per_epoch(const llm_trainer *tr) { return tr->per_epoch; }
+const llm_train_stats *llm_trainer_last(const llm_trainer *tr) { return tr->step > 0 ? &tr->last : NULL; }
+
+static void put_f64(unsigned char *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(u >> (8 * i));
+}
+static double get_f64(const unsigned char *b)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) u |= (uint64_t)b[i] << (8 * i);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
 
 static int ensure_order(llm_trainer *tr)
 {
@@ -317,6 +339,7 @@ int llm_trainer_step(llm_trainer *tr, llm_train_stats *st)
         tr->pos = 0;
         tr->epoch++;
     }
+    tr->last = (llm_train_stats){tr->step, tr->total, tr->epoch, tr->pos, loss, lr, norm, (long)ntok_step, ninput, 0};
     if (st) {
         st->step = tr->step;
         st->total = tr->total;
@@ -407,6 +430,11 @@ int llm_trainer_save(const llm_trainer *tr, const char *path)
     put_u64(hdr + 48, tr->ds->file_hash);
     put_u64(hdr + 56, tr->ds->tok_hash);
     put_u64(hdr + 64, tr->model_hash);
+    put_f64(hdr + 72, tr->last.loss);
+    put_f64(hdr + 80, tr->last.lr);
+    put_f64(hdr + 88, tr->last.grad_norm);
+    put_u64(hdr + 96, (uint64_t)tr->last.ntok);
+    put_u64(hdr + 104, (uint64_t)tr->last.ninput);
     uint64_t h = LLM_FNV_INIT;
     int bad = write_hashed(f, hdr, sizeof hdr, &h) || write_hashed(f, tr->opts, optlen, &h) ||
               write_hashed(f, m->params, m->nparams * sizeof(float), &h) ||
@@ -556,6 +584,8 @@ int llm_trainer_load(llm_trainer *tr, const char *path)
         tr->epoch = (long)epoch;
         tr->pos = (size_t)pos;
         tr->order_epoch = -1;
+        tr->last = (llm_train_stats){tr->step, tr->total, tr->epoch, tr->pos, get_f64(hdr + 72), get_f64(hdr + 80),
+                                     get_f64(hdr + 88), (long)get_u64(hdr + 96), (long)get_u64(hdr + 104), 1};
     }
     free(p);
     free(mm);

@@ -92,6 +92,9 @@ void llm_trainer_free(llm_trainer *tr); /* NULL is a no-op */
 long llm_trainer_total(const llm_trainer *tr); /* optimizer steps of the whole run */
 long llm_trainer_step_no(const llm_trainer *tr); /* steps done */
 long llm_trainer_steps_per_epoch(const llm_trainer *tr);
+/* Statistics of the last step done (after llm_trainer_load: of the checkpoint's step, with
+ * saved = 1); NULL before the first step. */
+const llm_train_stats *llm_trainer_last(const llm_trainer *tr);
 
 /* One optimizer step (the caller saves checkpoints); st may be NULL. */
 int llm_trainer_step(llm_trainer *tr, llm_train_stats *st);

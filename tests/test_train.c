@@ -336,12 +336,15 @@ static void test_resume_and_checkpoints(void)
     if (st == RS_OK && a && b) st = llm_trainer_alloc(&ta, a, ds, 0, &o);
     if (st == RS_OK) st = llm_trainer_run(ta, ck, on_step, &ca);
     CHECK(st == RS_OK && ca.n == 5 && ca.nsaved == 2 && llm_trainer_step_no(ta) == 5, "stopped after step 5, checkpoints at 2 and 4");
-    long want = 72 + 0 + 12 * (long)(a ? a->nparams : 0) + 8;
+    long want = 112 + 12 * (long)(a ? a->nparams : 0) + 8;
     long have = file_size(ck);
     CHECK(have > want + 100 && have < want + 4096, "checkpoint size: header + options + 3 x params + checksum (%ld bytes)", have);
     if (st == RS_OK) st = llm_trainer_alloc(&tb, b, ds, 0, &o);
     if (st == RS_OK) st = llm_trainer_load(tb, ck);
     CHECK(st == RS_OK && llm_trainer_step_no(tb) == 4, "checkpoint loads at step 4 (%s)", st ? rs_last_error() : "ok");
+    const llm_train_stats *ls = tb ? llm_trainer_last(tb) : NULL;
+    CHECK(ls && ls->step == 4 && ls->loss == cu.losses[3] && ls->saved == 1 && ls->ntok > 0 && ls->lr > 0,
+          "the checkpoint keeps step 4's statistics (loss %.9g vs %.9g)", ls ? ls->loss : 0.0, cu.losses[3]);
     if (st == RS_OK) st = llm_trainer_run(tb, ck, on_step, &cb);
     CHECK(st == RS_OK && cb.n == 5, "resumed run does steps 5..9");
     CHECK(u && b && cb.n == 5 && cu.n == 9 && cb.losses[0] == cu.losses[4] && cb.losses[4] == cu.losses[8],
