@@ -4,6 +4,7 @@
 #define RS_CLI_COMMANDS_H
 
 int cmd_hadamard(int argc, char **argv);
+int cmd_llm(int argc, char **argv);
 int cmd_lsq(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

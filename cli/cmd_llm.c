@@ -1,0 +1,668 @@
+/* rostesim llm: the LLM subcommands (sft, eval, generate, info, init). Thin: parse,
+ * check, call llm/, print. Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "llm/config.h"
+#include "llm/data.h"
+#include "llm/model.h"
+#include "llm/sample.h"
+#include "llm/tokenizer.h"
+#include "llm/train.h"
+#include "quant/rng.h"
+#include "quant/status.h"
+
+#define CKPT_NAME "trainer_state.bin"
+#define LOG_NAME "train_log.jsonl"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int is_file(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* A runtime failure of the library: print its message, exit code 1. */
+static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }
+
+static int mkdir_p(const char *cmd, const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) return cli_error(cmd, "invalid folder name '%s'", dir), 1;
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return cli_error(cmd, "cannot create '%s': %s", buf, strerror(errno)), 1;
+            buf[i] = c;
+        }
+    if (!is_dir(dir)) return cli_error(cmd, "'%s' exists and is not a folder", dir), 1;
+    return 0;
+}
+
+static void set_threads(int n)
+{
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+/* --model DIR: a folder with config.json (usage error when not); returns 0 or an exit code. */
+static int check_model_dir(const char *cmd, const char *flag, const char *dir)
+{
+    char p[4200];
+    if (!dir) return cli_error(cmd, "%s DIR is required (see --help)", flag), 2;
+    if (!is_dir(dir)) return cli_error(cmd, "%s: '%s' is not a folder", flag, dir), 2;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (!is_file(p)) return cli_error(cmd, "%s: '%s' has no config.json (not a Hugging Face checkpoint folder)", flag, dir), 2;
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (!is_file(p)) return cli_error(cmd, "%s: '%s' has no tokenizer.json", flag, dir), 2;
+    return 0;
+}
+
+static int load_tok(const char *cmd, const char *dir, tok_tokenizer **tok)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (tok_load(tok, p) != RS_OK) return lib_fail(cmd);
+    return 0;
+}
+
+/* Model weights and tokenizer of a checkpoint folder, its eos and pad ids. */
+static int load_model(const char *cmd, const char *dir, llm_model **m, tok_tokenizer **tok, int *eos, int *pad)
+{
+    int rc = check_model_dir(cmd, "--model", dir);
+    if (rc) return rc;
+    if ((rc = load_tok(cmd, dir, tok))) return rc;
+    if (llm_model_load(m, dir) != RS_OK) return lib_fail(cmd);
+    if (eos && llm_special_ids(&(*m)->cfg, dir, *tok, eos, pad) != RS_OK) return lib_fail(cmd);
+    return 0;
+}
+
+/* --max-len: 0 = min(512, max_pos); more than max_pos is a usage error. */
+static int resolve_max_len(const char *cmd, int *max_len, const llm_model *m)
+{
+    if (*max_len == 0) *max_len = m->cfg.max_pos < 512 ? m->cfg.max_pos : 512;
+    if (*max_len > m->cfg.max_pos)
+        return cli_error(cmd, "--max-len: %d exceeds the model's max_position_embeddings %d", *max_len, m->cfg.max_pos), 2;
+    if (*max_len < 2) return cli_error(cmd, "--max-len: must be at least 2 (the model has %d positions)", m->cfg.max_pos), 2;
+    return 0;
+}
+
+static int load_data(const char *cmd, const char *path, const char *model_dir, const llm_model *m,
+                     const tok_tokenizer *tok, int max_len, int full_loss, int eos, int pad, llm_dataset **ds)
+{
+    llm_data_opts o = {max_len, full_loss, eos};
+    if (llm_data_load(ds, path, tok, &o) != RS_OK) return lib_fail(cmd);
+    char tn[4200];
+    snprintf(tn, sizeof tn, "%s/tokenizer.json", model_dir);
+    if (llm_data_check_vocab(*ds, m->cfg.vocab, pad, tn, model_dir) != RS_OK) return lib_fail(cmd);
+    return 0;
+}
+
+static int parse_sched(const char *cmd, const char *s, llm_sched *out)
+{
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(s, llm_sched_name((llm_sched)k))) {
+            *out = (llm_sched)k;
+            return 0;
+        }
+    return cli_error(cmd, "--schedule: '%s' is not one of: cosine, linear, constant", s), 2;
+}
+
+/* ---- sft ------------------------------------------------------------------------------- */
+
+typedef struct {
+    FILE *log;
+    double t0, last_print;
+    long first_step, steps_run;
+    double first_loss, last_loss;
+    long ninput, ntok;
+    int tty, quiet;
+} sft_ctx;
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* One train_log.jsonl record; tps < 0: speed and time unknown (written as null). */
+static void log_record(FILE *f, const llm_train_stats *s, double tps, double el)
+{
+    char sp[64], tm[64];
+    if (tps < 0) snprintf(sp, sizeof sp, "null"), snprintf(tm, sizeof tm, "null");
+    else snprintf(sp, sizeof sp, "%.1f", tps), snprintf(tm, sizeof tm, "%.3f", el);
+    fprintf(f,
+            "{\"step\": %ld, \"total\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+            "\"tokens\": %ld, \"tokens_per_s\": %s, \"elapsed_s\": %s, \"checkpoint\": %s}\n",
+            s->step, s->total, s->epoch, s->loss, s->lr, s->grad_norm, s->ntok, sp, tm, s->saved ? "true" : "false");
+    fflush(f);
+}
+
+static int sft_progress(void *vctx, const llm_train_stats *s)
+{
+    sft_ctx *c = vctx;
+    double t = now_s(), el = t - c->t0;
+    if (c->steps_run == 0) {
+        c->first_step = s->step;
+        c->first_loss = s->loss;
+    }
+    c->steps_run++;
+    c->last_loss = s->loss;
+    c->ninput += s->ninput;
+    c->ntok += s->ntok;
+    double tps = el > 0 ? (double)c->ninput / el : 0;
+    log_record(c->log, s, tps, el);
+    if (!c->quiet && (c->steps_run == 1 || s->step == s->total || t - c->last_print >= 0.5)) {
+        c->last_print = t;
+        char eta[32];
+        fmt_eta(eta, sizeof eta, el / (double)c->steps_run * (double)(s->total - s->step));
+        fprintf(stderr, "%sstep %ld/%ld  loss %.4f  lr %.3e  grad norm %.3f  %.0f tok/s  ETA %s%s%s", c->tty ? "\r" : "",
+                s->step, s->total, s->loss, s->lr, s->grad_norm, tps, eta, s->saved ? "  (checkpoint)" : "",
+                c->tty && s->step != s->total ? "   " : "\n");
+        fflush(stderr);
+    }
+    return 0;
+}
+
+/* Keep the complete records of the log whose step is <= the checkpoint's (rewritten
+ * atomically); the checkpoint's own step is logged from its statistics when a kill came
+ * between writing the checkpoint and logging the step. */
+static int truncate_log(const char *cmd, const char *path, const llm_train_stats *last)
+{
+    long step = last ? last->step : 0, seen = 0;
+    FILE *f = fopen(path, "rb");
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "wb");
+    if (!o) {
+        if (f) fclose(f);
+        return cli_error(cmd, "cannot write '%s': %s", tmp, strerror(errno)), 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (f && (n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] != '\n') break; /* a record cut by a crash */
+        const char *p = strstr(line, "\"step\":");
+        long s;
+        if (!p || sscanf(p + 7, "%ld", &s) != 1 || s > step || s <= seen) continue;
+        fwrite(line, 1, (size_t)n, o);
+        seen = s;
+    }
+    free(line);
+    if (f) fclose(f);
+    if (last && seen < step) log_record(o, last, -1, 0);
+    int bad = ferror(o);
+    if (fclose(o) != 0 || bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return cli_error(cmd, "cannot rewrite '%s': %s", path, strerror(errno)), 1;
+    }
+    return 0;
+}
+
+static int cmd_llm_sft(int argc, char **argv)
+{
+    const char *C = "llm sft";
+    llm_train_opts to;
+    llm_train_opts_default(&to);
+    const char *model = NULL, *data = NULL, *out = NULL, *sched = "cosine";
+    double lr = 2e-5, warmup = 0.0, wd = 0.0, clip = 1.0;
+    int epochs = 1, batch = 1, accum = 1, max_len = 0, resume = 0, full_loss = 0, threads = 0, quiet = 0;
+    long max_steps = 0, seed = 42, save_every = 0;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder to fine-tune (required)", 0},
+        {"--data", OPT_STRING, &data, 0, -1, "FILE", ".jsonl with prompt/completion lines, or .txt (required)", 0},
+        {"--out", OPT_STRING, &out, 0, -1, "DIR", "output folder (required)", 0},
+        {"--lr", OPT_DOUBLE, &lr, 1e-12, 1.0, "LR", "peak learning rate", 0},
+        {"--epochs", OPT_INT, &epochs, 1, 100000, "E", "passes over the data (ignored with --max-steps)", 0},
+        {"--max-steps", OPT_LONG, &max_steps, 0, 1000000000L, "N", "optimizer steps (0: from --epochs)", 0},
+        {"--batch", OPT_INT, &batch, 1, 4096, "B", "rows per micro-batch", 0},
+        {"--grad-accum", OPT_INT, &accum, 1, 65536, "K", "micro-batches per optimizer step", 0},
+        {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row, longer rows keep their start (0: min(512, model))", 0},
+        {"--warmup", OPT_DOUBLE, &warmup, 0, 1, "RATIO", "warm-up steps as a ratio of all steps (ceil)", 0},
+        {"--schedule", OPT_STRING, &sched, 0, -1, "S", "learning-rate schedule: cosine, linear, constant", 0},
+        {"--weight-decay", OPT_DOUBLE, &wd, 0, 10, "WD", "AdamW decoupled weight decay, on ALL parameters", 0},
+        {"--clip-grad", OPT_DOUBLE, &clip, 0, 1e6, "N", "max global gradient norm (0: no clipping)", 0},
+        {"--seed", OPT_LONG, &seed, 0, 2147483647L, "S", "seed of the shuffle order", 0},
+        {"--save-every", OPT_LONG, &save_every, 0, 1000000000L, "N", "checkpoint every N steps (0: never)", 0},
+        {"--resume", OPT_FLAG, &resume, 0, -1, NULL, "continue from the checkpoint in --out (same options and data)", 0},
+        {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too (default: completion only)", 0},
+        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+        {"--quiet", OPT_FLAG, &quiet, 0, -1, NULL, "no progress lines on stderr", 0},
+    };
+    cli_cmd cmd = {
+        C, "--model DIR --data FILE --out DIR [options]",
+        "Supervised fine-tuning in fp32 on the CPU with AdamW (torch.optim.AdamW semantics;\n"
+        "betas 0.9/0.999, eps 1e-8; weight decay applies to every parameter, biases and norms\n"
+        "included), global-norm gradient clipping and a warm-up + cosine/linear/constant\n"
+        "schedule (as Hugging Face's get_*_schedule_with_warmup).\n\n"
+        "Data: JSONL lines {\"prompt\": ..., \"completion\": ...} (trl-lib/tldr layout): a row is\n"
+        "prompt (with the tokenizer's special tokens) + completion + eos, and the loss covers\n"
+        "the completion and the eos unless --full-loss. A .txt file is tokenized whole and cut\n"
+        "into --max-len blocks, every token in the loss. Rows longer than --max-len keep their\n"
+        "first tokens; rows left with nothing in the loss are skipped (and counted).\n\n"
+        "One optimizer step takes --batch x --grad-accum rows; the loss is the mean over the\n"
+        "target tokens of the WHOLE step (each micro-batch's gradient is weighted by\n"
+        "1/tokens-in-the-step), so accumulating K micro-batches equals one K-times-larger batch.\n"
+        "The rows are shuffled per epoch from --seed.\n\n"
+        "Writes into --out: config.json, model.safetensors and the tokenizer files at the end,\n"
+        "train_log.jsonl (one record per step), and trainer_state.bin every --save-every steps\n"
+        "(written to a temporary name and renamed; removed when the run completes). After an\n"
+        "interruption, --resume continues from that checkpoint and ends with the same\n"
+        "model.safetensors bytes as an uninterrupted run, given the same options, data and\n"
+        "--threads (the thread count changes the rounding of sums). The checkpoint records hashes\n"
+        "of the data and of the options, and a resume with different ones is refused.",
+        opts, sizeof opts / sizeof opts[0], 0, 0,
+        "examples:\n"
+        "  rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --lr 2e-5 --epochs 1\n"
+        "  rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --save-every 50 --resume"};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    if (!data) return cli_error(C, "--data FILE is required (see --help)"), 2;
+    if (!out) return cli_error(C, "--out DIR is required (see --help)"), 2;
+    int rc = check_model_dir(C, "--model", model);
+    if (rc) return rc;
+    if (!is_file(data)) return cli_error(C, "--data: cannot read '%s'%s", data, access(data, F_OK) ? ": no such file" : ""), 2;
+    if ((rc = parse_sched(C, sched, &to.sched))) return rc;
+    if (is_file(out)) return cli_error(C, "--out: '%s' is a file, not a folder", out), 2;
+    char ckpt[4200], logp[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/%s", out, CKPT_NAME);
+    snprintf(logp, sizeof logp, "%s/%s", out, LOG_NAME);
+    if (resume && !is_file(ckpt))
+        return cli_error(C, "--resume: no checkpoint '%s' (was the run started with --save-every?)", ckpt), 2;
+    if (!resume && is_file(ckpt))
+        return cli_error(C, "--out: '%s' holds the checkpoint of an earlier run: continue it with --resume, or remove it "
+                            "(or choose another --out) to start afresh", ckpt), 2;
+    set_threads(threads);
+
+    llm_model *m = NULL;
+    tok_tokenizer *tok = NULL;
+    llm_dataset *ds = NULL;
+    llm_trainer *tr = NULL;
+    FILE *log = NULL;
+    int eos = -1, pad = -1;
+    if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
+    if ((rc = resolve_max_len(C, &max_len, m))) goto done;
+    if ((rc = load_data(C, data, model, m, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+    to.lr = lr;
+    to.epochs = epochs;
+    to.max_steps = max_steps;
+    to.batch = batch;
+    to.grad_accum = accum;
+    to.warmup = warmup;
+    to.weight_decay = wd;
+    to.clip_grad = clip;
+    to.seed = (uint64_t)seed;
+    to.save_every = save_every;
+    to.max_len = max_len;
+    to.full_loss = full_loss;
+    if (llm_trainer_alloc(&tr, m, ds, pad, &to) != RS_OK) { rc = lib_fail(C); goto done; }
+    if (resume && llm_trainer_load(tr, ckpt) != RS_OK) { rc = lib_fail(C); goto done; }
+    if ((rc = mkdir_p(C, out))) goto done;
+    if (resume) {
+        if ((rc = truncate_log(C, logp, llm_trainer_last(tr)))) goto done;
+        log = fopen(logp, "a");
+    } else {
+        log = fopen(logp, "w");
+    }
+    if (!log) { rc = (cli_error(C, "cannot write '%s': %s", logp, strerror(errno)), 1); goto done; }
+
+    fprintf(stderr,
+            "rostesim llm sft: %zu rows (%zu target tokens; %zu truncated, %zu skipped) from %s; %ld steps of %d x %d rows "
+            "(%ld per epoch), warm-up %ld, %zu parameters\n",
+            ds->n, ds->ntok, ds->ntrunc, ds->nskip, data, llm_trainer_total(tr), batch, accum,
+            llm_trainer_steps_per_epoch(tr), llm_warmup_steps(warmup, llm_trainer_total(tr)), m->nparams);
+    if (resume) fprintf(stderr, "rostesim llm sft: resuming after step %ld\n", llm_trainer_step_no(tr));
+    sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet};
+    long start_step = llm_trainer_step_no(tr);
+    if (llm_trainer_run(tr, ckpt, sft_progress, &ctx) != RS_OK) { rc = lib_fail(C); goto done; }
+    if (llm_model_save(m, out) != RS_OK || llm_copy_tokenizer_files(model, out) != RS_OK) { rc = lib_fail(C); goto done; }
+    /* the run is complete: its resume state is stale (a new run may use this folder) */
+    if (remove(ckpt) != 0 && errno != ENOENT) fprintf(stderr, "rostesim %s: warning: cannot remove '%s': %s\n", C, ckpt, strerror(errno));
+    double el = now_s() - ctx.t0;
+    printf("sft: steps %ld-%ld of %ld, loss %.4f -> %.4f, %ld target tokens, %.1f s (%.0f tok/s); wrote %s/model.safetensors\n",
+           start_step + 1, llm_trainer_step_no(tr), llm_trainer_total(tr), ctx.first_loss, ctx.last_loss, ctx.ntok, el,
+           el > 0 ? (double)ctx.ninput / el : 0.0, out);
+    rc = 0;
+done:
+    if (log && fclose(log) != 0 && rc == 0) rc = (cli_error(C, "write error on '%s'", logp), 1);
+    llm_trainer_free(tr);
+    llm_data_free(ds);
+    llm_model_free(m);
+    tok_free(tok);
+    return rc;
+}
+
+/* ---- eval ------------------------------------------------------------------------------ */
+
+static int cmd_llm_eval(int argc, char **argv)
+{
+    const char *C = "llm eval";
+    const char *model = NULL, *data = NULL;
+    int batch = 4, max_len = 0, full_loss = 0, threads = 0;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
+        {"--data", OPT_STRING, &data, 0, -1, "FILE", ".jsonl with prompt/completion lines, or .txt (required)", 0},
+        {"--batch", OPT_INT, &batch, 1, 4096, "B", "rows per forward pass", 0},
+        {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row (0: min(512, model))", 0},
+        {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too", 0},
+        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+    };
+    cli_cmd cmd = {C, "--model DIR --data FILE [options]",
+                   "Mean cross-entropy over the target tokens of a data set (the completion tokens of\n"
+                   "JSONL rows unless --full-loss; every token of a .txt file) and its perplexity exp(loss).\n"
+                   "Rows are prepared exactly as for 'rostesim llm sft'.",
+                   opts, sizeof opts / sizeof opts[0], 0, 0, "example:\n  rostesim llm eval --model runs/tldr --data test.jsonl"};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    if (!data) return cli_error(C, "--data FILE is required (see --help)"), 2;
+    int rc = check_model_dir(C, "--model", model);
+    if (rc) return rc;
+    if (!is_file(data)) return cli_error(C, "--data: cannot read '%s'", data), 2;
+    set_threads(threads);
+    llm_model *m = NULL;
+    tok_tokenizer *tok = NULL;
+    llm_dataset *ds = NULL;
+    int eos = -1, pad = -1;
+    double loss = 0;
+    size_t ntok = 0;
+    double t0 = now_s();
+    if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
+    if ((rc = resolve_max_len(C, &max_len, m))) goto done;
+    if ((rc = load_data(C, data, model, m, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+    if (llm_eval_loss(m, ds, batch, pad, &loss, &ntok) != RS_OK) { rc = lib_fail(C); goto done; }
+    printf("loss %.6f  perplexity %.4f  (%zu target tokens, %zu rows, %zu truncated, %zu skipped; %.1f s)\n", loss,
+           exp(loss), ntok, ds->n, ds->ntrunc, ds->nskip, now_s() - t0);
+done:
+    llm_data_free(ds);
+    llm_model_free(m);
+    tok_free(tok);
+    return rc;
+}
+
+/* ---- generate ---------------------------------------------------------------------------- */
+
+static int cmd_llm_generate(int argc, char **argv)
+{
+    const char *C = "llm generate";
+    const char *model = NULL, *prompt = NULL;
+    int max_new = 64, threads = 0;
+    double temperature = 0, top_p = 1.0;
+    long seed = 42;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
+        {"--prompt", OPT_STRING, &prompt, 0, -1, "TEXT", "the prompt (required)", 0},
+        {"--max-new-tokens", OPT_INT, &max_new, 0, 1 << 20, "N", "most tokens to generate", 0},
+        {"--temperature", OPT_DOUBLE, &temperature, 0, 100, "T", "sampling temperature (0: greedy)", 0},
+        {"--top-p", OPT_DOUBLE, &top_p, 1e-9, 1, "P", "nucleus sampling: smallest set of tokens with probability >= P", 0},
+        {"--seed", OPT_LONG, &seed, 0, 2147483647L, "S", "seed of the sampler", 0},
+        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+    };
+    cli_cmd cmd = {C, "--model DIR --prompt TEXT [options]",
+                   "Continue a prompt with the model (KV cache; greedy unless --temperature > 0) until eos\n"
+                   "or --max-new-tokens, and print the generated text (without the prompt) on stdout.",
+                   opts, sizeof opts / sizeof opts[0], 0, 0,
+                   "example:\n  rostesim llm generate --model runs/tldr --prompt \"SUBREDDIT: r/cooking\" --max-new-tokens 40"};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    if (!prompt) return cli_error(C, "--prompt TEXT is required (see --help)"), 2;
+    int rc = check_model_dir(C, "--model", model);
+    if (rc) return rc;
+    set_threads(threads);
+    llm_model *m = NULL;
+    tok_tokenizer *tok = NULL;
+    int32_t *ids = NULL, *gen = NULL;
+    size_t n = 0;
+    char *text = NULL;
+    rs_rng *rng = NULL;
+    int eos = -1, pad = -1;
+    if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
+    if (tok_encode(tok, prompt, strlen(prompt), TOK_ADD_SPECIAL, &ids, &n) != RS_OK) {
+        rc = (cli_error(C, "--prompt: %s", rs_last_error()), 1);
+        goto done;
+    }
+    if (n == 0) {
+        if (m->cfg.bos_id < 0) { rc = (cli_error(C, "--prompt: empty prompt and the model has no bos token"), 2); goto done; }
+        int32_t *b = realloc(ids, sizeof *ids);
+        if (!b) { rc = (cli_error(C, "out of memory"), 1); goto done; }
+        ids = b;
+        ids[0] = m->cfg.bos_id;
+        n = 1;
+    }
+    if ((long)n >= m->cfg.max_pos) {
+        rc = (cli_error(C, "--prompt: %zu tokens leave no room in the model's %d positions", n, m->cfg.max_pos), 2);
+        goto done;
+    }
+    if ((long)n + max_new > m->cfg.max_pos) {
+        fprintf(stderr, "rostesim %s: --max-new-tokens %d capped to %ld (the model has %d positions)\n", C, max_new,
+                (long)m->cfg.max_pos - (long)n, m->cfg.max_pos);
+        max_new = m->cfg.max_pos - (int)n;
+    }
+    gen = malloc(((size_t)max_new + 1) * sizeof *gen);
+    rng = rs_rng_alloc((uint64_t)seed, RS_STREAM_DATA);
+    if (!gen || !rng) { rc = (cli_error(C, "out of memory"), 1); goto done; }
+    llm_sample_opts so = {temperature, top_p};
+    int nout = 0;
+    if (llm_generate(m, ids, (int)n, max_new, eos, &so, rng, gen, &nout, NULL, NULL) != RS_OK) { rc = lib_fail(C); goto done; }
+    size_t tl = 0;
+    if (tok_decode(tok, gen, (size_t)nout, 1, &text, &tl) != RS_OK) { rc = lib_fail(C); goto done; }
+    fwrite(text, 1, tl, stdout);
+    fputc('\n', stdout);
+    rc = 0;
+done:
+    free(text);
+    free(gen);
+    free(ids);
+    rs_rng_free(rng);
+    llm_model_free(m);
+    tok_free(tok);
+    return rc;
+}
+
+/* ---- info -------------------------------------------------------------------------------- */
+
+static void human(char *buf, size_t n, double v)
+{
+    if (v >= 1e9) snprintf(buf, n, "%.2f B", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, n, "%.2f M", v / 1e6);
+    else if (v >= 1e3) snprintf(buf, n, "%.2f K", v / 1e3);
+    else snprintf(buf, n, "%.0f", v);
+}
+
+static void special(const tok_tokenizer *tok, const char *what, int id)
+{
+    if (id < 0) printf("  %s: none", what);
+    else {
+        const char *s = tok_token_str(tok, id);
+        printf("  %s: %d %s", what, id, s ? s : "(not in the tokenizer)");
+    }
+}
+
+static int cmd_llm_info(int argc, char **argv)
+{
+    const char *C = "llm info";
+    const char *model = NULL;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
+    };
+    cli_cmd cmd = {C, "--model DIR",
+                   "Describe a checkpoint folder: family, sizes, heads, rotary embedding, tied head,\n"
+                   "parameter count, tokenizer vocabulary and special tokens (reads config.json and\n"
+                   "tokenizer.json; the weights are not loaded).",
+                   opts, sizeof opts / sizeof opts[0], 0, 0, NULL};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    int rc = check_model_dir(C, "--model", model);
+    if (rc) return rc;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.json", model);
+    llm_config c;
+    if (llm_config_load(&c, p) != RS_OK) return lib_fail(C);
+    tok_tokenizer *tok = NULL;
+    if ((rc = load_tok(C, model, &tok))) return rc;
+    int eos = -1, pad = -1;
+    if (llm_special_ids(&c, model, tok, &eos, &pad) != RS_OK) {
+        tok_free(tok);
+        return lib_fail(C);
+    }
+    size_t np = llm_config_nparams(&c);
+    char hp[32];
+    human(hp, sizeof hp, (double)np);
+    static const char *const acts[] = {"gelu", "gelu_tanh", "silu"};
+    printf("model:       %s\n", model);
+    printf("family:      %s\n", llm_arch_name(c.arch));
+    printf("hidden size: %d\nlayers:      %d\n", c.d, c.n_layer);
+    printf("heads:       %d (kv heads %d, head dim %d)\n", c.n_head, c.n_kv_head, c.head_dim);
+    printf("mlp:         %d (%s%s)\n", c.d_ff, acts[c.act], c.arch == LLM_GPT_NEOX ? "" : ", gated");
+    printf("positions:   %d\n", c.max_pos);
+    printf("rotary:      %d of %d dims per head, theta %g%s\n", c.rot_dim, c.head_dim, c.rope_theta,
+           c.rope_type == LLM_ROPE_LLAMA3 ? ", llama3 scaling" : "");
+    printf("norm:        %s, eps %g%s\n", c.arch == LLM_GPT_NEOX ? "LayerNorm" : "RMSNorm", c.norm_eps,
+           c.arch == LLM_GPT_NEOX && c.parallel_residual ? ", parallel residual" : "");
+    printf("tied head:   %s\n", c.tied ? "yes" : "no");
+    printf("vocab:       %d (tokenizer: %d tokens)\n", c.vocab, tok_vocab_size(tok));
+    printf("parameters:  %zu (%s)\n", np, hp);
+    printf("special:    ");
+    special(tok, "bos", c.bos_id);
+    special(tok, "eos", eos);
+    special(tok, "pad", pad);
+    printf("\n");
+    tok_free(tok);
+    return 0;
+}
+
+/* ---- init -------------------------------------------------------------------------------- */
+
+static int cmd_llm_init(int argc, char **argv)
+{
+    const char *C = "llm init";
+    const char *config = NULL, *tokdir = NULL, *out = NULL;
+    long seed = 42;
+    cli_opt opts[] = {
+        {"--config", OPT_STRING, &config, 0, -1, "FILE", "a Hugging Face config.json (required)", 0},
+        {"--tokenizer", OPT_STRING, &tokdir, 0, -1, "DIR", "folder with tokenizer.json (and its companions) (required)", 0},
+        {"--out", OPT_STRING, &out, 0, -1, "DIR", "output checkpoint folder (required)", 0},
+        {"--seed", OPT_LONG, &seed, 0, 2147483647L, "S", "seed of the initialisation", 0},
+    };
+    cli_cmd cmd = {C, "--config FILE --tokenizer DIR --out DIR [--seed S]",
+                   "Write a randomly initialised checkpoint (config.json, model.safetensors, tokenizer\n"
+                   "files): matrices normal(0, initializer_range 0.02), norm weights 1, biases 0, as\n"
+                   "Hugging Face's init_weights. For tests and for pretraining from scratch.",
+                   opts, sizeof opts / sizeof opts[0], 0, 0,
+                   "example:\n  rostesim llm init --config tiny.json --tokenizer pythia-160m --out tiny"};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    if (!config) return cli_error(C, "--config FILE is required (see --help)"), 2;
+    if (!tokdir) return cli_error(C, "--tokenizer DIR is required (see --help)"), 2;
+    if (!out) return cli_error(C, "--out DIR is required (see --help)"), 2;
+    if (!is_file(config)) return cli_error(C, "--config: cannot read '%s'", config), 2;
+    char tp[4200];
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", tokdir);
+    if (!is_dir(tokdir) || !is_file(tp)) return cli_error(C, "--tokenizer: '%s' is not a folder with tokenizer.json", tokdir), 2;
+    llm_config c;
+    if (llm_config_load(&c, config) != RS_OK) return lib_fail(C);
+    tok_tokenizer *tok = NULL;
+    if (tok_load(&tok, tp) != RS_OK) return lib_fail(C);
+    int tv = tok_vocab_size(tok);
+    tok_free(tok);
+    if (tv > c.vocab)
+        return cli_error(C, "%s: vocab_size %d is smaller than the tokenizer's %d tokens (%s)", config, c.vocab, tv, tp), 1;
+    rs_rng *rng = rs_rng_alloc((uint64_t)seed, RS_STREAM_INIT);
+    if (!rng) return cli_error(C, "out of memory"), 1;
+    llm_model *m = NULL;
+    int rc = 0;
+    if (llm_model_init_random(&m, &c, rng) != RS_OK) rc = lib_fail(C);
+    rs_rng_free(rng);
+    if (!rc && (rc = mkdir_p(C, out)) == 0) {
+        if (llm_model_save(m, out) != RS_OK || llm_copy_tokenizer_files(tokdir, out) != RS_OK) rc = lib_fail(C);
+        else printf("wrote %s: %s, %zu parameters, vocab %d (tokenizer %d)\n", out, llm_arch_name(c.arch), m->nparams,
+                    c.vocab, tv);
+    }
+    llm_model_free(m);
+    return rc;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} subcommand;
+
+static const subcommand subs[] = {
+    {"sft", cmd_llm_sft, "supervised fine-tuning (AdamW, fp32) with checkpoints and --resume"},
+    {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},
+    {"generate", cmd_llm_generate, "continue a prompt (greedy or sampled)"},
+    {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},
+    {"init", cmd_llm_init, "write a randomly initialised checkpoint from a config.json"},
+};
+#define NSUBS (sizeof subs / sizeof subs[0])
+
+static void llm_usage(FILE *f)
+{
+    fprintf(f, "usage: rostesim llm SUBCOMMAND [options]\n\n"
+               "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
+               "and their tokenizers, fp32 fine-tuning, evaluation and generation.\n\nsubcommands:\n");
+    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].summary);
+    fprintf(f, "\n'rostesim llm SUBCOMMAND --help' describes a subcommand.\n");
+}
+
+int cmd_llm(int argc, char **argv)
+{
+    if (argc < 2) {
+        llm_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        llm_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < NSUBS; i++)
+        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "rostesim llm: unknown subcommand '%s' (see 'rostesim llm --help')\n", argv[1]);
+    return 2;
+}
