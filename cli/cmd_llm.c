@@ -476,7 +476,7 @@ static int cmd_llm_generate(int argc, char **argv)
         max_new = m->cfg.max_pos - (int)n;
     }
     gen = malloc(((size_t)max_new + 1) * sizeof *gen);
-    rng = rs_rng_alloc((uint64_t)seed, RS_STREAM_DATA);
+    rng = rs_rng_alloc((uint64_t)seed, LLM_STREAM_SAMPLE);
     if (!gen || !rng) { rc = (cli_error(C, "out of memory"), 1); goto done; }
     llm_sample_opts so = {temperature, top_p};
     int nout = 0;

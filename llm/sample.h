@@ -15,6 +15,8 @@
 
 typedef struct rs_rng rs_rng;
 
+enum { LLM_STREAM_SAMPLE = 6 }; /* rs_rng stream of token sampling (quant/rng.h uses 1..5) */
+
 typedef struct {
     double temperature; /* 0: greedy */
     double top_p;       /* (0, 1]; 1: no nucleus cut */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "llm/safetensors.h"
+#include "llm/sample.h"
 #include "llm/train.h"
 #include "quant/rng.h"
 #include "quant/status.h"
@@ -124,6 +125,38 @@ static void test_schedules(void)
         for (long s = 0; s < 37; s++)
             if (fabs(llm_sched_factor((llm_sched)k, s, 4, 37) - hf_lambda(names[k], s, 4, 37)) > 1e-15) bad++;
     CHECK(bad == 0, "all three schedules at every step of a 37-step run with 4 warm-up steps (%d off)", bad);
+}
+
+/* ---- sampling -------------------------------------------------------------------------------- */
+
+static void test_sample(void)
+{
+    llm_sampler *s = NULL;
+    if (llm_sampler_alloc(&s, 4) != RS_OK) {
+        CHECK(0, "sampler");
+        return;
+    }
+    rs_rng *r = rs_rng_alloc(3, LLM_STREAM_SAMPLE);
+    llm_sample_opts greedy = {0, 1}, t1 = {1, 1}, nucleus = {1, 0.7};
+    float tie[4] = {1, 3, 3, 0};
+    CHECK(llm_sample(s, tie, &greedy, NULL) == 1, "greedy: argmax, the lower id wins a tie");
+    float l[4] = {0, (float)log(3.0), -INFINITY, -INFINITY};
+    int n1 = 0, N = 20000;
+    for (int i = 0; i < N; i++) n1 += llm_sample(s, l, &t1, r) == 1;
+    CHECK(fabs(n1 / (double)N - 0.75) < 0.015, "temperature 1: p = softmax (freq of p=0.75 token %.4f)", n1 / (double)N);
+    llm_sample_opts hot = {2, 1};
+    n1 = 0;
+    for (int i = 0; i < N; i++) n1 += llm_sample(s, l, &hot, r) == 1;
+    double want = sqrt(3.0) / (1 + sqrt(3.0));
+    CHECK(fabs(n1 / (double)N - want) < 0.015, "temperature 2 flattens: freq %.4f vs %.4f", n1 / (double)N, want);
+    float q[4] = {(float)log(0.5), (float)log(0.3), (float)log(0.2), -INFINITY};
+    int cnt[4] = {0};
+    for (int i = 0; i < N; i++) cnt[llm_sample(s, q, &nucleus, r)]++;
+    CHECK(cnt[2] == 0 && cnt[3] == 0 && fabs(cnt[0] / (double)N - 0.625) < 0.015,
+          "top-p 0.7 keeps {0.5, 0.3} and renormalises (freq %.4f vs 0.625; cut tokens drawn %d times)", cnt[0] / (double)N,
+          cnt[2] + cnt[3]);
+    rs_rng_free(r);
+    llm_sampler_free(s);
 }
 
 /* ---- trainer on a tiny random model -------------------------------------------------------- */
@@ -524,6 +557,7 @@ int main(void)
     test_adamw();
     test_clip();
     test_schedules();
+    test_sample();
     test_accumulation();
     test_resume_and_checkpoints();
     const char *fixtures[] = {"neox_parallel", "neox_sequential", "llama_gqa", "llama3_rope", "qwen2_gqa"};
