@@ -181,10 +181,17 @@ def check_saved(saved, refdir):
     for k in rsd:
         if k in sd:
             pmax = max(pmax, (sd[k] - rsd[k]).abs().max().item())
-    ok = rel <= 1e-5 and same_keys and pmax == 0.0 and type(model) is type(refmodel)
+    keys = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "head_dim", "intermediate_size", "max_position_embeddings", "hidden_act", "rope_parameters",
+            "tie_word_embeddings", "use_parallel_residual", "attention_bias", "mlp_bias", "layer_norm_eps",
+            "rms_norm_eps"]
+    refcfg = refmodel.config.to_dict()  # keys this architecture uses; extra keys are ignored by HF
+    cfg_diff = [k for k in keys if k in refcfg and getattr(model.config, k, None) != refcfg[k]]
+    ok = rel <= 1e-5 and same_keys and pmax == 0.0 and type(model) is type(refmodel) and not cfg_diff
     print(f"{os.path.basename(os.path.normpath(refdir))}: {type(model).__name__} "
           f"logits max|diff| {absdiff:.3g}, max|diff|/max|ref| {rel:.3g}; "
-          f"parameters max|diff| vs reference checkpoint {pmax:.3g}, same names {same_keys}: "
+          f"parameters max|diff| vs reference checkpoint {pmax:.3g}, same names {same_keys}, "
+          f"config differs in {cfg_diff or 'nothing'}: "
           f"{'OK' if ok else 'MISMATCH'}")
     return 0 if ok else 1
 
@@ -198,6 +205,7 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     if args.check_saved:
         if not args.ref:
             ap.error("--check-saved needs --ref")
