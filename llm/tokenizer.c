@@ -1055,7 +1055,10 @@ static int split_piece(const tok_tokenizer *t, enc_ws *w, pcre2_code *re, int be
     const char *s = buf + off;
     size_t pos = 0, prev = 0, first = out->n;
     int prev_match = 0;
-    /* Each (start, end, is_match) of HF's find_matches goes through `emit` below. */
+    /* Each (start, end, is_match) of HF's find_matches goes through EMIT, which applies the
+     * behaviour: Removed drops matches; MergedWithPrevious joins a match to the piece before;
+     * MergedWithNext (HF folds the reversed list) joins a non-match to the match before it;
+     * Contiguous joins runs of the same kind. */
 #define EMIT(a, b, ism)                                                                               \
     do {                                                                                              \
         size_t a_ = (a), b_ = (b);                                                                    \
@@ -1069,8 +1072,6 @@ static int split_piece(const tok_tokenizer *t, enc_ws *w, pcre2_code *re, int be
         else if (svec_push(out, off + a_, b_ - a_)) return -1;                                        \
         prev_match = m_;                                                                              \
     } while (0)
-    /* MergedWithNext is HF's fold over the reversed list: a match joins the piece after it.
-     * Forwards, that is: a non-match right after a match extends the match's piece. */
     while (pos <= len) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, len, pos, PCRE2_NO_UTF_CHECK, w->md, NULL);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT)

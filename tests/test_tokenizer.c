@@ -72,6 +72,38 @@ static void golden_from_json(golden *g, const cJSON *r)
     if (ds) g->decoded_skip = unhex(ds->valuestring, &g->ndecoded_skip);
 }
 
+static size_t check_decode(const tok_tokenizer *t, const golden *g, size_t n, int skip, char *why, size_t cap);
+
+/* decode.jsonl: random id sequences (partial UTF-8 included) and their HF decodes */
+static void check_random_decodes(const char *style, const tok_tokenizer *t)
+{
+    char path[1200], why[1200];
+    size_t len, n = 0, bad = 0, nrepl = 0;
+    snprintf(path, sizeof path, "%s/%s/decode.jsonl", dir, style);
+    char *b = read_file(path, &len);
+    CHECK(b != NULL, "%s: %s present", style, path);
+    if (!b) return;
+    for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *r = cJSON_Parse(line);
+        golden g;
+        memset(&g, 0, sizeof g);
+        g.ids_sp = json_ids(cJSON_GetObjectItem(r, "ids"), &g.nids_sp);
+        g.decoded = unhex(cJSON_GetObjectItem(r, "decoded")->valuestring, &g.ndecoded);
+        g.decoded_skip = unhex(cJSON_GetObjectItem(r, "decoded_skip")->valuestring, &g.ndecoded_skip);
+        nrepl += strstr(g.decoded, "\xEF\xBF\xBD") != NULL;
+        for (int skip = 0; skip < 2 && !bad; skip++)
+            if (check_decode(t, &g, 1, skip, why, sizeof why) == 0) bad = n + 1;
+        n++;
+        free(g.ids_sp);
+        free(g.decoded);
+        free(g.decoded_skip);
+        cJSON_Delete(r);
+    }
+    free(b);
+    CHECK(n > 0 && !bad, "%s: %zu random id sequences decode as HF (%zu with U+FFFD), special tokens kept and skipped%s%s",
+          style, n, nrepl, bad ? "; first mismatch: " : "", bad ? why : "");
+}
+
 static void golden_free(golden *g)
 {
     free(g->text);
@@ -632,6 +664,7 @@ int main(void)
         k = check_roundtrip(t, g, n, nfc, why, sizeof why);
         CHECK(k == n, "%s: decode(encode(x)) == %s for all %zu strings%s%s", styles[s], nfc ? "NFC(x)" : "x", n,
               k < n ? "; first failure: " : "", k < n ? why : "");
+        check_random_decodes(styles[s], t);
         cJSON *j = load_json(styles[s]);
         check_queries(styles[s], t, j, specials[s]);
         cJSON_Delete(j);

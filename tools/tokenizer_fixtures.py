@@ -278,7 +278,8 @@ PROBE_STRINGS = ["", "hello world", "  hello  world  ", "Hello, World! 123 4567"
                  "naïve café e\u0301te\u0301", "日本語 テキスト", "👨‍👩‍👧 ok", "x  \n  y", "eeee", "the tree",
                  "abc", " abc", "abcabc", "xabc abc", "aabbcc", "ab c", "abc<eos>abc", "<eos>",
                  "[MASK]", "a [MASK] b", "a  [MASK]\t\n b", "x[MASK]y", "\u3000[MASK]\u00a0", "\u00e9!", "e\u0301!",
-                 "caf\u00e9! e\u0301!x", "<|endoftext|> [MASK] <|im_start|>", "\u00a0\u00a0x"]
+                 "caf\u00e9! e\u0301!x", "<|endoftext|> [MASK] <|im_start|>", "\u00a0\u00a0x",
+                 "x<|endoftext|>y<|im_end|>z", "hello<|endoftext|> world<eos>abc"]
 
 
 def main():
@@ -309,6 +310,14 @@ def main():
                 rec = {"text": s.encode("utf-8").hex(), "ids": ids, "ids_special": ids_sp,
                        "decoded": dec.encode("utf-8").hex(), "decoded_skip": dec_skip.encode("utf-8").hex()}
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        # random id sequences: partial UTF-8 sequences decode through from_utf8_lossy (U+FFFD)
+        rng = random.Random(7)
+        with open(os.path.join(d, "decode.jsonl"), "w", encoding="utf-8") as f:
+            for _ in range(60):
+                ids = [rng.randrange(tok.get_vocab_size()) for _ in range(rng.randint(1, 8))]
+                f.write(json.dumps({"ids": ids,
+                                    "decoded": tok.decode(ids, skip_special_tokens=False).encode("utf-8").hex(),
+                                    "decoded_skip": tok.decode(ids, skip_special_tokens=True).encode("utf-8").hex()}) + "\n")
         print(f"{style}: vocab {tok.get_vocab_size()}, {len(strings)} strings, "
               f"{nroundtrip} round-trip exactly, tokenizer.json {len(text.encode())} bytes")
         bases[style] = json.loads(text)
