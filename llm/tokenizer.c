@@ -576,6 +576,9 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
         if ((rc = check_id(t, cJSON_GetObjectItemCaseSensitive(x, "id"), path, "id", &id))) return rc;
         if (id > maxid) maxid = id;
     }
+    if ((size_t)maxid >= nvocab + i + (1u << 20)) /* bounds the per-id tables a small file can ask for */
+        return RS_ERROR(RS_EINVAL, "%s: id %d leaves more than 2^20 ids unused (%zu tokens in model.vocab and "
+                        "added_tokens)", t->name, maxid, nvocab + i);
     t->nid = maxid + 1;
     size_t nid = (size_t)t->nid;
     t->flags = calloc(nid + 1, 1);

@@ -419,6 +419,8 @@ static void test_errors(void)
     double keep = va->valuedouble;
     cJSON_SetNumberValue(va, -5);
     check_error(parse_json(&t, j, "v.json"), RS_EINVAL, "model.vocab \"a\": id -5 is not an integer in [0, ", "negative id");
+    cJSON_SetNumberValue(va, 5e6);
+    check_error(parse_json(&t, j, "v.json"), RS_EINVAL, "v.json: id 5000000 leaves more than 2^20 ids unused", "sparse ids");
     cJSON_SetNumberValue(va, keep);
     cJSON *dec = cJSON_GetObjectItem(j, "decoder");
     cJSON_SetValuestring(cJSON_GetObjectItem(dec, "type"), "WordPiece");
