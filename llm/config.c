@@ -336,8 +336,10 @@ static int parse_rope(const ctx *c, const cJSON *root, llm_config *k)
     /* theta */
     const cJSON *v = member(dict, "rope_theta");
     if (v) snprintf(label, sizeof label, "%s.rope_theta", dn);
+    /* GPTNeoXConfig reads only rotary_emb_base here; a top-level rope_theta or
+     * partial_rotary_factor does not reach its rope (transformers 4 and 5 alike) */
     if (!v && k->arch == LLM_GPT_NEOX && (v = member(root, "rotary_emb_base"))) snprintf(label, sizeof label, "rotary_emb_base");
-    if (!v && (v = member(root, "rope_theta"))) snprintf(label, sizeof label, "rope_theta");
+    if (!v && k->arch != LLM_GPT_NEOX && (v = member(root, "rope_theta"))) snprintf(label, sizeof label, "rope_theta");
     k->rope_theta = 10000.0;
     if (v && (rc = pos_value(c, v, label, &k->rope_theta))) return rc;
     /* partial rotary factor */
@@ -345,7 +347,8 @@ static int parse_rope(const ctx *c, const cJSON *root, llm_config *k)
     v = member(dict, "partial_rotary_factor");
     if (v) snprintf(label, sizeof label, "%s.partial_rotary_factor", dn);
     if (!v && k->arch == LLM_GPT_NEOX && (v = member(root, "rotary_pct"))) snprintf(label, sizeof label, "rotary_pct");
-    if (!v && (v = member(root, "partial_rotary_factor"))) snprintf(label, sizeof label, "partial_rotary_factor");
+    if (!v && k->arch != LLM_GPT_NEOX && (v = member(root, "partial_rotary_factor")))
+        snprintf(label, sizeof label, "partial_rotary_factor");
     if (v) {
         if ((rc = pos_value(c, v, label, &pf))) return rc;
         if (pf > 1)
@@ -508,11 +511,16 @@ int llm_config_parse(llm_config *cfg, const char *json, size_t len, const char *
         k.o_bias = k.qkv_bias;
         break;
     case LLM_QWEN2: {
-        int sw;
-        if ((rc = get_bool(c, root, "use_sliding_window", 0, &sw))) goto done;
-        if (sw) {
-            rc = RS_ERROR(RS_ENOTSUP, "%s: field 'use_sliding_window' is true: sliding-window attention is not "
-                          "supported", c->file);
+        /* as Qwen2Config.__post_init__: without layer_types, layers i >= max_window_layers
+         * slide when use_sliding_window is true and sliding_window is not null */
+        int sw, mwl = 28;
+        if ((rc = get_bool(c, root, "use_sliding_window", 0, &sw)) ||
+            (rc = get_int(c, root, "max_window_layers", "max_window_layers", 0, 28, 0, &mwl)))
+            goto done;
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "sliding_window"))) sw = 0; /* absent: 4096 */
+        if (sw && !member(root, "layer_types") && mwl < k.n_layer) {
+            rc = RS_ERROR(RS_ENOTSUP, "%s: field 'use_sliding_window' is true (layers %d..%d would use "
+                          "sliding-window attention): not supported", c->file, mwl, k.n_layer - 1);
             goto done;
         }
         k.qkv_bias = 1;
@@ -525,6 +533,11 @@ int llm_config_parse(llm_config *cfg, const char *json, size_t len, const char *
     if (lt) {
         if (!cJSON_IsArray(lt)) {
             rc = RS_ERROR(RS_EINVAL, "%s: field 'layer_types' must be a list, not %s", c->file, describe(d, sizeof d, lt));
+            goto done;
+        }
+        if (cJSON_GetArraySize(lt) != k.n_layer) {
+            rc = RS_ERROR(RS_EINVAL, "%s: field 'layer_types' has %d entries for %d layers", c->file,
+                          cJSON_GetArraySize(lt), k.n_layer);
             goto done;
         }
         int i = 0;

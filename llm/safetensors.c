@@ -95,11 +95,9 @@ const char *st_metadata(const st_set *s, int file, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static const st_set *cmp_set; /* qsort has no context argument; st_open is not reentrant here */
-
-static int cmp_name(const void *a, const void *b)
+static int cmp_name(const void *a, const void *b, void *ctx)
 {
-    const st_tensor *t = cmp_set->t;
+    const st_tensor *t = ctx;
     return strcmp(t[*(const size_t *)a].name, t[*(const size_t *)b].name);
 }
 
@@ -415,8 +413,14 @@ static int open_file(st_set *s, const char *path)
     if (h[0] != '{')
         return RS_ERROR(RS_EINVAL, "%s: header does not start with '{' (byte 8 is 0x%02x)", path,
                         (unsigned char)h[0]);
+    /* parse a NUL-terminated private copy: the parser can never run past it */
+    char *hc = malloc((size_t)hlen + 1);
+    if (!hc) return RS_ERROR(RS_ENOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
+    memcpy(hc, h, (size_t)hlen);
+    hc[hlen] = 0;
     int rc = RS_OK;
-    cJSON *j = parse_json(h, (size_t)hlen, path, 8, &rc);
+    cJSON *j = parse_json(hc, (size_t)hlen, path, 8, &rc);
+    free(hc);
     if (!j) return rc;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
@@ -491,8 +495,7 @@ static int build_name_index(st_set *s)
     s->by_name = malloc((s->n ? s->n : 1) * sizeof *s->by_name);
     if (!s->by_name) return RS_ERROR(RS_ENOMEM, "safetensors: out of memory");
     for (size_t i = 0; i < s->n; i++) s->by_name[i] = i;
-    cmp_set = s;
-    qsort(s->by_name, s->n, sizeof *s->by_name, cmp_name);
+    qsort_r(s->by_name, s->n, sizeof *s->by_name, cmp_name, s->t);
     for (size_t i = 1; i < s->n; i++) {
         const st_tensor *a = &s->t[s->by_name[i - 1]], *b = &s->t[s->by_name[i]];
         if (strcmp(a->name, b->name) == 0) {

@@ -229,6 +229,12 @@ static void test_details(void)
     CHECK(rc == RS_OK && c.rot_dim == 12 && c.rope_theta == 20000.5,
           "gpt_neox: rope_parameters win over rotary_pct / rotary_emb_base (12 of 24 dims, theta 20000.5) %s",
           rc ? rs_last_error() : "");
+    rc = parse_str(&c, "{\"model_type\": \"gpt_neox\", \"vocab_size\": 100, \"hidden_size\": 64,"
+                       " \"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                       " \"rope_theta\": 20000.0, \"partial_rotary_factor\": 0.5}");
+    CHECK(rc == RS_OK && c.rope_theta == 10000 && c.rot_dim == 4,
+          "gpt_neox ignores top-level rope_theta / partial_rotary_factor, as GPTNeoXConfig does (theta %g, %d dims)",
+          c.rope_theta, c.rot_dim);
     rc = parse_str(&c, "{\"model_type\": \"gpt_neox\", \"vocab_size\": 100, \"hidden_size\": 80,"
                        " \"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
                        " \"rotary_pct\": 0.3}");
@@ -342,8 +348,23 @@ static void test_errors(void)
     expect_error("odd rotary dims", NEOX ", \"rotary_pct\": 0.3125}", RS_EINVAL, "rotary dims");
     expect_error("partial rotary for llama", LLAMA ", \"partial_rotary_factor\": 0.5}", RS_ENOTSUP,
                  "'partial_rotary_factor'");
-    expect_error("qwen2 sliding window", QWEN ", \"use_sliding_window\": true, \"sliding_window\": 4096}",
-                 RS_ENOTSUP, "'use_sliding_window'");
+    expect_error("qwen2 sliding window", QWEN ", \"use_sliding_window\": true, \"sliding_window\": 4096,"
+                 " \"max_window_layers\": 0}", RS_ENOTSUP, "'use_sliding_window' is true (layers 0..1");
+    expect_error("layer_types too short", QWEN ", \"layer_types\": [\"full_attention\"]}", RS_EINVAL,
+                 "'layer_types' has 1 entries for 2 layers");
+    {
+        llm_config c;
+        int rc = parse_str(&c, QWEN ", \"use_sliding_window\": true, \"max_window_layers\": 2}");
+        CHECK(rc == RS_OK, "qwen2 use_sliding_window with max_window_layers >= layers: no layer slides (%s)",
+              rc ? rs_last_error() : "ok");
+        rc = parse_str(&c, QWEN ", \"use_sliding_window\": true, \"sliding_window\": null}");
+        CHECK(rc == RS_OK, "qwen2 use_sliding_window with sliding_window null: no layer slides (%s)",
+              rc ? rs_last_error() : "ok");
+        rc = parse_str(&c, QWEN ", \"use_sliding_window\": true, \"layer_types\": [\"full_attention\", \"full_attention\"]}");
+        CHECK(rc == RS_OK, "qwen2 use_sliding_window with layer_types all full: accepted (%s)", rc ? rs_last_error() : "ok");
+    }
+    expect_error("qwen2 sliding from layer 1", QWEN ", \"use_sliding_window\": true, \"max_window_layers\": 1}",
+                 RS_ENOTSUP, "layers 1..1 would use sliding-window");
     expect_error("qwen2 sliding layer", QWEN ", \"layer_types\": [\"full_attention\", \"sliding_attention\"]}",
                  RS_ENOTSUP, "'layer_types[1]'");
     expect_error("relu", LLAMA ", \"hidden_act\": \"relu\"}", RS_ENOTSUP, "hidden_act 'relu'");

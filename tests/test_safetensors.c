@@ -413,6 +413,15 @@ static void test_shards(void)
     CHECK(rc == RS_OK && st_count(s) == 3, "open through the index.json path (%s)", rc ? rs_last_error() : "ok");
     st_close(s);
 
+    {   /* model.safetensors beside an index wins, as in transformers */
+        char single[1024];
+        snprintf(single, sizeof single, "%s/model.safetensors", dir);
+        st_write_f32(single, s2, 1, NULL, 0);
+        rc = st_open(&s, dir);
+        CHECK(rc == RS_OK && st_count(s) == 1 && st_nfiles(s) == 1, "model.safetensors is preferred over the index");
+        st_close(s);
+        unlink(single);
+    }
     write_index(dir, "{\"weight_map\": {\"embed.weight\": \"model-00001-of-00002.safetensors\","
                      "\"layers.0.w\": \"model-00001-of-00002.safetensors\","
                      "\"layers.1.w\": \"model-00003-of-00002.safetensors\"}}");
