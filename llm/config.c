@@ -95,16 +95,26 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return cJSON_IsNull(v) ? NULL : v;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 /* Duplicate keys: cJSON keeps the first, Python's json the last; refuse them. */
 static int check_unique_keys(const ctx *c, const cJSON *obj, const char *where)
 {
+    size_t n = 0, k = 0;
+    for (const cJSON *a = obj->child; a; a = a->next) n++;
+    if (n < 2) return RS_OK;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys) return RS_ERROR(RS_ENOMEM, "%s: out of memory", c->file);
+    for (const cJSON *a = obj->child; a; a = a->next) keys[k++] = a->string ? a->string : "";
+    qsort(keys, n, sizeof *keys, cmp_str);
+    int rc = RS_OK;
     char ex[64];
-    for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                return RS_ERROR(RS_EINVAL, "%s: duplicate key '%s'%s%s", c->file, excerpt(ex, sizeof ex, a->string),
-                                where ? " in " : "", where ? where : "");
-    return RS_OK;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0)
+            rc = RS_ERROR(RS_EINVAL, "%s: duplicate key '%s'%s%s", c->file, excerpt(ex, sizeof ex, keys[i]),
+                          where ? " in " : "", where ? where : "");
+    free(keys);
+    return rc;
 }
 
 /* An integer JSON value >= minv. */

@@ -228,6 +228,12 @@ static int parse_entry(st_set *s, int fi, const cJSON *e)
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    static const char *const fields[3] = {"dtype", "shape", "data_offsets"};
+    int seen[3] = {0, 0, 0};
+    for (const cJSON *x = e->child; x; x = x->next)
+        for (int i = 0; i < 3; i++)
+            if (x->string && strcmp(x->string, fields[i]) == 0 && seen[i]++)
+                return RS_ERROR(RS_EINVAL, "%s: tensor '%s': duplicate field '%s'", f->path, qn, fields[i]);
     if (!dt || !sh || !of)
         return RS_ERROR(RS_EINVAL, "%s: tensor '%s': no %s", f->path, qn,
                         !dt ? "dtype" : !sh ? "shape" : "data_offsets");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "llm/config.h"
+#include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"
 
@@ -420,6 +421,51 @@ static void test_errors(void)
           "llm_arch_name");
 }
 
+/* Byte flips over a real config: never a crash; a success passes llm_config_check. */
+static void test_fuzz(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/llama-3.2-1b.v5.json", fixdir());
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        CHECK(0, "open %s", path);
+        return;
+    }
+    char orig[4096];
+    size_t n = fread(orig, 1, sizeof orig, fp);
+    fclose(fp);
+    char *buf = malloc(n);
+    rs_rng *r = rs_rng_alloc(2024, 78);
+    int n_ok = 0, n_err = 0, bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, orig, n);
+        int flips = 1 + (int)rs_rng_uint(r, 3);
+        for (int f = 0; f < flips; f++) {
+            size_t pos = rs_rng_uint(r, n);
+            unsigned long kind = rs_rng_uint(r, 3);
+            if (kind == 0) buf[pos] = (char)(buf[pos] ^ (1 << rs_rng_uint(r, 8)));
+            else if (kind == 1) buf[pos] = "0123456789[]{},:\"-.etn"[rs_rng_uint(r, 23)];
+            else buf[pos] = (char)('0' + rs_rng_uint(r, 10));
+        }
+        size_t len = rs_rng_uniform(r) < 0.05 ? rs_rng_uint(r, n + 1) : n;
+        llm_config c;
+        int rc = llm_config_parse(&c, buf, len, "fuzz.json");
+        if (rc == RS_OK) {
+            n_ok++;
+            if (llm_config_check(&c) != RS_OK || llm_config_nparams(&c) == 0) bad++;
+        } else {
+            n_err++;
+            if ((rc != RS_EINVAL && rc != RS_ENOTSUP) || strncmp(rs_last_error(), "fuzz.json: ", 11) != 0)
+                if (bad++ < 5) printf("  iteration %d: status %d, '%s'\n", it, rc, rs_last_error());
+        }
+    }
+    rs_rng_free(r);
+    free(buf);
+    CHECK(bad == 0 && n_ok > 100 && n_err > 1000,
+          "config fuzz: 3000 byte-flipped configs, %d parsed and pass llm_config_check, %d rejected naming the "
+          "file; %d inconsistencies", n_ok, n_err, bad);
+}
+
 int main(void)
 {
     char templ[] = "/tmp/rs_test_config_XXXXXX";
@@ -429,6 +475,7 @@ int main(void)
     test_fixtures();
     test_details();
     test_errors();
+    test_fuzz();
     if (rmdir(tmpdir) != 0) CHECK(0, "temp folder %s is empty at the end", tmpdir);
     return check_summary("test_config");
 }

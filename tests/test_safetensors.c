@@ -543,6 +543,8 @@ static void test_corrupt(void)
          16},
         {"dtype a number", "{\"a\":{\"dtype\":32,\"shape\":[4],\"data_offsets\":[0,16]}}", "dtype is a number", 16},
         {"missing dtype", "{\"a\":{\"shape\":[4],\"data_offsets\":[0,16]}}", "tensor 'a': no dtype", 16},
+        {"duplicate field", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"dtype\":\"F16\",\"data_offsets\":[0,16]}}",
+         "tensor 'a': duplicate field 'dtype'", 16},
         {"three offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,8,16]}}",
          "data_offsets is an array of another length", 16},
         {"offsets reversed", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,0]}}",
