@@ -219,6 +219,18 @@ static void test_fixture(const char *fx, rs_rng *rng)
     /* a second backward needs a new forward */
     st = llm_model_backward(m, 1.0f);
     CHECK(st != RS_OK, "%s: backward twice refused (%s)", fx, rs_last_error());
+    /* gradients accumulate: forward + backward again (without zero_grad) doubles them */
+    float *g1 = malloc(m->nparams * sizeof(float));
+    memcpy(g1, m->grads, m->nparams * sizeof(float));
+    st = llm_model_forward(m, tok, tgt, B, T, NULL, NULL);
+    if (!st) st = llm_model_backward(m, 1.0f / (float)ntok);
+    double aerr = 0;
+    for (size_t i = 0; i < m->nparams; i++) aerr = fmax(aerr, fabs((double)m->grads[i] - 2.0 * g1[i]));
+    aerr /= 2.0 * max_abs(g1, m->nparams);
+    CHECK(st == RS_OK && aerr <= 1e-6, "%s: a second backward accumulates (max|g2 - 2 g1| / max|2 g1| = %.3g)", fx,
+          aerr);
+    memcpy(m->grads, g1, m->nparams * sizeof(float));
+    free(g1);
 
     /* save -> reload */
     char tmp[1200];
@@ -436,6 +448,41 @@ static void test_errors(void)
           "unknown extra tensor refused: %s", rs_last_error());
     llm_model_free(m);
     ts.n -= 4;
+
+    /* the same tensors in two shards with model.safetensors.index.json */
+    {
+        char sd[1300], idx[1400], sp[1400];
+        snprintf(sd, sizeof sd, "%s/sharded", dir);
+        mkdir(sd, 0777);
+        snprintf(sp, sizeof sp, "%s/config.json", sd);
+        write_text(sp, config);
+        size_t half = ts.n / 2;
+        snprintf(sp, sizeof sp, "%s/model-00001-of-00002.safetensors", sd);
+        int w1 = st_write_f32(sp, ts.o, half, NULL, 0);
+        snprintf(sp, sizeof sp, "%s/model-00002-of-00002.safetensors", sd);
+        int w2 = st_write_f32(sp, ts.o + half, ts.n - half, NULL, 0);
+        size_t cap = 256 + ts.n * 128, len = 0;
+        char *j = malloc(cap);
+        len += (size_t)snprintf(j + len, cap - len, "{\"metadata\": {}, \"weight_map\": {");
+        for (size_t i = 0; i < ts.n; i++)
+            len += (size_t)snprintf(j + len, cap - len, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
+                                    ts.o[i].name, i < half ? 1 : 2);
+        snprintf(j + len, cap - len, "}}\n");
+        snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", sd);
+        write_text(idx, j);
+        free(j);
+        st = w1 || w2 ? -1 : llm_model_load(&m, sd);
+        CHECK(st == RS_OK && m && ref && !memcmp(m->params, ref->params, ref->nparams * sizeof(float)),
+              "sharded checkpoint (2 shards + index) loads the same parameters (%s)", st ? rs_last_error() : "ok");
+        llm_model_free(m);
+        m = NULL;
+        remove(idx);
+        snprintf(sp, sizeof sp, "%s/model-00001-of-00002.safetensors", sd);
+        remove(sp);
+        snprintf(sp, sizeof sp, "%s/model-00002-of-00002.safetensors", sd);
+        remove(sp);
+        rm_saved(sd);
+    }
 
     /* unknown model_type */
     char *bad_cfg = strdup(config), *mt = strstr(bad_cfg, "\"gpt_neox\"");
