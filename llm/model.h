@@ -97,7 +97,8 @@ int llm_model_reserve(llm_model *m, int B, int T);
 int llm_model_alloc_grads(llm_model *m);
 
 /* Forward over tokens (B,T). With targets (B,T; < 0 = ignored) also the mean loss over
- * non-ignored positions in *loss and the count in *ntok (either may be NULL).
+ * non-ignored positions in *loss and the count in *ntok (either may be NULL; the loss is 0
+ * when no position counts). Tokens outside 0..V-1 and targets >= V are RS_EINVAL.
  * Logits (B,T,V) are in m->logits afterwards (until backward overwrites them). */
 int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                       float *loss, int *ntok);
