@@ -272,7 +272,7 @@ void lk_gelu_forward_ref(float *out, const float *inp, long n)
 {
     for (long i = 0; i < n; i++) {
         double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
+        out[i] = (float)(0.5 * x * erfc(-x / sqrt(2.0))); /* 1 + erf(z) = erfc(-z), exact in the tail */
     }
 }
 
@@ -281,17 +281,18 @@ void lk_gelu_backward_ref(float *dinp, const float *inp, const float *dout, long
 {
     for (long i = 0; i < n; i++) {
         double x = inp[i];
-        double d = 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+        double d = 0.5 * erfc(-x / sqrt(2.0)) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
         dinp[i] += (float)(d * dout[i]);
     }
 }
 
-/* torch approximate="tanh": x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+/* torch approximate="tanh": x/2 (1 + tanh(y)), y = sqrt(2/pi) (x + 0.044715 x^3);
+ * 1 + tanh(y) = 2 / (1 + e^-2y), without the cancellation for y << 0 */
 void lk_gelu_tanh_forward_ref(float *out, const float *inp, long n)
 {
     for (long i = 0; i < n; i++) {
         double x = inp[i];
-        out[i] = (float)(0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))));
+        out[i] = (float)(x / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))));
     }
 }
 

@@ -673,6 +673,55 @@ static void test_activations(ctx_t *x)
     free(orf);
 }
 
+/* Activations element by element on a grid, tails included: forward values relatively
+ * accurate (the GeLU tail x Phi(x) ~ 1e-23 at x = -10 must not be an absolute-error
+ * artefact). In the tail the float argument -x^2/2 of the exponential is itself rounded,
+ * a relative error ~ (x^2/2) u = 50 u = 3e-6 at |x| = 10: tolerance 2e-5. Derivatives to
+ * 1e-6 max(1, |d|) (they are O(1), except swiglu's d/dup = silu(gate)). The grids stop
+ * where the fast kernels leave the normal float range (exp below -87.3 flushes to 0). */
+static void test_activation_ranges(void)
+{
+    enum { G = 2001 };
+    static float x[2 * G], yf[2 * G], yr[2 * G], ones[2 * G];
+    struct { const char *name; double lo, hi; int k; } rg[3] = {
+        {"gelu", -10.0, 10.0, 0}, {"gelu_tanh", -9.0, 10.0, 1}, {"swiglu (silu)", -80.0, 80.0, 2}};
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < G; i++) {
+            x[i] = (float)(rg[r].lo + (rg[r].hi - rg[r].lo) * i / (G - 1));
+            x[G + i] = 1.0f; /* swiglu: up = 1 */
+            ones[i] = 1.0f;
+        }
+        if (rg[r].k < 2) {
+            ACTS[rg[r].k].fwd(yf, x, G);
+            ACTS[rg[r].k].fwd_ref(yr, x, G);
+        } else {
+            lk_swiglu_forward(yf, x, 1, G);
+            lk_swiglu_forward_ref(yr, x, 1, G);
+        }
+        double wf = 0.0, wb = 0.0;
+        float wx = 0.0f;
+        for (int i = 0; i < G; i++) {
+            double e = fabs((double)yf[i] - yr[i]) / fabs((double)yr[i]);
+            if (yr[i] != 0.0f && !(e <= wf)) { wf = e; wx = x[i]; }
+        }
+        memset(yf, 0, sizeof yf);
+        memset(yr, 0, sizeof yr);
+        if (rg[r].k < 2) {
+            ACTS[rg[r].k].bwd(yf, x, ones, G);
+            ACTS[rg[r].k].bwd_ref(yr, x, ones, G);
+        } else {
+            lk_swiglu_backward(yf, x, ones, 1, G);
+            lk_swiglu_backward_ref(yr, x, ones, 1, G);
+        }
+        for (int i = 0; i < (rg[r].k < 2 ? G : 2 * G); i++) {
+            double e = fabs((double)yf[i] - yr[i]) / fmax(1.0, fabs(yr[i]));
+            if (!(e <= wb)) wb = e;
+        }
+        CHECK(wf <= 2e-5 && wb <= 1e-6, "%s on [%g, %g]: forward max rel err %.2e (at x = %g, tol 2e-5), derivative "
+              "max err %.2e (tol 1e-6)", rg[r].name, rg[r].lo, rg[r].hi, wf, wx, wb);
+    }
+}
+
 /* --- cross-entropy ---------------------------------------------------------------------- */
 
 static double L_xent(void *p)
@@ -1102,6 +1151,7 @@ int main(void)
         {2, 130, 96, 4, 2, 24, 16, 96, 300}, /* 3 attention blocks, above the OpenMP thresholds */
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) test_config(cfgs[i]);
+    test_activation_ranges();
     test_fd_harness();
     test_rope_fixture();
     test_determinism();
