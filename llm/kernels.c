@@ -12,6 +12,13 @@
  * core; the GEMMs read q, k, v in place from the fused qkv buffer through leading
  * dimensions (no copies) and skip the blocks above the causal diagonal.
  *
+ * The loops that compute (exponentials, norms) sit in row helpers compiled three times
+ * (AVX-512, AVX2, baseline x86-64; GCC target_clones, chosen once at load time for the
+ * machine): the project builds for baseline x86-64, whose 4-wide SSE2 vectors made the
+ * softmax and cross-entropy exponentials 4x slower than AVX-512 on the same core. Results
+ * can differ between machines in the last bits (vector widths change the order of the
+ * in-row sums) but not between runs on one machine.
+ *
  * Dimension letters as in kernels.h. */
 #include <cblas.h>
 #include <math.h>
@@ -24,9 +31,21 @@
 /* Columns per task in the column-split reductions over rows. */
 #define LK_COLS 64
 /* Rows per block of the blocked causal attention GEMMs. */
+#ifndef LK_ATT_BLK
 #define LK_ATT_BLK 64
+#endif
+
+/* Elements per task in the elementwise activation loops. */
+#define LK_CHUNK 8192L
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LK_NO_CLONES)
+#define LK_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define LK_CLONES
+#endif
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline long lmin(long a, long b) { return a < b ? a : b; }
 
 /* exp(x) in float, vectorisable (no libm call, no branches): Cody-Waite reduction
  * x = n ln2 + r, |r| <= ln2/2, the Cephes degree-6 polynomial for e^r, and 2^n built in
@@ -109,6 +128,17 @@ void lk_matmul_forward(float *out, const float *inp, const float *w, const float
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
+/* acc[0..nc) = column sums of x[0..N) rows (stride ld) over columns [0, nc), rows in order */
+static void colsum_block(double *acc, const float *x, int N, int ld, int nc)
+{
+    for (int j = 0; j < nc; j++) acc[j] = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *g = x + (size_t)n * ld;
+#pragma omp simd
+        for (int j = 0; j < nc; j++) acc[j] += g[j];
+    }
+}
+
 /* dinp (N,C) += dout (N,OC) · w (OC,C); dw (OC,C) += dout^T · inp; dbias (OC) += column sums */
 void lk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int C, int OC)
@@ -120,86 +150,100 @@ void lk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 #pragma omp parallel for schedule(static) if ((long)N * OC > LK_PAR_MIN)
         for (int blk = 0; blk < nblk; blk++) {
             int o0 = blk * LK_COLS, no = imin(OC, o0 + LK_COLS) - o0;
-            double acc[LK_COLS] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *g = dout + (size_t)n * OC + o0;
-#pragma omp simd
-                for (int j = 0; j < no; j++) acc[j] += g[j];
-            }
+            double acc[LK_COLS];
+            colsum_block(acc, dout + o0, N, OC, no);
             for (int j = 0; j < no; j++) dbias[o0 + j] += (float)acc[j];
         }
     }
 }
 
-/* --- LayerNorm -------------------------------------------------------------------------- */
+/* --- LayerNorm, RMSNorm ------------------------------------------------------------------ */
 
-/* out, inp (N,C); w, b (C) (b may be NULL); mean, rstd (N). Two-pass mean and variance. */
+/* One row: two-pass mean and variance; b may be NULL. */
+static LK_CLONES void ln_fwd_row(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                 int C, float eps)
+{
+    float m = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : m)
+    for (int c = 0; c < C; c++) m += x[c];
+    m /= (float)C;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+    v /= (float)C;
+    float s = 1.0f / sqrtf(v + eps);
+    if (b) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * w[c] + b[c];
+    } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * w[c];
+    }
+    *mean = m;
+    *rstd = s;
+}
+
+/* out, inp (N,C); w, b (C) (b may be NULL); mean, rstd (N) */
 void lk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps)
 {
 #pragma omp parallel for schedule(static) if ((long)N * C > LK_PAR_MIN)
+    for (int n = 0; n < N; n++) ln_fwd_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, w, b, C, eps);
+}
+
+/* dx += s (dy w - mean(dy w) - xhat mean(dy w xhat)), xhat = (x - m) s */
+static LK_CLONES void ln_bwd_row(float *dx, const float *dy, const float *x, const float *w, float m, float s, int C)
+{
+    float m1 = 0.0f, m2 = 0.0f;
+#pragma omp simd reduction(+ : m1, m2)
+    for (int c = 0; c < C; c++) {
+        float dxh = dy[c] * w[c];
+        m1 += dxh;
+        m2 += dxh * (x[c] - m) * s;
+    }
+    m1 /= (float)C;
+    m2 /= (float)C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) dx[c] += s * (dy[c] * w[c] - m1 - (x[c] - m) * s * m2);
+}
+
+/* Over the columns [c0, c0 + nc), rows in order: aw = sum dy xhat, ab = sum dy (ab may be
+ * NULL); mean NULL means RMSNorm (xhat = x rstd). */
+static LK_CLONES void norm_dw_cols(double *aw, double *ab, const float *dout, const float *inp, const float *mean,
+                                   const float *rstd, int N, int C, int c0, int nc)
+{
+    for (int j = 0; j < nc; j++) aw[j] = 0.0;
+    if (ab)
+        for (int j = 0; j < nc; j++) ab[j] = 0.0;
     for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        float m = 0.0f, v = 0.0f;
-#pragma omp simd reduction(+ : m)
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-#pragma omp simd reduction(+ : v)
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        v /= (float)C;
-        float s = 1.0f / sqrtf(v + eps);
-        if (b) {
+        const float *x = inp + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
+        float m = mean ? mean[n] : 0.0f, s = rstd[n];
 #pragma omp simd
-            for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * w[c] + b[c];
-        } else {
+        for (int j = 0; j < nc; j++) aw[j] += dy[j] * ((x[j] - m) * s);
+        if (ab) {
 #pragma omp simd
-            for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * w[c];
+            for (int j = 0; j < nc; j++) ab[j] += dy[j];
         }
-        mean[n] = m;
-        rstd[n] = s;
     }
 }
 
-/* dinp += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dout w, xhat = (x - mean) rstd;
- * dw += sum over rows of dout xhat; db += sum over rows of dout (column blocks, rows in order). */
+/* dinp += per row (ln_bwd_row); dw += sum over rows of dout xhat; db += sum over rows of
+ * dout (tasks own column blocks and run over the rows in order) */
 void lk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C)
 {
     int par = (long)N * C > LK_PAR_MIN;
     if (dinp) {
 #pragma omp parallel for schedule(static) if (par)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            float m = mean[n], s = rstd[n], m1 = 0.0f, m2 = 0.0f;
-#pragma omp simd reduction(+ : m1, m2)
-            for (int c = 0; c < C; c++) {
-                float dxh = dy[c] * w[c];
-                m1 += dxh;
-                m2 += dxh * (x[c] - m) * s;
-            }
-            m1 /= (float)C;
-            m2 /= (float)C;
-#pragma omp simd
-            for (int c = 0; c < C; c++) dx[c] += s * (dy[c] * w[c] - m1 - (x[c] - m) * s * m2);
-        }
+        for (int n = 0; n < N; n++)
+            ln_bwd_row(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, w, mean[n], rstd[n], C);
     }
     if (dw || db) {
         int nblk = (C + LK_COLS - 1) / LK_COLS;
 #pragma omp parallel for schedule(static) if (par)
         for (int blk = 0; blk < nblk; blk++) {
             int c0 = blk * LK_COLS, nc = imin(C, c0 + LK_COLS) - c0;
-            double aw[LK_COLS] = {0}, ab[LK_COLS] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *x = inp + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
-                float m = mean[n], s = rstd[n];
-#pragma omp simd
-                for (int j = 0; j < nc; j++) {
-                    aw[j] += dy[j] * ((x[j] - m) * s);
-                    ab[j] += dy[j];
-                }
-            }
+            double aw[LK_COLS], ab[LK_COLS];
+            norm_dw_cols(aw, ab, dout, inp, mean, rstd, N, C, c0, nc);
             for (int j = 0; j < nc; j++) {
                 if (dw) dw[c0 + j] += (float)aw[j];
                 if (db) db[c0 + j] += (float)ab[j];
@@ -208,54 +252,50 @@ void lk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
     }
 }
 
-/* --- RMSNorm ---------------------------------------------------------------------------- */
+static LK_CLONES void rms_fwd_row(float *y, float *rstd, const float *x, const float *w, int C, float eps)
+{
+    float ms = 0.0f;
+#pragma omp simd reduction(+ : ms)
+    for (int c = 0; c < C; c++) ms += x[c] * x[c];
+    float s = 1.0f / sqrtf(ms / (float)C + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++) y[c] = x[c] * s * w[c];
+    *rstd = s;
+}
 
 void lk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps)
 {
 #pragma omp parallel for schedule(static) if ((long)N * C > LK_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        float ms = 0.0f;
-#pragma omp simd reduction(+ : ms)
-        for (int c = 0; c < C; c++) ms += x[c] * x[c];
-        float s = 1.0f / sqrtf(ms / (float)C + eps);
-#pragma omp simd
-        for (int c = 0; c < C; c++) y[c] = x[c] * s * w[c];
-        rstd[n] = s;
-    }
+    for (int n = 0; n < N; n++) rms_fwd_row(out + (size_t)n * C, rstd + n, inp + (size_t)n * C, w, C, eps);
 }
 
-/* dinp += rstd (dxhat - xhat mean(dxhat xhat)); dw += sum over rows of dout xhat */
+/* dx += s (dy w - xhat mean(dy w xhat)), xhat = x s */
+static LK_CLONES void rms_bwd_row(float *dx, const float *dy, const float *x, const float *w, float s, int C)
+{
+    float m2 = 0.0f;
+#pragma omp simd reduction(+ : m2)
+    for (int c = 0; c < C; c++) m2 += dy[c] * w[c] * x[c];
+    m2 *= s * s / (float)C; /* mean(dy w xhat) * s */
+#pragma omp simd
+    for (int c = 0; c < C; c++) dx[c] += s * (dy[c] * w[c] - x[c] * m2);
+}
+
 void lk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                          const float *rstd, int N, int C)
 {
     int par = (long)N * C > LK_PAR_MIN;
     if (dinp) {
 #pragma omp parallel for schedule(static) if (par)
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            float s = rstd[n], m2 = 0.0f;
-#pragma omp simd reduction(+ : m2)
-            for (int c = 0; c < C; c++) m2 += dy[c] * w[c] * x[c];
-            m2 *= s * s / (float)C; /* mean(dxhat xhat) * rstd */
-#pragma omp simd
-            for (int c = 0; c < C; c++) dx[c] += s * (dy[c] * w[c] - x[c] * m2);
-        }
+        for (int n = 0; n < N; n++)
+            rms_bwd_row(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, w, rstd[n], C);
     }
     if (dw) {
         int nblk = (C + LK_COLS - 1) / LK_COLS;
 #pragma omp parallel for schedule(static) if (par)
         for (int blk = 0; blk < nblk; blk++) {
             int c0 = blk * LK_COLS, nc = imin(C, c0 + LK_COLS) - c0;
-            double aw[LK_COLS] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *x = inp + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
-                float s = rstd[n];
-#pragma omp simd
-                for (int j = 0; j < nc; j++) aw[j] += dy[j] * (x[j] * s);
-            }
+            double aw[LK_COLS];
+            norm_dw_cols(aw, NULL, dout, inp, NULL, rstd, N, C, c0, nc);
             for (int j = 0; j < nc; j++) dw[c0 + j] += (float)aw[j];
         }
     }
@@ -337,7 +377,7 @@ void lk_rope_backward(float *dx, int stride, const float *cos_t, const float *si
 /* --- causal self-attention (GQA) -------------------------------------------------------- */
 
 /* In place over a row s (n valid entries, then T - n zeros): s = softmax(s[0..n)). */
-static inline void softmax_row(float *s, int n, int T)
+static LK_CLONES void softmax_row(float *s, int n, int T)
 {
     float mx = s[0];
 #pragma omp simd reduction(max : mx)
@@ -353,6 +393,18 @@ static inline void softmax_row(float *s, int n, int T)
 #pragma omp simd
     for (int u = 0; u < n; u++) s[u] *= inv;
     if (n < T) memset(s + n, 0, (size_t)(T - n) * sizeof *s);
+}
+
+/* Softmax backward in place over a row d (n valid entries, then T - n zeros):
+ * d = p o (d - sum(d o p)), p the probabilities. */
+static LK_CLONES void softmax_bwd_row(float *d, const float *p, int n, int T)
+{
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int u = 0; u < n; u++) dot += d[u] * p[u];
+#pragma omp simd
+    for (int u = 0; u < n; u++) d[u] = p[u] * (d[u] - dot);
+    if (n < T) memset(d + n, 0, (size_t)(T - n) * sizeof *d);
 }
 
 /* qkv (B,T,QKV), out (B,T,NH*HS), att (B,NH,T,T). Per (b,h), by blocks of query rows
@@ -405,16 +457,7 @@ void lk_attention_backward(float *dqkv, float *datt, const float *dout, const fl
             int r1 = imin(T, r0 + LK_ATT_BLK), m = r1 - r0;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1, HS, 1.0f, dy + (size_t)r0 * OC, OC, v, QKV,
                         0.0f, ds + (size_t)r0 * T, T);
-            for (int r = r0; r < r1; r++) {
-                float *d = ds + (size_t)r * T;
-                const float *p = a + (size_t)r * T;
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int u = 0; u <= r; u++) dot += d[u] * p[u];
-#pragma omp simd
-                for (int u = 0; u <= r; u++) d[u] = p[u] * (d[u] - dot);
-                if (r + 1 < T) memset(d + r + 1, 0, (size_t)(T - r - 1) * sizeof *d);
-            }
+            for (int r = r0; r < r1; r++) softmax_bwd_row(ds + (size_t)r * T, a + (size_t)r * T, r + 1, T);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, r1, scale, ds + (size_t)r0 * T, T, k, QKV,
                         1.0f, dq + (size_t)r0 * QKV, QKV);
         }
@@ -482,17 +525,23 @@ static inline __attribute__((always_inline)) float lk_phi(float x)
     return pos + h * (1.0f - 2.0f * pos);
 }
 
-/* exact GeLU: x Phi(x) */
-void lk_gelu_forward(float *out, const float *inp, long n)
+static LK_CLONES void gelu_fwd_chunk(float *out, const float *inp, long n)
 {
-#pragma omp parallel for simd schedule(static) if (n > LK_PAR_MIN)
+#pragma omp simd
     for (long i = 0; i < n; i++) out[i] = inp[i] * lk_phi(inp[i]);
 }
 
-/* d/dx x Phi(x) = Phi(x) + x phi(x) */
-void lk_gelu_backward(float *dinp, const float *inp, const float *dout, long n)
+/* exact GeLU: x Phi(x) */
+void lk_gelu_forward(float *out, const float *inp, long n)
 {
-#pragma omp parallel for simd schedule(static) if (n > LK_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > LK_PAR_MIN)
+    for (long i = 0; i < n; i += LK_CHUNK) gelu_fwd_chunk(out + i, inp + i, lmin(LK_CHUNK, n - i));
+}
+
+/* d/dx x Phi(x) = Phi(x) + x phi(x) */
+static LK_CLONES void gelu_bwd_chunk(float *dinp, const float *inp, const float *dout, long n)
+{
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float d = lk_phi(x) + x * LK_INV_SQRT_2PI * lk_expf(-0.5f * x * x);
@@ -500,21 +549,33 @@ void lk_gelu_backward(float *dinp, const float *inp, const float *dout, long n)
     }
 }
 
+void lk_gelu_backward(float *dinp, const float *inp, const float *dout, long n)
+{
+#pragma omp parallel for schedule(static) if (n > LK_PAR_MIN)
+    for (long i = 0; i < n; i += LK_CHUNK) gelu_bwd_chunk(dinp + i, inp + i, dout + i, lmin(LK_CHUNK, n - i));
+}
+
 /* tanh GeLU: x/2 (1 + tanh(y)) = x sigmoid(2y), y = sqrt(2/pi) (x + 0.044715 x^3); the
  * sigmoid form is relatively accurate where 1 + tanh(y) is tiny (x very negative) */
-void lk_gelu_tanh_forward(float *out, const float *inp, long n)
+static LK_CLONES void gelu_tanh_fwd_chunk(float *out, const float *inp, long n)
 {
-#pragma omp parallel for simd schedule(static) if (n > LK_PAR_MIN)
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x * lk_sigmoid(2.0f * LK_SQRT_2_PI * (x + 0.044715f * x * x * x));
     }
 }
 
-/* d/dx = s + 2 x s (1 - s) y'(x), s = sigmoid(2y), y' = sqrt(2/pi) (1 + 3 0.044715 x^2) */
-void lk_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, long n)
+void lk_gelu_tanh_forward(float *out, const float *inp, long n)
 {
-#pragma omp parallel for simd schedule(static) if (n > LK_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n > LK_PAR_MIN)
+    for (long i = 0; i < n; i += LK_CHUNK) gelu_tanh_fwd_chunk(out + i, inp + i, lmin(LK_CHUNK, n - i));
+}
+
+/* d/dx = s + 2 x s (1 - s) y'(x), s = sigmoid(2y), y' = sqrt(2/pi) (1 + 3 0.044715 x^2) */
+static LK_CLONES void gelu_tanh_bwd_chunk(float *dinp, const float *inp, const float *dout, long n)
+{
+#pragma omp simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float s1, s = lk_sigmoid2(2.0f * LK_SQRT_2_PI * (x + 0.044715f * x * x * x), &s1);
@@ -523,31 +584,44 @@ void lk_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, lon
     }
 }
 
+void lk_gelu_tanh_backward(float *dinp, const float *inp, const float *dout, long n)
+{
+#pragma omp parallel for schedule(static) if (n > LK_PAR_MIN)
+    for (long i = 0; i < n; i += LK_CHUNK) gelu_tanh_bwd_chunk(dinp + i, inp + i, dout + i, lmin(LK_CHUNK, n - i));
+}
+
+/* one row: y = silu(g) u */
+static LK_CLONES void swiglu_fwd_row(float *y, const float *g, const float *u, int F)
+{
+#pragma omp simd
+    for (int f = 0; f < F; f++) y[f] = g[f] * lk_sigmoid(g[f]) * u[f];
+}
+
 /* inp (N,2F) rows [gate | up], out (N,F) = silu(gate) * up */
 void lk_swiglu_forward(float *out, const float *inp, int N, int F)
 {
 #pragma omp parallel for schedule(static) if ((long)N * F > LK_PAR_MIN)
-    for (int n = 0; n < N; n++) {
-        const float *g = inp + (size_t)n * 2 * F, *u = g + F;
-        float *y = out + (size_t)n * F;
+    for (int n = 0; n < N; n++) swiglu_fwd_row(out + (size_t)n * F, inp + (size_t)n * 2 * F, inp + (size_t)n * 2 * F + F, F);
+}
+
+/* one row: dg += dy u silu'(g), silu'(g) = s (1 + g (1 - s)); du += dy silu(g) */
+static LK_CLONES void swiglu_bwd_row(float *dg, float *du, const float *g, const float *u, const float *dy, int F)
+{
 #pragma omp simd
-        for (int f = 0; f < F; f++) y[f] = g[f] * lk_sigmoid(g[f]) * u[f];
+    for (int f = 0; f < F; f++) {
+        float s1, s = lk_sigmoid2(g[f], &s1);
+        dg[f] += dy[f] * u[f] * s * (1.0f + g[f] * s1);
+        du[f] += dy[f] * g[f] * s;
     }
 }
 
-/* dgate += dout up silu'(gate), silu'(g) = s (1 + g (1 - s)); dup += dout silu(gate) */
 void lk_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F)
 {
 #pragma omp parallel for schedule(static) if ((long)N * F > LK_PAR_MIN)
     for (int n = 0; n < N; n++) {
-        const float *g = inp + (size_t)n * 2 * F, *u = g + F, *dy = dout + (size_t)n * F;
-        float *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
-#pragma omp simd
-        for (int f = 0; f < F; f++) {
-            float s1, s = lk_sigmoid2(g[f], &s1);
-            dg[f] += dy[f] * u[f] * s * (1.0f + g[f] * s1);
-            du[f] += dy[f] * g[f] * s;
-        }
+        const float *g = inp + (size_t)n * 2 * F;
+        float *dg = dinp + (size_t)n * 2 * F;
+        swiglu_bwd_row(dg, dg + F, g, g + F, dout + (size_t)n * F, F);
     }
 }
 
@@ -567,8 +641,19 @@ void lk_accumulate(float *acc, const float *x, long n)
 
 /* --- cross-entropy ---------------------------------------------------------------------- */
 
-/* logits (N,V), targets (N), losses and lse (N). One row per iteration; the exponentials
- * are summed in double (V can be 150k). */
+/* logsumexp of one row; the exponentials are summed in double (V can be 150k) */
+static LK_CLONES float xent_row_lse(const float *z, int V)
+{
+    float mx = z[0];
+#pragma omp simd reduction(max : mx)
+    for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int v = 0; v < V; v++) s += lk_expf(z[v] - mx);
+    return mx + (float)log(s);
+}
+
+/* logits (N,V), targets (N), losses and lse (N); one row per iteration */
 int lk_xent_forward(float *losses, float *lse, const float *logits, const int32_t *targets, int N, int V)
 {
     int count = 0;
@@ -576,17 +661,18 @@ int lk_xent_forward(float *losses, float *lse, const float *logits, const int32_
 #pragma omp parallel for schedule(static) if ((long)N * V > LK_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
-        float mx = z[0];
-#pragma omp simd reduction(max : mx)
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        double s = 0.0;
-#pragma omp simd reduction(+ : s)
-        for (int v = 0; v < V; v++) s += lk_expf(z[v] - mx);
-        float l = mx + (float)log(s);
+        float l = xent_row_lse(z, V);
         lse[n] = l;
         losses[n] = targets[n] < 0 ? 0.0f : l - z[targets[n]];
     }
     return count;
+}
+
+/* d = scale exp(z - l), element by element (d may be z) */
+static LK_CLONES void xent_row_grad(float *d, const float *z, float l, float scale, int V)
+{
+#pragma omp simd
+    for (int v = 0; v < V; v++) d[v] = scale * lk_expf(z[v] - l);
 }
 
 /* dlogits (N,V) = scale (softmax - onehot); may alias logits (element v is read before it is written) */
@@ -602,10 +688,8 @@ void lk_xent_backward(float *dlogits, const float *logits, const float *lse, con
             memset(d, 0, (size_t)V * sizeof *d);
             continue;
         }
-        float l = lse[n];
-        float pt = lk_expf(z[t] - l);
-#pragma omp simd
-        for (int v = 0; v < V; v++) d[v] = scale * lk_expf(z[v] - l);
+        float pt = lk_expf(z[t] - lse[n]);
+        xent_row_grad(d, z, lse[n], scale, V);
         d[t] = scale * (pt - 1.0f);
     }
 }
