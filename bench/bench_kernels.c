@@ -5,18 +5,21 @@
  *       size, so they run on a slice of the rows (a slice of the batch for attention) and
  *       their time is scaled up linearly (every _ref kernel is linear in the rows);
  *       the slice is printed in the last column;
- *   (b) for the matrix products, a bare cblas_sgemm of the same shapes (the kernel's
- *       overhead), and GFLOP/s as a fraction of a large square sgemm (the machine's sgemm
- *       peak as OpenBLAS reaches it here);
+ *   (b) for the matrix products, a bare cblas_sgemm of the same shapes ("bare 100%": the
+ *       kernel adds nothing to it), and GFLOP/s as a fraction of a large square sgemm (the
+ *       machine's sgemm peak as OpenBLAS reaches it here; attention counts the causal half);
  *   (c) for the memory-bound kernels, GB/s counting one read of every input and one write
  *       of every output (a lower bound on the traffic).
- * Best of several CLOCK_MONOTONIC timings; no assertions. Threads: OMP_NUM_THREADS. */
+ * Best of several CLOCK_MONOTONIC timings; no assertions. Threads: OMP_NUM_THREADS.
+ * On a loaded machine every OpenMP parallel region can wait a scheduler tick for a thread
+ * that lost its core (the memory-bound kernels then all read ~8 ms): run it alone. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "llm/kernels.h"
@@ -73,8 +76,8 @@ static void row(const char *name, double tf, double tr, int slice, int of, const
 static void gemm_row(const char *name, double tf, double tr, int slice, int of, double flops, double tbare)
 {
     char note[96];
-    snprintf(note, sizeof note, "%6.1f GF/s %3.0f%% peak, bare %3.0f%%", flops / tf * 1e-9, 100 * flops / tf * 1e-9 / PEAK,
-             100 * tbare / tf);
+    int k = snprintf(note, sizeof note, "%6.1f GF/s %3.0f%% peak", flops / tf * 1e-9, 100 * flops / tf * 1e-9 / PEAK);
+    if (tbare == tbare) snprintf(note + k, sizeof note - (size_t)k, ", bare %3.0f%%", 100 * tbare / tf);
     row(name, tf, tr, slice, of, note);
 }
 
@@ -120,7 +123,15 @@ int main(void)
         float *a = frandn((long)n * n, 1.0), *b = frandn((long)n * n, 1.0), *c = fzero((long)n * n);
         double t = BEST(5, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n));
         PEAK = 2.0 * n * n * n / t * 1e-9;
-        printf("sgemm peak (OpenBLAS %s kernels, %dx%dx%d): %.1f GFLOP/s\n\n", openblas_get_corename(), n, n, n, PEAK);
+        printf("sgemm peak (OpenBLAS %s kernels, %dx%dx%d): %.1f GFLOP/s\n", openblas_get_corename(), n, n, n, PEAK);
+        const char *core = openblas_get_corename();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && core &&
+            strcasecmp(core, "SkylakeX") != 0 && strcasecmp(core, "Cooperlake") != 0 &&
+            strcasecmp(core, "SapphireRapids") != 0)
+            printf("note: this CPU has AVX-512 but OpenBLAS runs its %s kernels%s; OPENBLAS_CORETYPE=SkylakeX "
+                   "selects the AVX-512 ones\n", core, getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE is set)" : "");
+        printf("\n");
         free(a); free(b); free(c);
     }
     printf("%-30s %12s %14s %10s   %-34s %s\n", "kernel", "fast", "ref (scaled)", "ref/fast", "throughput",
@@ -140,19 +151,19 @@ int main(void)
         float *x = frandn(n, 1.0), *w = frandn(C, 1.0), *b = frandn(C, 1.0), *y = fzero(n), *dy = frandn(n, 1.0);
         float *dx = fzero(n), *dw = fzero(C), *db = fzero(C), *m = fzero(N), *r = fzero(N);
         int Ns = 256;
-        double tf = BEST(10, lk_layernorm_forward(y, m, r, x, w, b, N, C, 1e-5f));
+        double tf = BEST(30, lk_layernorm_forward(y, m, r, x, w, b, N, C, 1e-5f));
         double tr = ONCE(lk_layernorm_forward_ref(y, m, r, x, w, b, Ns, C, 1e-5f)) * N / Ns;
         mem_row("layernorm fwd", tf, tr, Ns, N, 8.0 * n);
-        tf = BEST(10, lk_layernorm_backward(dx, dw, db, dy, x, w, m, r, N, C));
+        tf = BEST(30, lk_layernorm_backward(dx, dw, db, dy, x, w, m, r, N, C));
         tr = ONCE(lk_layernorm_backward_ref(dx, dw, db, dy, x, w, m, r, Ns, C)) * N / Ns;
         mem_row("layernorm bwd", tf, tr, Ns, N, 16.0 * n);
-        tf = BEST(10, lk_rmsnorm_forward(y, r, x, w, N, C, 1e-5f));
+        tf = BEST(30, lk_rmsnorm_forward(y, r, x, w, N, C, 1e-5f));
         tr = ONCE(lk_rmsnorm_forward_ref(y, r, x, w, Ns, C, 1e-5f)) * N / Ns;
         mem_row("rmsnorm fwd", tf, tr, Ns, N, 8.0 * n);
-        tf = BEST(10, lk_rmsnorm_backward(dx, dw, dy, x, w, r, N, C));
+        tf = BEST(30, lk_rmsnorm_backward(dx, dw, dy, x, w, r, N, C));
         tr = ONCE(lk_rmsnorm_backward_ref(dx, dw, dy, x, w, r, Ns, C)) * N / Ns;
         mem_row("rmsnorm bwd", tf, tr, Ns, N, 16.0 * n);
-        tf = BEST(10, lk_add(y, x, dy, n));
+        tf = BEST(30, lk_add(y, x, dy, n));
         mem_row("add", tf, NAN, 0, 0, 12.0 * n);
         free(x); free(w); free(b); free(y); free(dy); free(dx); free(dw); free(db); free(m); free(r);
     }
@@ -162,10 +173,10 @@ int main(void)
         int32_t *tok = malloc((size_t)N * sizeof *tok);
         for (int i = 0; i < N; i++) tok[i] = (int32_t)rs_rng_uint(RNG, V);
         float *wte = frandn((long)V * C, 1.0), *y = fzero((long)N * C), *dwte = fzero((long)V * C);
-        double tf = BEST(10, lk_embedding_forward(y, tok, wte, N, C));
+        double tf = BEST(30, lk_embedding_forward(y, tok, wte, N, C));
         double tr = ONCE(lk_embedding_forward_ref(y, tok, wte, N, C));
         mem_row("embedding fwd", tf, tr, N, N, 8.0 * N * C);
-        tf = BEST(10, lk_embedding_backward(dwte, y, tok, N, C, V));
+        tf = BEST(30, lk_embedding_backward(dwte, y, tok, N, C, V));
         tr = ONCE(lk_embedding_backward_ref(dwte, y, tok, N, C, V));
         mem_row("embedding bwd", tf, tr, N, N, 12.0 * N * C);
         free(tok); free(wte); free(y); free(dwte);
@@ -184,21 +195,21 @@ int main(void)
             float *ct = fzero((long)T * HS / 2), *st = fzero((long)T * HS / 2);
             lk_rope_table(ct, st, inv, T, HS);
             double bytes = 8.0 * N * (NH + NKV) * HS;
-            double tf = BEST(10, lk_rope_forward(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
+            double tf = BEST(30, lk_rope_forward(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
             double tr = ONCE(lk_rope_forward_ref(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
             mem_row("rope fwd (q,k)", tf, tr, N, N, bytes);
-            tf = BEST(10, lk_rope_backward(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
+            tf = BEST(30, lk_rope_backward(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
             tr = ONCE(lk_rope_backward_ref(qkv, QKV, ct, st, B, T, NH + NKV, HS, HS, 0));
             mem_row("rope bwd (q,k)", tf, tr, N, N, bytes);
             free(ct); free(st);
         }
         /* causal flops: QK^T and att V over the lower triangle, 2 * 2 * T^2/2 * HS per head */
         double fl = 2.0 * B * NH * (double)T * T * HS;
-        double tf = BEST(5, lk_attention_forward(out, att, qkv, B, T, NH, NKV, HS));
+        double tf = BEST(10, lk_attention_forward(out, att, qkv, B, T, NH, NKV, HS));
         double tr = ONCE(lk_attention_forward_ref(out, att, qkv, Bs, T, NH, NKV, HS)) * B / Bs;
         snprintf(nm, sizeof nm, "attention fwd NH=%d NKV=%d", NH, NKV);
         gemm_row(nm, tf, tr, Bs * T, N, fl, NAN);
-        tf = BEST(5, lk_attention_backward(dqkv, datt, dout, qkv, att, B, T, NH, NKV, HS));
+        tf = BEST(10, lk_attention_backward(dqkv, datt, dout, qkv, att, B, T, NH, NKV, HS));
         tr = ONCE(lk_attention_backward_ref(dqkv, datt, dout, qkv, att, Bs, T, NH, NKV, HS)) * B / Bs;
         snprintf(nm, sizeof nm, "attention bwd NH=%d NKV=%d", NH, NKV);
         gemm_row(nm, tf, tr, Bs * T, N, 2 * fl, NAN);
@@ -211,22 +222,22 @@ int main(void)
         int Ns = 256;
         long ns = (long)Ns * F;
         float *h = frandn(2 * n, 1.5), *y = fzero(2 * n), *dy = frandn(2 * n, 1.0), *dh = fzero(2 * n);
-        double tf = BEST(5, lk_swiglu_forward(y, h, N, F));
+        double tf = BEST(15, lk_swiglu_forward(y, h, N, F));
         double tr = ONCE(lk_swiglu_forward_ref(y, h, Ns, F)) * N / Ns;
         mem_row("swiglu fwd", tf, tr, Ns, N, 12.0 * n);
-        tf = BEST(5, lk_swiglu_backward(dh, h, dy, N, F));
+        tf = BEST(15, lk_swiglu_backward(dh, h, dy, N, F));
         tr = ONCE(lk_swiglu_backward_ref(dh, h, dy, Ns, F)) * N / Ns;
         mem_row("swiglu bwd", tf, tr, Ns, N, 28.0 * n);
-        tf = BEST(5, lk_gelu_forward(y, h, n));
+        tf = BEST(15, lk_gelu_forward(y, h, n));
         tr = ONCE(lk_gelu_forward_ref(y, h, ns)) * N / Ns;
         mem_row("gelu fwd", tf, tr, Ns, N, 8.0 * n);
-        tf = BEST(5, lk_gelu_backward(dh, h, dy, n));
+        tf = BEST(15, lk_gelu_backward(dh, h, dy, n));
         tr = ONCE(lk_gelu_backward_ref(dh, h, dy, ns)) * N / Ns;
         mem_row("gelu bwd", tf, tr, Ns, N, 16.0 * n);
-        tf = BEST(5, lk_gelu_tanh_forward(y, h, n));
+        tf = BEST(15, lk_gelu_tanh_forward(y, h, n));
         tr = ONCE(lk_gelu_tanh_forward_ref(y, h, ns)) * N / Ns;
         mem_row("gelu_tanh fwd", tf, tr, Ns, N, 8.0 * n);
-        tf = BEST(5, lk_gelu_tanh_backward(dh, h, dy, n));
+        tf = BEST(15, lk_gelu_tanh_backward(dh, h, dy, n));
         tr = ONCE(lk_gelu_tanh_backward_ref(dh, h, dy, ns)) * N / Ns;
         mem_row("gelu_tanh bwd", tf, tr, Ns, N, 16.0 * n);
         free(h); free(y); free(dy); free(dh);
@@ -239,10 +250,10 @@ int main(void)
         float *z = frandn(n, 2.0), *d = fzero(n), *loss = fzero(N), *lse = fzero(N);
         int32_t *tgt = malloc((size_t)N * sizeof *tgt);
         for (int i = 0; i < N; i++) tgt[i] = (int32_t)rs_rng_uint(RNG, V);
-        double tf = BEST(5, lk_xent_forward(loss, lse, z, tgt, N, V));
+        double tf = BEST(15, lk_xent_forward(loss, lse, z, tgt, N, V));
         double tr = ONCE(lk_xent_forward_ref(loss, lse, z, tgt, Ns, V)) * N / Ns;
         mem_row("xent fwd", tf, tr, Ns, N, 4.0 * n);
-        tf = BEST(5, lk_xent_backward(d, z, lse, tgt, 1.0f / N, N, V));
+        tf = BEST(15, lk_xent_backward(d, z, lse, tgt, 1.0f / N, N, V));
         tr = ONCE(lk_xent_backward_ref(d, z, lse, tgt, 1.0f / N, Ns, V)) * N / Ns;
         mem_row("xent bwd", tf, tr, Ns, N, 8.0 * n);
         free(z); free(d); free(loss); free(lse); free(tgt);

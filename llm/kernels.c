@@ -1,11 +1,12 @@
 /* rostesim LLM: the fast layer kernels (kernels.h).
  *
  * Every matrix product goes through OpenBLAS cblas_sgemm; the remaining loops are
- * parallelised with OpenMP over rows (or over column blocks for the reductions over
- * rows) with vectorisable inner loops. Determinism: no atomics and no OpenMP reduction
- * across threads: every output element is produced by exactly one thread, and each sum
- * is taken in an order fixed by the code (sums over rows run over the rows in order
- * inside one column block), so results do not depend on the thread schedule.
+ * parallelised with OpenMP over rows (or over columns for the reductions over rows)
+ * with vectorisable inner loops. Determinism: no atomics and no OpenMP reduction across
+ * threads: every output element is produced by exactly one thread, and each sum is taken
+ * in an order fixed by the code (a sum over rows runs over the rows in order inside the
+ * thread that owns the column), so results depend neither on the thread schedule nor on
+ * the number of threads (the GEMMs are OpenBLAS's: reproducible for a fixed thread count).
  *
  * Attention runs one task per (batch, head). Inside an OpenMP parallel region the
  * OpenMP build of OpenBLAS runs single-threaded, so each task's GEMMs run on its own
@@ -22,14 +23,15 @@
  * Dimension letters as in kernels.h. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "llm/kernels.h"
 
 /* Loops over fewer elements than this run on one thread (thread start-up costs more). */
 #define LK_PAR_MIN 16384L
-/* Columns per task in the column-split reductions over rows. */
-#define LK_COLS 64
+/* Columns per pass in the column-split reductions over rows (double accumulators). */
+#define LK_COLS 512
 /* Rows per block of the blocked causal attention GEMMs. */
 #ifndef LK_ATT_BLK
 #define LK_ATT_BLK 64
@@ -46,6 +48,17 @@
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline long lmin(long a, long b) { return a < b ? a : b; }
+
+/* The calling thread's share [*c0, *c1) of C columns: contiguous, multiples of 16 floats.
+ * Reductions over rows give every column to one thread, which sums the rows in order, so
+ * the result does not depend on the number of threads. */
+static void thread_cols(int C, int *c0, int *c1)
+{
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    int per = ((C + nt - 1) / nt + 15) / 16 * 16;
+    *c0 = imin(C, id * per);
+    *c1 = imin(C, *c0 + per);
+}
 
 /* exp(x) in float, vectorisable (no libm call, no branches): Cody-Waite reduction
  * x = n ln2 + r, |r| <= ln2/2, the Cephes degree-6 polynomial for e^r, and 2^n built in
@@ -96,16 +109,16 @@ void lk_embedding_forward(float *out, const int32_t *tokens, const float *wte, i
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof *out);
 }
 
-/* dwte (V,C) += dout (N,C) scattered by tokens. Tasks own column blocks and walk the
+/* dwte (V,C) += dout (N,C) scattered by tokens. Threads own column ranges and walk the
  * tokens in order, so repeated tokens add up in a fixed order without atomics. */
 void lk_embedding_backward(float *dwte, const float *dout, const int32_t *tokens, int N, int C, int V)
 {
     (void)V;
-    int nblk = (C + LK_COLS - 1) / LK_COLS;
-#pragma omp parallel for schedule(static) if ((long)N * C > LK_PAR_MIN)
-    for (int blk = 0; blk < nblk; blk++) {
-        int c0 = blk * LK_COLS, c1 = imin(C, c0 + LK_COLS);
-        for (int n = 0; n < N; n++) {
+#pragma omp parallel if ((long)N * C > LK_PAR_MIN)
+    {
+        int c0, c1;
+        thread_cols(C, &c0, &c1);
+        for (int n = 0; n < N && c0 < c1; n++) {
             float *d = dwte + (size_t)tokens[n] * C;
             const float *g = dout + (size_t)n * C;
 #pragma omp simd
@@ -146,13 +159,16 @@ void lk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
     if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
-        int nblk = (OC + LK_COLS - 1) / LK_COLS;
-#pragma omp parallel for schedule(static) if ((long)N * OC > LK_PAR_MIN)
-        for (int blk = 0; blk < nblk; blk++) {
-            int o0 = blk * LK_COLS, no = imin(OC, o0 + LK_COLS) - o0;
-            double acc[LK_COLS];
-            colsum_block(acc, dout + o0, N, OC, no);
-            for (int j = 0; j < no; j++) dbias[o0 + j] += (float)acc[j];
+#pragma omp parallel if ((long)N * OC > LK_PAR_MIN)
+        {
+            int c0, c1;
+            thread_cols(OC, &c0, &c1);
+            for (int o0 = c0; o0 < c1; o0 += LK_COLS) {
+                int no = imin(c1, o0 + LK_COLS) - o0;
+                double acc[LK_COLS];
+                colsum_block(acc, dout + o0, N, OC, no);
+                for (int j = 0; j < no; j++) dbias[o0 + j] += (float)acc[j];
+            }
         }
     }
 }
@@ -238,15 +254,18 @@ void lk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
             ln_bwd_row(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, w, mean[n], rstd[n], C);
     }
     if (dw || db) {
-        int nblk = (C + LK_COLS - 1) / LK_COLS;
-#pragma omp parallel for schedule(static) if (par)
-        for (int blk = 0; blk < nblk; blk++) {
-            int c0 = blk * LK_COLS, nc = imin(C, c0 + LK_COLS) - c0;
-            double aw[LK_COLS], ab[LK_COLS];
-            norm_dw_cols(aw, ab, dout, inp, mean, rstd, N, C, c0, nc);
-            for (int j = 0; j < nc; j++) {
-                if (dw) dw[c0 + j] += (float)aw[j];
-                if (db) db[c0 + j] += (float)ab[j];
+#pragma omp parallel if (par)
+        {
+            int t0, t1;
+            thread_cols(C, &t0, &t1);
+            for (int c0 = t0; c0 < t1; c0 += LK_COLS) {
+                int nc = imin(t1, c0 + LK_COLS) - c0;
+                double aw[LK_COLS], ab[LK_COLS];
+                norm_dw_cols(aw, ab, dout, inp, mean, rstd, N, C, c0, nc);
+                for (int j = 0; j < nc; j++) {
+                    if (dw) dw[c0 + j] += (float)aw[j];
+                    if (db) db[c0 + j] += (float)ab[j];
+                }
             }
         }
     }
@@ -290,13 +309,16 @@ void lk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
             rms_bwd_row(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C, w, rstd[n], C);
     }
     if (dw) {
-        int nblk = (C + LK_COLS - 1) / LK_COLS;
-#pragma omp parallel for schedule(static) if (par)
-        for (int blk = 0; blk < nblk; blk++) {
-            int c0 = blk * LK_COLS, nc = imin(C, c0 + LK_COLS) - c0;
-            double aw[LK_COLS];
-            norm_dw_cols(aw, NULL, dout, inp, NULL, rstd, N, C, c0, nc);
-            for (int j = 0; j < nc; j++) dw[c0 + j] += (float)aw[j];
+#pragma omp parallel if (par)
+        {
+            int t0, t1;
+            thread_cols(C, &t0, &t1);
+            for (int c0 = t0; c0 < t1; c0 += LK_COLS) {
+                int nc = imin(t1, c0 + LK_COLS) - c0;
+                double aw[LK_COLS];
+                norm_dw_cols(aw, NULL, dout, inp, NULL, rstd, N, C, c0, nc);
+                for (int j = 0; j < nc; j++) dw[c0 + j] += (float)aw[j];
+            }
         }
     }
 }
