@@ -85,12 +85,20 @@ int llm_copy_tokenizer_files(const char *src_dir, const char *dst_dir);
 
 void llm_model_free(llm_model *m); /* NULL is a no-op */
 
+/* Read this model's tensors, under their HF names with `prefix` prepended (e.g. "grad."
+ * for reference gradients), from s into dst: a buffer of m->nparams floats in the layout
+ * of m->params (so dst = m->params is what llm_model_load does). Shapes are checked as at
+ * load; a tied model's head is not read (its values are the embedding's). */
+typedef struct st_set st_set;
+int llm_model_read_hf(const llm_model *m, const st_set *s, const char *prefix, float *dst);
+
 /* Make room for batches up to (B, T) (T <= max_pos); forward calls it as needed. */
 int llm_model_reserve(llm_model *m, int B, int T);
 int llm_model_alloc_grads(llm_model *m);
 
 /* Forward over tokens (B,T). With targets (B,T; < 0 = ignored) also the mean loss over
- * non-ignored positions in *loss and the count in *ntok (either may be NULL).
+ * non-ignored positions in *loss and the count in *ntok (either may be NULL; the loss is 0
+ * when no position counts). Tokens outside 0..V-1 and targets >= V are RS_EINVAL.
  * Logits (B,T,V) are in m->logits afterwards (until backward overwrites them). */
 int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                       float *loss, int *ntok);

@@ -26,8 +26,10 @@ typedef struct {
     int64_t shape[ST_MAX_DIMS];
     size_t nelem;       /* product of shape (1 for a scalar) */
     size_t nbytes;      /* end - begin */
-    const void *data;   /* inside the mapping of its file */
+    const void *data;   /* inside the mapping of its file (not necessarily aligned) */
     int file;           /* index of the shard it lives in */
+    size_t offset;      /* byte offset of data in its file (8 + header length + begin) */
+    const char *dtype_name; /* as in the header: "F32", "BF16", "F8_E4M3", ... */
 } st_tensor;
 
 typedef struct st_set st_set;
@@ -43,6 +45,9 @@ size_t st_count(const st_set *s);
 const st_tensor *st_get(const st_set *s, size_t i);
 const st_tensor *st_find(const st_set *s, const char *name); /* NULL if absent */
 const char *st_file_name(const st_set *s, int file);          /* path of shard `file` */
+int st_nfiles(const st_set *s);
+/* Value of key in the "__metadata__" of shard `file`; NULL if absent. */
+const char *st_metadata(const st_set *s, int file, const char *key);
 
 /* Convert a floating tensor (F32, F16, BF16, F64) to f32 into dst (t->nelem floats).
  * RS_ENOTSUP for non-float dtypes. F16 subnormals, infinities and NaN convert exactly. */
