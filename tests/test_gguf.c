@@ -1,0 +1,292 @@
+/* Tests of the GGUF reader (llm/gguf.c), the dequantizers (llm/gguf_quants.c) and the
+ * importer (llm/gguf_import.c). Fixtures: tests/fixtures/gguf/ (tools/gguf_fixture.py). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/gguf.h"
+#include "quant/status.h"
+#include "tests/check.h"
+
+#define FIX "tests/fixtures/gguf/"
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
+    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+/* ------------------------------------------------------------------ dequantization */
+
+static void test_quants(void)
+{
+    gguf_file *g = NULL;
+    int rc = gguf_open(&g, FIX "quants.gguf");
+    CHECK(rc == RS_OK, "open quants.gguf: %s", rc ? rs_last_error() : "ok");
+    if (rc) return;
+    CHECK(gguf_version(g) == 3, "version 3");
+    CHECK(gguf_alignment(g) == 32, "default alignment 32");
+    static const char *const types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        char refname[32];
+        snprintf(refname, sizeof refname, "%s.ref", types[k]);
+        const gguf_tensor *t = gguf_find_tensor(g, types[k]), *r = gguf_find_tensor(g, refname);
+        CHECK(t && r, "%s: tensor and reference present", types[k]);
+        if (!t || !r) continue;
+        const gguf_type_traits *tr = gguf_type_info(t->type);
+        CHECK(tr && !strcmp(tr->name, types[k]), "%s: type id %u is named %s", types[k], t->type, tr ? tr->name : "?");
+        CHECK(t->ndim == 2 && t->ne[0] == 512 && t->ne[1] == 2, "%s: dims [512, 2] innermost first", types[k]);
+        CHECK(r->type == GGML_F32 && r->nelem == t->nelem, "%s: F32 reference of the same size", types[k]);
+        float *x = malloc(t->nelem * sizeof *x), *y = malloc(r->nelem * sizeof *y);
+        rc = gguf_tensor_to_f32(g, t, x);
+        CHECK(rc == RS_OK, "%s: dequantize", types[k]);
+        gguf_tensor_to_f32(g, r, y);
+        double maxd = 0, maxr = 0;
+        size_t nexact = 0;
+        for (size_t i = 0; i < t->nelem; i++) {
+            double d = fabs((double)x[i] - (double)y[i]);
+            if (d > maxd) maxd = d;
+            if (fabs(y[i]) > maxr) maxr = fabs(y[i]);
+            nexact += x[i] == y[i];
+        }
+        /* the reference computes in f32 (numpy) with ggml's formulas: a few ulps of the largest value */
+        CHECK(maxd <= 4 * 1.2e-7 * maxr, "%s: max |x - ref| = %.3g (max |ref| %.3g), %zu of %llu bit-identical",
+              types[k], maxd, maxr, nexact, (unsigned long long)t->nelem);
+        free(x);
+        free(y);
+    }
+    gguf_close(g);
+}
+
+/* ------------------------------------------------------------------ malformed files */
+
+/* A tiny GGUF built in memory: one u32 key, one string-array key, two F32 tensors. */
+typedef struct {
+    unsigned char b[4096];
+    size_t n;
+} buf;
+
+static void put(buf *b, const void *p, size_t n) { memcpy(b->b + b->n, p, n); b->n += n; }
+static void put32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put64(buf *b, uint64_t v) { put(b, &v, 8); }
+static void putstr(buf *b, const char *s) { put64(b, strlen(s)); put(b, s, strlen(s)); }
+
+typedef struct {
+    uint32_t version, t1_type, arr_type, kv_type;
+    uint64_t nt, nkv, t1_off, t1_dim0, key_len, arr_n;
+    const char *t1_name, *key2;
+    int alignment; /* 0: none */
+} spec;
+
+static spec base_spec(void)
+{
+    spec s = {3, GGML_F32, GGUF_STRING, GGUF_U32, 2, 3, 64, 16, 0, 2, "b", "tokenizer.ggml.tokens", 0};
+    return s;
+}
+
+static void build(buf *b, spec s)
+{
+    b->n = 0;
+    put(b, "GGUF", 4);
+    put32(b, s.version);
+    put64(b, s.nt);
+    put64(b, s.nkv);
+    /* kv 0: general.architecture = "llama" */
+    putstr(b, "general.architecture"); put32(b, GGUF_STRING); putstr(b, "llama");
+    /* kv 1: llama.block_count (u32 unless changed) */
+    if (s.key_len) { put64(b, s.key_len); put(b, "llama.block_count", 17); }
+    else putstr(b, "llama.block_count");
+    put32(b, s.kv_type);
+    put32(b, 2);
+    /* kv 2: a string array */
+    putstr(b, s.key2); put32(b, GGUF_ARRAY); put32(b, s.arr_type); put64(b, s.arr_n);
+    putstr(b, "ab"); putstr(b, "cd");
+    if (s.alignment) { putstr(b, "general.alignment"); put32(b, GGUF_U32); put32(b, (uint32_t)s.alignment); }
+    /* tensor a: F32 [16] at 0; tensor b: [dim0] at t1_off */
+    putstr(b, "a"); put32(b, 1); put64(b, 16); put32(b, GGML_F32); put64(b, 0);
+    putstr(b, s.t1_name); put32(b, 1); put64(b, s.t1_dim0); put32(b, s.t1_type); put64(b, s.t1_off);
+    size_t al = s.alignment ? (size_t)s.alignment : 32;
+    while (b->n % al) b->b[b->n++] = 0;
+    for (int i = 0; i < 32; i++) { float v = (float)i; put(b, &v, 4); }
+}
+
+static int open_spec(spec s, const char *expect, const char *what)
+{
+    buf b;
+    build(&b, s);
+    gguf_file *g = NULL;
+    int rc = gguf_open_mem(&g, b.b, b.n, "mem.gguf");
+    if (!expect) {
+        CHECK(rc == RS_OK, "%s: opens (%s)", what, rc ? rs_last_error() : "ok");
+    } else {
+        const char *e = rs_last_error();
+        CHECK(rc != RS_OK && strstr(e, "mem.gguf: offset ") && strstr(e, expect), "%s: rejected: %s", what,
+              rc ? e : "(opened)");
+    }
+    gguf_close(g);
+    return rc;
+}
+
+static void test_malformed(void)
+{
+    spec s = base_spec();
+    open_spec(s, NULL, "the hand-built file");
+    {
+        buf b;
+        build(&b, s);
+        gguf_file *g = NULL;
+        if (gguf_open_mem(&g, b.b, b.n, "mem.gguf") == RS_OK) {
+            int64_t v = 0;
+            char *arch = NULL;
+            const gguf_kv *arr = NULL;
+            CHECK(gguf_get_int(g, "llama.block_count", 1, &v, NULL) == RS_OK && v == 2, "u32 getter");
+            CHECK(gguf_get_str(g, "general.architecture", 1, &arch, NULL) == RS_OK && !strcmp(arch, "llama"), "string getter");
+            CHECK(gguf_get_arr(g, "tokenizer.ggml.tokens", 1, &arr) == RS_OK && arr && arr->arr_n == 2, "array getter");
+            if (arr) {
+                const char *p; size_t n;
+                gguf_arr_str(g, arr, 1, &p, &n);
+                CHECK(n == 2 && !memcmp(p, "cd", 2), "string array element");
+            }
+            CHECK(gguf_get_int(g, "general.architecture", 1, &v, NULL) == RS_EINVAL &&
+                  strstr(rs_last_error(), "expected an integer"), "wrong type: %s", rs_last_error());
+            CHECK(gguf_get_int(g, "llama.nothing", 1, &v, NULL) == RS_EINVAL && strstr(rs_last_error(), "llama.nothing"),
+                  "missing required key: %s", rs_last_error());
+            int found = 1;
+            CHECK(gguf_get_int(g, "llama.nothing", 0, &v, &found) == RS_OK && !found, "missing optional key");
+            const gguf_tensor *t = gguf_find_tensor(g, "b");
+            CHECK(t && t->offset == gguf_data_offset(g) + 64 && t->nbytes == 64, "tensor b at data + 64");
+            free(arch);
+            gguf_close(g);
+        }
+    }
+    s = base_spec(); s.version = 1; open_spec(s, "version 1", "version 1");
+    s = base_spec(); s.version = 7; open_spec(s, "unknown GGUF version 7", "version 7");
+    s = base_spec(); s.nt = (uint64_t)1 << 60; open_spec(s, "tensor count", "tensor count 2^60");
+    s = base_spec(); s.nkv = (uint64_t)1 << 62; open_spec(s, "metadata count", "metadata count 2^62");
+    s = base_spec(); s.key_len = (uint64_t)1 << 40; open_spec(s, "string length", "key length 2^40");
+    s = base_spec(); s.key_len = UINT64_MAX; open_spec(s, "string length", "key length 2^64-1");
+    s = base_spec(); s.kv_type = 13; open_spec(s, "unknown value type 13", "value type 13");
+    s = base_spec(); s.arr_type = GGUF_ARRAY; open_spec(s, "arrays of arrays", "nested array");
+    s = base_spec(); s.arr_type = 99; open_spec(s, "unknown array element type", "array element type 99");
+    s = base_spec(); s.arr_n = (uint64_t)1 << 61; open_spec(s, "cannot fit", "array length 2^61");
+    s = base_spec(); s.arr_n = 3; open_spec(s, "string length", "array length 3 (reads into the tensor infos)");
+    s = base_spec(); s.t1_type = 4; open_spec(s, "unknown ggml type 4", "removed ggml type 4");
+    s = base_spec(); s.t1_type = 1000; open_spec(s, "unknown ggml type 1000", "ggml type 1000");
+    s = base_spec(); s.t1_type = GGML_Q4_0; open_spec(s, "multiple of 32", "Q4_0 with 16 columns");
+    s = base_spec(); s.t1_dim0 = 0; open_spec(s, "dimension 0 is 0", "zero dimension");
+    s = base_spec(); s.t1_dim0 = (uint64_t)1 << 39; open_spec(s, "cannot fit", "huge dimension");
+    s = base_spec(); s.t1_off = 4096; open_spec(s, "past the end", "offset past the end");
+    s = base_spec(); s.t1_off = UINT64_MAX - 31; open_spec(s, "past the end", "offset 2^64-32");
+    s = base_spec(); s.t1_off = 33; open_spec(s, "not a multiple of the alignment", "misaligned offset");
+    s = base_spec(); s.t1_off = 32; open_spec(s, "overlap", "overlapping tensors");
+    s = base_spec(); s.t1_name = "a"; open_spec(s, "appears twice", "duplicate tensor name");
+    s = base_spec(); s.key2 = "llama.block_count"; open_spec(s, "appears twice", "duplicate key");
+    s = base_spec(); s.nkv = 4; s.alignment = 64; open_spec(s, NULL, "general.alignment 64");
+    s = base_spec(); s.nkv = 4; s.alignment = 48; open_spec(s, "power of two", "general.alignment 48");
+    {
+        buf b;
+        build(&b, base_spec());
+        memcpy(b.b, "GGUG", 4);
+        gguf_file *g = NULL;
+        CHECK(gguf_open_mem(&g, b.b, b.n, "mem.gguf") == RS_EINVAL && strstr(rs_last_error(), "not a GGUF file"),
+              "bad magic: %s", rs_last_error());
+        gguf_close(g);
+    }
+    gguf_file *g = NULL;
+    CHECK(gguf_open(&g, FIX "no_such_file.gguf") == RS_EIO && strstr(rs_last_error(), "no_such_file.gguf"),
+          "missing file: %s", rs_last_error());
+}
+
+/* Every prefix of a valid file that cuts a byte it needs is rejected with a message. */
+static void test_truncated(const char *path)
+{
+    size_t n;
+    unsigned char *full = slurp(path, &n);
+    CHECK(full != NULL, "read %s", path);
+    if (!full) return;
+    gguf_file *g = NULL;
+    if (gguf_open_mem(&g, full, n, path) != RS_OK) { CHECK(0, "%s opens", path); free(full); return; }
+    /* without tensors the alignment padding after the header is not needed */
+    size_t need = gguf_ntensors(g) ? gguf_data_offset(g) : gguf_data_offset(g) - gguf_alignment(g) + 1;
+    for (size_t i = 0; i < gguf_ntensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        if (t->offset + t->nbytes > need) need = t->offset + t->nbytes;
+    }
+    gguf_close(g);
+    size_t bad = 0, nomsg = 0;
+    for (size_t len = 0; len < need; len++) {
+        /* a copy of exactly len bytes, so that ASan sees any read past the end */
+        unsigned char *p = malloc(len ? len : 1);
+        memcpy(p, full, len);
+        int rc = gguf_open_mem(&g, p, len, path);
+        if (rc == RS_OK) { bad++; gguf_close(g); }
+        else if (!strstr(rs_last_error(), path) || !strstr(rs_last_error(), "offset")) nomsg++;
+        free(p);
+    }
+    CHECK(bad == 0 && nomsg == 0, "%s: all %zu truncated prefixes rejected (%zu opened, %zu without file/offset)", path,
+          need, bad, nomsg);
+    free(full);
+}
+
+/* Seeded byte flips in the header: never a crash; what opens also dequantizes. */
+static void test_fuzz(const char *path, int iters)
+{
+    size_t n;
+    unsigned char *full = slurp(path, &n);
+    if (!full) { CHECK(0, "read %s", path); return; }
+    gguf_file *g = NULL;
+    gguf_open_mem(&g, full, n, path);
+    size_t hdr = gguf_data_offset(g);
+    gguf_close(g);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    int opened = 0, msg = 0;
+    unsigned char *p = malloc(n);
+    for (int it = 0; it < iters; it++) {
+        memcpy(p, full, n);
+        int flips = 1 + (int)(x % 4);
+        for (int k = 0; k < flips; k++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            size_t at = (size_t)(x % hdr);
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            p[at] = (x & 1) ? (unsigned char)(x >> 8) : (unsigned char)(p[at] ^ (1u << ((x >> 8) % 8)));
+        }
+        size_t len = (x >> 20) % 8 == 0 ? (size_t)((x >> 24) % n) : n; /* sometimes also truncated */
+        if (gguf_open_mem(&g, p, len, path) == RS_OK) {
+            opened++;
+            for (size_t i = 0; i < gguf_ntensors(g); i++) {
+                const gguf_tensor *t = gguf_tensor_at(g, i);
+                if (t->nelem > (1u << 20)) continue;
+                float *y = malloc(t->nelem * sizeof *y);
+                gguf_tensor_to_f32(g, t, y);
+                free(y);
+            }
+            gguf_close(g);
+        } else if (strstr(rs_last_error(), path)) {
+            msg++;
+        }
+    }
+    free(p);
+    CHECK(opened + msg == iters, "%s: %d seeded mutations: %d opened, %d rejected naming the file, no crash", path,
+          iters, opened, msg);
+    free(full);
+}
+
+int main(void)
+{
+    test_quants();
+    test_malformed();
+    test_truncated(FIX "quants.gguf");
+    test_truncated(FIX "tok_qwen2.gguf");
+    test_fuzz(FIX "quants.gguf", 3000);
+    test_fuzz(FIX "tok_qwen2.gguf", 1000);
+    return check_summary("test_gguf");
+}
