@@ -213,7 +213,7 @@ int cmd_verify(int argc, char **argv)
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
     if (pr == CLI_HELP) return 0;
     if (pr != CLI_OK) return 2;
-    char path[4096], err[512];
+    char path[4200], err[512];
     snprintf(path, sizeof path, "%s/claims.tsv", pos[0]);
     char *text = read_file(path, err, sizeof err);
     if (!text) return cli_error("verify", "%s (is '%s' a paper folder?)", err, pos[0]), 2;
@@ -275,7 +275,7 @@ int cmd_verify(int argc, char **argv)
             dup2(saved, 1);
             close(saved);
         }
-        char msg[1024] = "";
+        char msg[4400] = "";
         int ok = 0;
         if (rc != 0) {
             snprintf(msg, sizeof msg, "the lsq run failed (exit %d); see %s", rc, logp);

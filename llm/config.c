@@ -7,6 +7,7 @@
  * present the dict's keys win, as in transformers ("rope_scaling" replaces
  * "rope_parameters" when it is a non-empty object). */
 #include "llm/config.h"
+#include "llm/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -577,33 +578,11 @@ done:
 int llm_config_load(llm_config *c, const char *path)
 {
     if (!c || !path) return RS_ERROR(RS_EINVAL, "llm_config_load: NULL argument");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return RS_ERROR(RS_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return RS_ERROR(RS_EIO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-        fclose(fp);
-        return RS_ERROR(RS_EINVAL, "%s: %lld bytes, more than the limit of %zu for a config", path,
-                        (long long)st.st_size, CONFIG_MAX_BYTES);
-    }
-    size_t n = (size_t)st.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(fp);
-        return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(b, 1, n, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (got != n || err) {
-        free(b);
-        return RS_ERROR(RS_EIO, "%s: read %zu of %zu bytes", path, got, n);
-    }
-    b[n] = 0;
-    int rc = llm_config_parse(c, b, n, path);
+    char *b = NULL;
+    size_t n = 0;
+    int rc = llm_read_file(path, CONFIG_MAX_BYTES, &b, &n);
+    if (rc) return rc;
+    rc = llm_config_parse(c, b, n, path);
     free(b);
     return rc;
 }

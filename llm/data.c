@@ -1,5 +1,6 @@
 /* rostesim LLM: SFT data (JSONL prompt/completion, plain text), see data.h. */
 #include "llm/data.h"
+#include "llm/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -44,34 +45,6 @@ static size_t utf8_bad_offset(const char *s, size_t n)
     return n;
 }
 
-static int read_file(const char *path, char **buf, size_t *len)
-{
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return RS_ERROR(RS_EIO, "cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) { fclose(f); return RS_ERROR(RS_ENOMEM, "%s: out of memory", path); }
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) { free(b); fclose(f); return RS_ERROR(RS_ENOMEM, "%s: out of memory", path); }
-            b = nb;
-            cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(b); return RS_ERROR(RS_EIO, "read error on '%s'", path); }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return RS_OK;
-}
 
 /* Growing arrays of the data set under construction. */
 typedef struct {
@@ -335,7 +308,7 @@ int llm_data_load(llm_dataset **ds, const char *path, const tok_tokenizer *tok, 
                         path);
     char *buf;
     size_t len;
-    int st = read_file(path, &buf, &len);
+    int st = llm_read_file(path, (size_t)1 << 40, &buf, &len);
     if (st) return st;
     st = llm_data_parse(ds, buf, len, kind, path, tok, o);
     free(buf);
@@ -411,7 +384,7 @@ int llm_special_ids(const llm_config *c, const char *model_dir, const tok_tokeni
         fclose(f);
         char *buf;
         size_t len;
-        int st = read_file(path, &buf, &len);
+        int st = llm_read_file(path, (size_t)1 << 40, &buf, &len);
         if (st) return st;
         j = cJSON_ParseWithLength(buf, len);
         free(buf);

@@ -9,6 +9,7 @@
  * exactly (no overlap, no gap, no trailing bytes) as the reference implementation
  * requires; names must be unique across all shards. */
 #include "llm/safetensors.h"
+#include "llm/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -460,39 +461,6 @@ static int open_file(st_set *s, const char *path)
     return rc;
 }
 
-/* Whole small file into a NUL-terminated buffer (index.json). */
-static int read_text(const char *path, size_t cap, char **out, size_t *len)
-{
-    *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return RS_ERROR(RS_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return RS_ERROR(RS_EIO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > cap) {
-        fclose(fp);
-        return RS_ERROR(RS_EINVAL, "%s: %lld bytes, more than the limit of %zu", path, (long long)st.st_size, cap);
-    }
-    size_t n = (size_t)st.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(fp);
-        return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(b, 1, n, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (got != n || err) {
-        free(b);
-        return RS_ERROR(RS_EIO, "%s: read %zu of %zu bytes", path, got, n);
-    }
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return RS_OK;
-}
 
 /* Sort names and report the first duplicate. */
 static int build_name_index(st_set *s)
@@ -532,7 +500,7 @@ static int open_index(st_set *s, const char *ipath, const char *dir)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_text(ipath, ST_INDEX_MAX, &text, &len);
+    int rc = llm_read_file(ipath, ST_INDEX_MAX, &text, &len);
     if (rc) return rc;
     cJSON *j = parse_json(text, len, ipath, 0, &rc);
     free(text);

@@ -194,14 +194,26 @@ static uint64_t model_shape_hash(const llm_model *m)
     return h;
 }
 
+/* The shortest %g spelling that reads back as x (0.005, not 0.0050000000000000001). */
+static const char *fmt_exact(char *buf, size_t n, double x)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    return buf;
+}
+
 static void format_opts(char *buf, size_t n, const llm_train_opts *o)
 {
+    char v[8][32];
     snprintf(buf, n,
-             "lr=%.17g epochs=%d max_steps=%ld batch=%d grad_accum=%d max_len=%d full_loss=%d warmup=%.17g "
-             "schedule=%s weight_decay=%.17g clip_grad=%.17g beta1=%.17g beta2=%.17g eps=%.17g seed=%llu",
-             o->lr, o->epochs, o->max_steps, o->batch, o->grad_accum, o->max_len, o->full_loss, o->warmup,
-             llm_sched_name(o->sched), o->weight_decay, o->clip_grad, o->beta1, o->beta2, o->eps,
-             (unsigned long long)o->seed);
+             "lr=%s epochs=%d max_steps=%ld batch=%d grad_accum=%d max_len=%d full_loss=%d warmup=%s "
+             "schedule=%s weight_decay=%s clip_grad=%s beta1=%s beta2=%s eps=%s seed=%llu",
+             fmt_exact(v[0], 32, o->lr), o->epochs, o->max_steps, o->batch, o->grad_accum, o->max_len,
+             o->full_loss, fmt_exact(v[1], 32, o->warmup), llm_sched_name(o->sched),
+             fmt_exact(v[2], 32, o->weight_decay), fmt_exact(v[3], 32, o->clip_grad), fmt_exact(v[4], 32, o->beta1),
+             fmt_exact(v[5], 32, o->beta2), fmt_exact(v[6], 32, o->eps), (unsigned long long)o->seed);
 }
 
 void llm_trainer_free(llm_trainer *tr)

@@ -63,7 +63,8 @@ e0=$(awk '{print $2}' "$T/e0"); e1=$(awk '{print $2}' "$T/e1")
 awk -v a="$e0" -v b="$e1" 'BEGIN{exit !(b < a)}' && ok "eval loss: initial $e0 > trained $e1" || bad "eval loss: initial $e0, trained $e1"
 
 # kill -9 mid-run, --resume: byte-identical to the uninterrupted run
-ROPTS="--data $FIX/train.jsonl --lr 5e-3 --max-steps 200 --batch 2 --grad-accum 2 --warmup 0.05 --weight-decay 0.01 --seed 7 --threads 1 --quiet"
+NSTEPS=600  # long enough that the poll below sees a checkpoint well before the end, even on a fast machine
+ROPTS="--data $FIX/train.jsonl --lr 5e-3 --max-steps $NSTEPS --batch 2 --grad-accum 2 --warmup 0.05 --weight-decay 0.01 --seed 7 --threads 1 --quiet"
 $B llm sft --model "$T/m0" $ROPTS --out "$T/full" >/dev/null 2>"$T/full.err" || bad "uninterrupted run: $(tail -2 "$T/full.err")"
 $B llm sft --model "$T/m0" $ROPTS --save-every 5 --out "$T/cut" >/dev/null 2>"$T/cut.err" &
 pid=$!
@@ -96,7 +97,7 @@ if kill -9 $pid 2>/dev/null; then
     || bad "resumed run differs from the uninterrupted one"
   n=$(wc -l <"$T/cut/train_log.jsonl")
   steps=$(sed -E 's/.*"step": ([0-9]+),.*/\1/' "$T/cut/train_log.jsonl" | tr '\n' ' ')
-  [ "$n" -eq 200 ] && [ "$steps" = "$(seq -s ' ' 1 200) " ] && ok "resumed log: steps 1..200 once each" || bad "resumed log has $n records"
+  [ "$n" -eq $NSTEPS ] && [ "$steps" = "$(seq -s ' ' 1 $NSTEPS) " ] && ok "resumed log: steps 1..$NSTEPS once each" || bad "resumed log has $n records"
   grep -q "\"step\": $ckstep, .*\"tokens_per_s\": null, .*\"checkpoint\": true" "$T/cut/train_log.jsonl" \
     && ok "the checkpoint's step $ckstep, missing from the log, was logged from the checkpoint" || bad "step $ckstep not restored in the log"
   cmp -s <(loss_at '$' "$T/full/train_log.jsonl") <(loss_at '$' "$T/cut/train_log.jsonl") && ok "same last logged loss" || bad "last logged losses differ"

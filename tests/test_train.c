@@ -432,7 +432,7 @@ static void test_resume_and_checkpoints(void)
         llm_trainer *td = NULL;
         if (d && llm_trainer_alloc(&td, d, ds, 0, &o2) == RS_OK) {
             st = llm_trainer_load(td, ck);
-            CHECK(st == RS_EINVAL && has("lr: checkpoint 0.0030000000000000001, now 0.001") && has("batch: checkpoint 2, now 1"),
+            CHECK(st == RS_EINVAL && has("lr: checkpoint 0.003, now 0.001") && has("batch: checkpoint 2, now 1"),
                   "changed options are named: %s", rs_last_error());
             llm_trainer_free(td);
         }
