@@ -16,6 +16,12 @@ typedef enum {
     TOK_PRE_LLAMA3 = 1, /* Split(Llama-3 regex, digits in runs of 1..3) + ByteLevel(no regex) */
     TOK_PRE_QWEN2 = 2   /* Split(Qwen2 regex, single digits) + ByteLevel(no regex) */
 } tok_pre_style;
+/* TOK_PRE_LLAMA3 also writes model.ignore_merges = true, as Llama-3's tokenizer.json does. */
+
+/* The preset's pre-tokenizer regex (PCRE2 with UTF + UCP reads it as HF's onig does). */
+const char *tok_pre_pattern(tok_pre_style s);
+/* "gpt2" (alias "neox"), "llama3", "qwen2" -> style; RS_EINVAL naming the others. */
+int tok_pre_style_parse(const char *name, tok_pre_style *s);
 
 typedef struct {
     tok_pre_style pre;
