@@ -639,6 +639,7 @@ static const subcommand subs[] = {
     {"generate", cmd_llm_generate, "continue a prompt (greedy or sampled)"},
     {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},
     {"init", cmd_llm_init, "write a randomly initialised checkpoint from a config.json"},
+    {"import-gguf", cmd_llm_import_gguf, "import a llama.cpp GGUF file (llama) as a checkpoint folder"},
 };
 #define NSUBS (sizeof subs / sizeof subs[0])
 
@@ -647,7 +648,7 @@ static void llm_usage(FILE *f)
     fprintf(f, "usage: rostesim llm SUBCOMMAND [options]\n\n"
                "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
                "and their tokenizers, fp32 fine-tuning, evaluation and generation.\n\nsubcommands:\n");
-    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].summary);
+    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-12s %s\n", subs[i].name, subs[i].summary);
     fprintf(f, "\n'rostesim llm SUBCOMMAND --help' describes a subcommand.\n");
 }
 

@@ -4,8 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cJSON.h"
 #include "llm/gguf.h"
+#include "llm/gguf_import.h"
+#include "llm/model.h"
+#include "llm/safetensors.h"
+#include "llm/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
 
@@ -280,8 +286,187 @@ static void test_fuzz(const char *path, int iters)
     free(full);
 }
 
+/* ------------------------------------------------------------------ import */
+
+static void rm_dir(const char *dir)
+{
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    char p[512];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        remove(p);
+    }
+    rmdir(dir);
+}
+
+static void test_import_model(const char *tmp)
+{
+    gguf_file *g = NULL;
+    int rc = gguf_open(&g, FIX "llama_tiny.gguf");
+    CHECK(rc == RS_OK, "open llama_tiny.gguf: %s", rc ? rs_last_error() : "ok");
+    if (rc) return;
+    llm_config c, ref;
+    rc = gguf_import_config(g, &c);
+    CHECK(rc == RS_OK, "config from metadata: %s", rc ? rs_last_error() : "ok");
+    CHECK(llm_config_load(&ref, FIX "llama_tiny_hf/config.json") == RS_OK, "the HF twin's config loads");
+    CHECK(c.arch == LLM_LLAMA && c.d == ref.d && c.n_layer == ref.n_layer && c.n_head == ref.n_head &&
+          c.n_kv_head == ref.n_kv_head && c.head_dim == ref.head_dim && c.d_ff == ref.d_ff && c.vocab == ref.vocab &&
+          c.max_pos == ref.max_pos && c.tied == ref.tied && c.rot_dim == ref.rot_dim,
+          "sizes as the twin's (d %d, layers %d, heads %d/%d, head_dim %d, ff %d, vocab %d, ctx %d, tied %d)", c.d,
+          c.n_layer, c.n_head, c.n_kv_head, c.head_dim, c.d_ff, c.vocab, c.max_pos, c.tied);
+    CHECK_NEAR(c.rope_theta, ref.rope_theta, 0, "rope theta");
+    CHECK_NEAR(c.norm_eps, ref.norm_eps, 1e-12, "rms norm eps (f32 in the file)");
+    rc = gguf_import_weights(g, tmp);
+    CHECK(rc == RS_OK, "import weights into %s: %s", tmp, rc ? rs_last_error() : "ok");
+    gguf_close(g);
+    llm_model *a = NULL, *b = NULL;
+    CHECK(llm_model_load(&a, tmp) == RS_OK, "imported folder loads: %s", rs_last_error());
+    CHECK(llm_model_load(&b, FIX "llama_tiny_hf") == RS_OK, "HF twin loads");
+    if (a && b) {
+        CHECK(a->nparams == b->nparams, "same parameter count (%zu)", a->nparams);
+        size_t ndiff = 0;
+        for (size_t i = 0; i < a->nparams && a->nparams == b->nparams; i++) ndiff += a->params[i] != b->params[i];
+        CHECK(ndiff == 0, "every parameter bit-identical to the twin's (q/k un-permuted): %zu differ", ndiff);
+        st_set *r = NULL;
+        if (st_open(&r, FIX "llama_tiny_hf/ref.safetensors") == RS_OK) {
+            const st_tensor *tt = st_find(r, "tokens"), *tl = st_find(r, "logits");
+            int B = (int)tt->shape[0], T = (int)tt->shape[1];
+            float *want = malloc(tl->nelem * sizeof *want);
+            st_read_f32(tl, want);
+            rc = llm_model_forward(a, tt->data, NULL, B, T, NULL, NULL);
+            CHECK(rc == RS_OK, "forward");
+            double md = 0, mr = 0;
+            for (size_t i = 0; i < tl->nelem; i++) {
+                double d = fabs((double)a->logits[i] - want[i]);
+                if (d > md) md = d;
+                if (fabs(want[i]) > mr) mr = fabs(want[i]);
+            }
+            CHECK(md <= 1e-4 * mr, "logits of the imported model vs transformers on the twin: max |diff| %.3g, rel %.3g "
+                  "(tol 1e-4)", md, md / mr);
+            free(want);
+            st_close(r);
+        }
+    }
+    llm_model_free(a);
+    llm_model_free(b);
+}
+
+static int unhex(const char *h, char *out)
+{
+    size_t n = strlen(h) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1) return -1;
+        out[i] = (char)v;
+    }
+    out[n] = 0;
+    return (int)n;
+}
+
+/* Encode every golden line's text with the imported tokenizer and compare with "ids" (and
+ * with "ids_special" under TOK_ADD_SPECIAL when with_special). */
+static void check_golden(const char *tokdir, const char *golden, int with_special, const char *what)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer.json", tokdir);
+    tok_tokenizer *t = NULL;
+    int rc = tok_load(&t, p);
+    CHECK(rc == RS_OK, "%s: imported tokenizer.json loads: %s", what, rc ? rs_last_error() : "ok");
+    if (rc) return;
+    FILE *f = fopen(golden, "r");
+    CHECK(f != NULL, "%s: open %s", what, golden);
+    if (!f) { tok_free(t); return; }
+    static char line[1 << 16], text[1 << 15];
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        const char *mode[2] = {"ids", "ids_special"};
+        for (int s = 0; s < 1 + with_special; s++) {
+            const cJSON *ids = cJSON_GetObjectItem(j, mode[s]);
+            int len = unhex(cJSON_GetObjectItem(j, "text")->valuestring, text);
+            int32_t *got = NULL;
+            size_t ng = 0;
+            int ok = tok_encode(t, text, (size_t)len, s ? TOK_ADD_SPECIAL : 0, &got, &ng) == RS_OK &&
+                     ng == (size_t)cJSON_GetArraySize(ids);
+            for (size_t k = 0; ok && k < ng; k++) ok = got[k] == cJSON_GetArrayItem(ids, (int)k)->valueint;
+            if (!ok && bad++ < 3) printf("  mismatch (%s) on text %s\n", mode[s], cJSON_GetObjectItem(j, "text")->valuestring);
+            free(got);
+            n++;
+        }
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    tok_free(t);
+    CHECK(n > 0 && bad == 0, "%s: %d golden encodings of the HF tokenizer reproduced (%d differ)", what, n, bad);
+}
+
+static void test_import_tokenizer(const char *tmp)
+{
+    static const struct { const char *gguf, *golden; int special; const char *what; } cases[] = {
+        {FIX "llama_tiny.gguf", FIX "tok_smollm.jsonl", 0, "smollm (digits + GPT-2 byte level)"},
+        {FIX "tok_llama3.gguf", "tests/fixtures/tok/llama3/golden.jsonl", 1, "llama-bpe (Llama-3, BOS prepended)"},
+        {FIX "tok_qwen2.gguf", "tests/fixtures/tok/qwen2/golden.jsonl", 0, "qwen2 (NFC)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gguf_file *g = NULL;
+        int rc = gguf_open(&g, cases[i].gguf);
+        if (!rc) rc = gguf_import_tokenizer(g, tmp);
+        CHECK(rc == RS_OK, "%s: import tokenizer: %s", cases[i].what, rc ? rs_last_error() : "ok");
+        gguf_close(g);
+        if (!rc) check_golden(tmp, cases[i].golden, cases[i].special, cases[i].what);
+    }
+}
+
+/* A fixture with one byte string replaced by another of the same length. */
+static int open_patched(const char *path, const char *from, const char *to, unsigned char **bytes, gguf_file **g)
+{
+    size_t n;
+    *bytes = slurp(path, &n);
+    *g = NULL;
+    size_t fl = strlen(from);
+    for (size_t i = 0; *bytes && i + fl <= n; i++)
+        if (!memcmp(*bytes + i, from, fl)) { memcpy(*bytes + i, to, fl); break; }
+    return gguf_open_mem(g, *bytes, n, path);
+}
+
+static void test_import_errors(const char *tmp)
+{
+    unsigned char *b;
+    gguf_file *g;
+    int rc = open_patched(FIX "tok_qwen2.gguf", "qwen2", "qwenX", &b, &g);
+    if (!rc) rc = gguf_import_tokenizer(g, tmp);
+    CHECK(rc == RS_ENOTSUP && strstr(rs_last_error(), "'qwenX'") && strstr(rs_last_error(), "smollm") &&
+          strstr(rs_last_error(), "llama-bpe"), "unknown pre-tokenizer name lists the known ones: %s", rs_last_error());
+    gguf_close(g); free(b);
+    rc = open_patched(FIX "tok_qwen2.gguf", "gpt2", "gptX", &b, &g);
+    if (!rc) rc = gguf_import_tokenizer(g, tmp);
+    CHECK(rc == RS_ENOTSUP && strstr(rs_last_error(), "'gptX'"), "tokenizer model other than gpt2: %s", rs_last_error());
+    gguf_close(g); free(b);
+    rc = open_patched(FIX "llama_tiny.gguf", "blk.1.ffn_up.weight", "blk.1.ffn_up.weighX", &b, &g);
+    if (!rc) rc = gguf_import_weights(g, tmp);
+    CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "'blk.1.ffn_up.weight' is missing"), "missing tensor: %s",
+          rs_last_error());
+    gguf_close(g); free(b);
+    rc = open_patched(FIX "llama_tiny.gguf", "llama", "llamo", &b, &g); /* the first "llama" in the file is the architecture */
+    if (!rc) rc = gguf_import_weights(g, tmp);
+    CHECK(rc == RS_ENOTSUP && strstr(rs_last_error(), "'llamo'"), "another architecture is refused: %s", rs_last_error());
+    gguf_close(g); free(b);
+    rc = open_patched(FIX "llama_tiny.gguf", "llama.block_count", "llama.block_counX", &b, &g);
+    if (!rc) rc = gguf_import_weights(g, tmp);
+    CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "'llama.block_count' is missing"), "missing metadata: %s",
+          rs_last_error());
+    gguf_close(g); free(b);
+}
+
 int main(void)
 {
+    char tmp[] = "/tmp/test_gguf_XXXXXX";
+    if (!mkdtemp(tmp)) return 1;
+    test_import_model(tmp);
+    test_import_tokenizer(tmp);
+    test_import_errors(tmp);
+    rm_dir(tmp);
     test_quants();
     test_malformed();
     test_truncated(FIX "quants.gguf");
