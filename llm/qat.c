@@ -55,6 +55,7 @@ void llm_qat_free(llm_qat *q)
 {
     if (!q) return;
     rot_free(q->r1);
+    rot_free(q->r2);
     rot_free(q->r3);
     rot_free(q->r4);
     free(q->r3_on);

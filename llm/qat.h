@@ -70,6 +70,7 @@ typedef struct llm_qat {
     int n_layer;
     /* online rotations (NULL = none), owned */
     rot *r1, *r3, *r4;
+    rot *r2;                        /* merged into W_v / W_o (kept to undo a merge on re-selection) */
     unsigned char *r3_on, *r4_on;   /* n_layer flags */
     int rms_norm;
     /* statistics */
