@@ -450,6 +450,7 @@ int llm_model_load(llm_model **out, const char *dir)
     st = llm_model_read_hf(m, s, "", m->params);
     if (!st) st = check_unused(m, s);
     st_close(s);
+    if (!st) st = llm_qat_load(m, dir); /* quantizers and rotations of a QAT run, when saved */
     if (st) {
         llm_model_free(m);
         return st;

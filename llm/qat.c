@@ -6,12 +6,17 @@
  * pass per tensor against the matrix products' N times more work. */
 #include "llm/qat.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "llm/kernels.h"
 #include "llm/model.h"
+#include "llm/rotate.h"
 #include "quant/status.h"
 
 const char *llm_site_name(int site)
@@ -374,4 +379,147 @@ int llm_qat_final_backward(llm_qat *q, float *dx, int N, int C)
     (void)C;
     if (!q || !q->r1) return RS_OK;
     return rot_apply_rows_f32(q->r1, dx, (size_t)N, 0);
+}
+
+/* ---- saved configuration ------------------------------------------------------------------ */
+
+char *llm_read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (!b) break;
+        if (n + 1 >= cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+        }
+        size_t k = fread(b + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        errno = bad ? EIO : ENOMEM;
+        return NULL;
+    }
+    b[n] = '\0';
+    if (len) *len = n;
+    return b;
+}
+
+int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *method, const char *dir)
+{
+    const llm_qat *q = m->qat;
+    if (!q) return RS_ERROR(RS_EINVAL, "llm_qat_save: the model has no quantization state");
+    cJSON *j = cJSON_CreateObject(), *qz = cJSON_CreateObject();
+    if (!j || !qz) {
+        cJSON_Delete(j), cJSON_Delete(qz);
+        return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
+    }
+    cJSON_AddStringToObject(j, "format", "rostesim-qat");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "method", method ? method : "ste");
+    cJSON_AddNumberToObject(qz, "wbits", q->o.wbits);
+    cJSON_AddNumberToObject(qz, "abits", q->o.abits);
+    cJSON_AddNumberToObject(qz, "kvbits", q->o.kvbits);
+    cJSON_AddNumberToObject(qz, "wclip", q->o.wclip);
+    cJSON_AddNumberToObject(qz, "aclip", q->o.aclip);
+    cJSON_AddNumberToObject(qz, "kvclip", q->o.kvclip);
+    cJSON_AddStringToObject(qz, "scheme", qz_scheme_name(q->o.scheme));
+    cJSON_AddStringToObject(qz, "clip_mode", q->o.clipmode == QZ_CLIP_CODE ? "code" : "paper");
+    cJSON_AddStringToObject(qz, "ste", q->o.ste == QZ_STE_CLIPPED ? "clipped" : "identity");
+    cJSON_AddItemToObject(j, "quant", qz);
+    if (rc) cJSON_AddItemToObject(j, "rotation", llm_rot_config_to_json(rc));
+    else cJSON_AddNullToObject(j, "rotation");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(txt);
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return RS_OK;
+}
+
+static int json_num(const cJSON *o, const char *k, double lo, double hi, double *v, const char *path)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || x->valuedouble < lo || x->valuedouble > hi)
+        return RS_ERROR(RS_EINVAL, "%s: quant.%s must be a number in [%g, %g]", path, k, lo, hi);
+    *v = x->valuedouble;
+    return RS_OK;
+}
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+int llm_qat_load(llm_model *m, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
+    size_t n;
+    char *txt = llm_read_text(path, &n);
+    if (!txt) return errno == ENOENT ? RS_OK : RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    if (!j) return RS_ERROR(RS_EINVAL, "%s: not valid JSON", path);
+    int st = RS_OK;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "format"), *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *qz = cJSON_GetObjectItemCaseSensitive(j, "quant"), *rj = cJSON_GetObjectItemCaseSensitive(j, "rotation");
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    double v[6] = {0};
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "rostesim-qat") || !cJSON_IsNumber(ver) || ver->valueint != 1)
+        st = RS_ERROR(RS_EINVAL, "%s: not a rostesim-qat version 1 file (written by a newer rostesim? re-run llm qat)",
+                      path);
+    else if (!cJSON_IsObject(qz))
+        st = RS_ERROR(RS_EINVAL, "%s: no \"quant\" object", path);
+    if (!st) st = json_num(qz, "wbits", 1, 64, &v[0], path);
+    if (!st) st = json_num(qz, "abits", 1, 64, &v[1], path);
+    if (!st) st = json_num(qz, "kvbits", 1, 64, &v[2], path);
+    if (!st) st = json_num(qz, "wclip", 0, 1, &v[3], path);
+    if (!st) st = json_num(qz, "aclip", 0, 1, &v[4], path);
+    if (!st) st = json_num(qz, "kvclip", 0, 1, &v[5], path);
+    if (!st) {
+        o.wbits = (int)v[0], o.abits = (int)v[1], o.kvbits = (int)v[2];
+        o.wclip = v[3], o.aclip = v[4], o.kvclip = v[5];
+        const char *sc = json_str(qz, "scheme"), *cm = json_str(qz, "clip_mode"), *se = json_str(qz, "ste");
+        if (!sc || (strcmp(sc, "sym") && strcmp(sc, "asym")) || !cm || (strcmp(cm, "code") && strcmp(cm, "paper")) ||
+            !se || (strcmp(se, "identity") && strcmp(se, "clipped")))
+            st = RS_ERROR(RS_EINVAL, "%s: quant.scheme (sym|asym), quant.clip_mode (code|paper) and quant.ste "
+                          "(identity|clipped) are required", path);
+        else {
+            o.scheme = strcmp(sc, "sym") ? QZ_ASYM : QZ_SYM;
+            o.clipmode = strcmp(cm, "code") ? QZ_CLIP_PAPER : QZ_CLIP_CODE;
+            o.ste = strcmp(se, "identity") ? QZ_STE_CLIPPED : QZ_STE_IDENTITY;
+        }
+    }
+    if (!st) st = llm_qat_attach(m, &o);
+    if (!st && rj && !cJSON_IsNull(rj)) {
+        llm_rot_config rc;
+        st = llm_rot_config_from_json(&rc, rj, m->cfg.n_layer, path);
+        if (!st) st = llm_rotate_attach(m, &rc);
+        if (!st) llm_rot_config_free(&rc);
+    }
+    cJSON_Delete(j);
+    return st;
 }

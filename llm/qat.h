@@ -96,6 +96,20 @@ void llm_qat_stats_reset(llm_qat *q);
 /* Per-channel max |input| recording for one layer (-1: off); buffers allocated here. */
 int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer);
 
+/* ---- saved configuration ----------------------------------------------------------------
+ * dir/rostesim_qat.json: {"format": "rostesim-qat", "version": 1, "method": "ste"|"roste",
+ *  "quant": {"wbits", "abits", "kvbits", "wclip", "aclip", "kvclip", "scheme", "clip_mode",
+ *  "ste"}, "rotation": <rotation-config JSON of llm/rotate.h> or null}
+ * The weights saved beside it hold R1, R2 and W_down R4 merged; loading attaches the
+ * quantizers and the online rotations (llm_model_load does it when the file exists). */
+#define LLM_QAT_FILE "rostesim_qat.json"
+struct llm_rot_config;
+int llm_qat_save(const llm_model *m, const struct llm_rot_config *rc, const char *method, const char *dir);
+/* No file: RS_OK and nothing attached. */
+int llm_qat_load(llm_model *m, const char *dir);
+/* The whole file, NUL-terminated (NULL with errno on failure). */
+char *llm_read_text(const char *path, size_t *len);
+
 /* ---- hooks called by llm/model.c ------------------------------------------------------ */
 /* out (N,OC) = Q_a(inp R?) · Q_w(w)^T + b */
 int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,

@@ -4,8 +4,12 @@
  *   writer   y = a W^T + b, y' = y R  ->  W' = R^T W, b' = b R (cols of W, length out) */
 #include "llm/rotate.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cJSON.h>
 
 #include "llm/qat.h"
 #include "quant/rng.h"
@@ -320,5 +324,109 @@ int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int o
     } else {
         return RS_ERROR(RS_EINVAL, "llm_rotate_set: which must be 2, 3 or 4 (got %d)", which);
     }
+    return st;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------- */
+
+cJSON *llm_rot_config_to_json(const llm_rot_config *rc)
+{
+    cJSON *j = cJSON_CreateObject(), *blk = cJSON_CreateObject();
+    if (!j || !blk) {
+        cJSON_Delete(j);
+        cJSON_Delete(blk);
+        return NULL;
+    }
+    cJSON_AddBoolToObject(j, "is_rotate_R1", rc->r1);
+    for (int l = 0; l < rc->n_layer; l++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", l);
+        cJSON *o = cJSON_AddObjectToObject(blk, k);
+        cJSON_AddBoolToObject(o, "is_rotate_R2", rc->r2[l]);
+        cJSON_AddBoolToObject(o, "is_rotate_R3", rc->r3[l]);
+        cJSON_AddBoolToObject(o, "is_rotate_R4", rc->r4[l]);
+    }
+    cJSON_AddItemToObject(j, "in_block_rotation", blk);
+    cJSON_AddStringToObject(j, "signs", llm_signs_name(rc->signs));
+    cJSON_AddNumberToObject(j, "seed", (double)rc->seed);
+    return j;
+}
+
+static int get_bool(const cJSON *o, const char *k, int *v, const char *what, const char *where)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsBool(b)) return RS_ERROR(RS_EINVAL, "%s: %s%s must be true or false", what, where, k);
+    *v = cJSON_IsTrue(b);
+    return RS_OK;
+}
+
+int llm_rot_config_from_json(llm_rot_config *rc, const cJSON *j, int n_layer, const char *what)
+{
+    int r1 = 0, st;
+    if (!cJSON_IsObject(j)) return RS_ERROR(RS_EINVAL, "%s: not a JSON object", what);
+    if ((st = get_bool(j, "is_rotate_R1", &r1, what, ""))) return st;
+    const cJSON *sg = cJSON_GetObjectItemCaseSensitive(j, "signs"), *sd = cJSON_GetObjectItemCaseSensitive(j, "seed");
+    int signs = LLM_SIGNS_R1;
+    if (sg && (!cJSON_IsString(sg) || (signs = llm_signs_parse(sg->valuestring)) < 0))
+        return RS_ERROR(RS_EINVAL, "%s: \"signs\" must be \"all\", \"r1\" or \"none\"", what);
+    if (sd && (!cJSON_IsNumber(sd) || sd->valuedouble < 0 || sd->valuedouble > 9007199254740992.0))
+        return RS_ERROR(RS_EINVAL, "%s: \"seed\" must be a non-negative integer", what);
+    if ((st = llm_rot_config_init(rc, n_layer, r1, 0, 0, 0, (llm_signs)signs, sd ? (uint64_t)sd->valuedouble : 0)))
+        return st;
+    const cJSON *blk = cJSON_GetObjectItemCaseSensitive(j, "in_block_rotation");
+    if (!cJSON_IsObject(blk) || cJSON_GetArraySize(blk) != n_layer) {
+        llm_rot_config_free(rc);
+        return RS_ERROR(RS_EINVAL, "%s: \"in_block_rotation\" must have one entry per layer (%d)", what, n_layer);
+    }
+    for (int l = 0; l < n_layer; l++) {
+        char k[16], where[48];
+        snprintf(k, sizeof k, "%d", l);
+        snprintf(where, sizeof where, "in_block_rotation.%d.", l);
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, k);
+        int a = 0, b = 0, c = 0;
+        if (!o) st = RS_ERROR(RS_EINVAL, "%s: in_block_rotation has no layer \"%d\"", what, l);
+        if (!st) st = get_bool(o, "is_rotate_R2", &a, what, where);
+        if (!st) st = get_bool(o, "is_rotate_R3", &b, what, where);
+        if (!st) st = get_bool(o, "is_rotate_R4", &c, what, where);
+        if (st) {
+            llm_rot_config_free(rc);
+            return st;
+        }
+        rc->r2[l] = (unsigned char)a, rc->r3[l] = (unsigned char)b, rc->r4[l] = (unsigned char)c;
+    }
+    return RS_OK;
+}
+
+int llm_rot_config_save(const llm_rot_config *rc, const char *path)
+{
+    cJSON *j = llm_rot_config_to_json(rc);
+    char *txt = j ? cJSON_Print(j) : NULL;
+    cJSON_Delete(j);
+    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_rot_config_save: out of memory");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(txt);
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return RS_OK;
+}
+
+char *llm_read_text(const char *path, size_t *len); /* qat.c */
+
+int llm_rot_config_load(llm_rot_config *rc, const char *path, int n_layer)
+{
+    size_t n;
+    char *txt = llm_read_text(path, &n);
+    if (!txt) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    if (!j) return RS_ERROR(RS_EINVAL, "%s: not valid JSON", path);
+    int st = llm_rot_config_from_json(rc, j, n_layer, path);
+    cJSON_Delete(j);
     return st;
 }

@@ -29,7 +29,7 @@ typedef enum { LLM_SIGNS_ALL = 0, LLM_SIGNS_R1 = 1, LLM_SIGNS_NONE = 2 } llm_sig
 const char *llm_signs_name(llm_signs s); /* "all", "r1", "none" */
 int llm_signs_parse(const char *s);       /* -1 if unknown */
 
-typedef struct {
+typedef struct llm_rot_config {
     int n_layer;
     int r1;
     unsigned char *r2, *r3, *r4; /* n_layer flags each */
@@ -54,5 +54,16 @@ int llm_rotate_attach(llm_model *m, const llm_rot_config *rc);
  * un-merging in double (rc is updated). The rotation objects must exist (llm_rotate made
  * them, with every kind present in the model's config or created on demand). */
 int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int on);
+
+/* ---- the rotation-config JSON (the authors' layout, plus our fields) ------------------
+ * {"is_rotate_R1": true, "in_block_rotation": {"0": {"is_rotate_R2": true, "is_rotate_R3":
+ *  false, "is_rotate_R4": true}, ...}, "signs": "all", "seed": 42}
+ * "signs" and "seed" are optional on reading (defaults: "r1" as the authors' code, seed 0). */
+typedef struct cJSON cJSON;
+cJSON *llm_rot_config_to_json(const llm_rot_config *rc); /* NULL if out of memory */
+/* n_layer must match the model's; the message names `what` (e.g. a file name). */
+int llm_rot_config_from_json(llm_rot_config *rc, const cJSON *j, int n_layer, const char *what);
+int llm_rot_config_save(const llm_rot_config *rc, const char *path);
+int llm_rot_config_load(llm_rot_config *rc, const char *path, int n_layer);
 
 #endif
