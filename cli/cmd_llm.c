@@ -143,6 +143,7 @@ typedef struct {
     double first_loss, last_loss;
     long ninput, ntok;
     int tty, quiet;
+    const llm_sft_hooks *hooks; /* llm qat */
 } sft_ctx;
 
 static void fmt_eta(char *buf, size_t n, double s)
@@ -154,15 +155,16 @@ static void fmt_eta(char *buf, size_t n, double s)
 }
 
 /* One train_log.jsonl record; tps < 0: speed and time unknown (written as null). */
-static void log_record(FILE *f, const llm_train_stats *s, double tps, double el)
+static void log_record(FILE *f, const llm_train_stats *s, double tps, double el, const char *extra)
 {
     char sp[64], tm[64];
     if (tps < 0) snprintf(sp, sizeof sp, "null"), snprintf(tm, sizeof tm, "null");
     else snprintf(sp, sizeof sp, "%.1f", tps), snprintf(tm, sizeof tm, "%.3f", el);
     fprintf(f,
             "{\"step\": %ld, \"total\": %ld, \"epoch\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-            "\"tokens\": %ld, \"tokens_per_s\": %s, \"elapsed_s\": %s, \"checkpoint\": %s}\n",
-            s->step, s->total, s->epoch, s->loss, s->lr, s->grad_norm, s->ntok, sp, tm, s->saved ? "true" : "false");
+            "\"tokens\": %ld, \"tokens_per_s\": %s, \"elapsed_s\": %s, \"checkpoint\": %s%s}\n",
+            s->step, s->total, s->epoch, s->loss, s->lr, s->grad_norm, s->ntok, sp, tm, s->saved ? "true" : "false",
+            extra ? extra : "");
     fflush(f);
 }
 
@@ -179,7 +181,9 @@ static int sft_progress(void *vctx, const llm_train_stats *s)
     c->ninput += s->ninput;
     c->ntok += s->ntok;
     double tps = el > 0 ? (double)c->ninput / el : 0;
-    log_record(c->log, s, tps, el);
+    char extra[512] = "";
+    int stop = c->hooks && c->hooks->after_step ? c->hooks->after_step(c->hooks->ctx, s, extra, sizeof extra) : 0;
+    log_record(c->log, s, tps, el, extra);
     if (!c->quiet && (c->steps_run == 1 || s->step == s->total || t - c->last_print >= 0.5)) {
         c->last_print = t;
         char eta[32];
@@ -189,7 +193,7 @@ static int sft_progress(void *vctx, const llm_train_stats *s)
                 c->tty && s->step != s->total ? "   " : "\n");
         fflush(stderr);
     }
-    return 0;
+    return stop;
 }
 
 /* Keep the complete records of the log whose step is <= the checkpoint's (rewritten
@@ -219,7 +223,7 @@ static int truncate_log(const char *cmd, const char *path, const llm_train_stats
     }
     free(line);
     if (f) fclose(f);
-    if (last && seen < step) log_record(o, last, -1, 0);
+    if (last && seen < step) log_record(o, last, -1, 0, NULL);
     int bad = ferror(o);
     if (fclose(o) != 0 || bad || rename(tmp, path) != 0) {
         remove(tmp);
@@ -228,9 +232,11 @@ static int truncate_log(const char *cmd, const char *path, const llm_train_stats
     return 0;
 }
 
-static int cmd_llm_sft(int argc, char **argv)
+static int cmd_llm_sft(int argc, char **argv) { return cmd_llm_sft_hooked(argc, argv, NULL); }
+
+int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
 {
-    const char *C = "llm sft";
+    const char *C = h ? h->name : "llm sft";
     llm_train_opts to;
     llm_train_opts_default(&to);
     const char *model = NULL, *data = NULL, *out = NULL, *sched = "cosine";
@@ -260,7 +266,7 @@ static int cmd_llm_sft(int argc, char **argv)
     };
     cli_cmd cmd = {
         C, "--model DIR --data FILE --out DIR [options]",
-        "Supervised fine-tuning in fp32 on the CPU with AdamW (torch.optim.AdamW semantics;\n"
+        h && h->description ? h->description : "Supervised fine-tuning in fp32 on the CPU with AdamW (torch.optim.AdamW semantics;\n"
         "betas 0.9/0.999, eps 1e-8; weight decay applies to every parameter, biases and norms\n"
         "included), global-norm gradient clipping and a warm-up + cosine/linear/constant\n"
         "schedule (as Hugging Face's get_*_schedule_with_warmup).\n\n"
@@ -315,6 +321,7 @@ static int cmd_llm_sft(int argc, char **argv)
     if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
     if ((rc = resolve_max_len(C, &max_len, m))) goto done;
     if ((rc = load_data(C, data, model, m, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+    if (h && h->prepare && (rc = h->prepare(h->ctx, C, &m, ds, pad))) goto done;
     to.lr = lr;
     to.epochs = epochs;
     to.max_steps = max_steps;
@@ -344,15 +351,16 @@ static int cmd_llm_sft(int argc, char **argv)
             ds->n, ds->ntok, ds->ntrunc, ds->nskip, data, llm_trainer_total(tr), batch, accum,
             llm_trainer_steps_per_epoch(tr), llm_warmup_steps(warmup, llm_trainer_total(tr)), m->nparams);
     if (resume) fprintf(stderr, "rostesim llm sft: resuming after step %ld\n", llm_trainer_step_no(tr));
-    sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet};
+    sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h};
     long start_step = llm_trainer_step_no(tr);
     if (llm_trainer_run(tr, ckpt, sft_progress, &ctx) != RS_OK) { rc = lib_fail(C); goto done; }
     if (llm_model_save(m, out) != RS_OK || llm_copy_tokenizer_files(model, out) != RS_OK) { rc = lib_fail(C); goto done; }
+    if (h && h->finish && (rc = h->finish(h->ctx, C, m, out))) goto done;
     /* the run is complete: its resume state is stale (a new run may use this folder) */
     if (remove(ckpt) != 0 && errno != ENOENT) fprintf(stderr, "rostesim %s: warning: cannot remove '%s': %s\n", C, ckpt, strerror(errno));
     double el = now_s() - ctx.t0;
-    printf("sft: steps %ld-%ld of %ld, loss %.4f -> %.4f, %ld target tokens, %.1f s (%.0f tok/s); wrote %s/model.safetensors\n",
-           start_step + 1, llm_trainer_step_no(tr), llm_trainer_total(tr), ctx.first_loss, ctx.last_loss, ctx.ntok, el,
+    printf("%s: steps %ld-%ld of %ld, loss %.4f -> %.4f, %ld target tokens, %.1f s (%.0f tok/s); wrote %s/model.safetensors\n",
+           h ? "qat" : "sft", start_step + 1, llm_trainer_step_no(tr), llm_trainer_total(tr), ctx.first_loss, ctx.last_loss, ctx.ntok, el,
            el > 0 ? (double)ctx.ninput / el : 0.0, out);
     rc = 0;
 done:
@@ -635,6 +643,9 @@ typedef struct {
 
 static const subcommand subs[] = {
     {"sft", cmd_llm_sft, "supervised fine-tuning (AdamW, fp32) with checkpoints and --resume"},
+    {"qat", cmd_llm_qat, "quantization-aware fine-tuning: STE or RoSTE (fake-quantized W/A/KV, rotations)"},
+    {"search", cmd_llm_search, "choose R1-R4 rotations by quantization error (RoSTE's lower level)"},
+    {"diagnose", cmd_llm_diagnose, "quantization error and activation range with/without rotation, plots"},
     {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},
     {"generate", cmd_llm_generate, "continue a prompt (greedy or sampled)"},
     {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},

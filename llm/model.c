@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "llm/kernels.h"
+#include "llm/qat.h"
 #include "llm/safetensors.h"
 #include "quant/rng.h"
 #include "quant/status.h"
@@ -194,6 +195,7 @@ void llm_model_free(llm_model *m)
     free(m->rope_cos);
     free(m->acts);
     free(m->dacts);
+    llm_qat_free(m->qat);
     free(m);
 }
 
@@ -448,6 +450,7 @@ int llm_model_load(llm_model **out, const char *dir)
     st = llm_model_read_hf(m, s, "", m->params);
     if (!st) st = check_unused(m, s);
     st_close(s);
+    if (!st) st = llm_qat_load(m, dir); /* quantizers and rotations of a QAT run, when saved */
     if (st) {
         llm_model_free(m);
         return st;
@@ -678,35 +681,42 @@ int llm_model_reserve(llm_model *m, int B, int T)
 /* layers                                                                                    */
 
 /* Which linear layer a call is (the hook point for fake quantization and online rotations). */
-typedef enum { SITE_QKV, SITE_O, SITE_UP, SITE_DOWN, SITE_HEAD } linear_site;
+typedef enum { SITE_QKV = LLM_SITE_QKV, SITE_O = LLM_SITE_O, SITE_UP = LLM_SITE_UP, SITE_DOWN = LLM_SITE_DOWN,
+               SITE_HEAD = LLM_SITE_HEAD } linear_site;
 
-/* out (N,OC) = inp (N,IC) · w (OC,IC)^T + b */
-static void linear_forward(llm_model *m, linear_site site, int layer, float *out, const float *inp, const float *w,
-                           const float *b, int N, int IC, int OC)
+/* out (N,OC) = inp (N,IC) · w (OC,IC)^T + b; through the fake quantizers when m->qat */
+static int linear_forward(llm_model *m, linear_site site, int layer, float *out, const float *inp, const float *w,
+                          const float *b, int N, int IC, int OC)
 {
-    (void)m, (void)site, (void)layer;
+    if (m->qat && site != SITE_HEAD) return llm_qat_linear_forward(m->qat, (int)site, layer, out, inp, w, b, N, IC, OC);
     lk_matmul_forward(out, inp, w, b, N, IC, OC);
+    return RS_OK;
 }
 
 /* dinp (N,IC) +=, dw (OC,IC) +=, db (OC) += */
-static void linear_backward(llm_model *m, linear_site site, int layer, float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp, const float *w, int N, int IC, int OC)
+static int linear_backward(llm_model *m, linear_site site, int layer, float *dinp, float *dw, float *db,
+                           const float *dout, const float *inp, const float *w, int N, int IC, int OC)
 {
-    (void)m, (void)site, (void)layer;
+    if (m->qat && site != SITE_HEAD)
+        return llm_qat_linear_backward(m->qat, (int)site, layer, dinp, dw, db, dout, inp, w, N, IC, OC);
     lk_matmul_backward(dinp, dw, db, dout, inp, w, N, IC, OC);
+    return RS_OK;
 }
 
-static void norm_forward(const llm_config *c, float *out, float *mean, float *rstd, const float *inp, const float *w,
-                         const float *b, int N)
+/* ln1/ln2 are LayerNorms (GPT-NeoX) unless folding made them RMSNorms. */
+static int block_ln(const llm_model *m) { return is_neox(&m->cfg) && !(m->qat && m->qat->rms_norm); }
+
+static void norm_forward(const llm_config *c, int ln, float *out, float *mean, float *rstd, const float *inp,
+                         const float *w, const float *b, int N)
 {
-    if (is_neox(c)) lk_layernorm_forward(out, mean, rstd, inp, w, b, N, c->d, (float)c->norm_eps);
+    if (ln) lk_layernorm_forward(out, mean, rstd, inp, w, b, N, c->d, (float)c->norm_eps);
     else lk_rmsnorm_forward(out, rstd, inp, w, N, c->d, (float)c->norm_eps);
 }
 
-static void norm_backward(const llm_config *c, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, const float *mean, const float *rstd, int N)
+static void norm_backward(const llm_config *c, int ln, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd, int N)
 {
-    if (is_neox(c)) lk_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->d);
+    if (ln) lk_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->d);
     else lk_rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->d);
 }
 
@@ -764,6 +774,7 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
             return RS_ERROR(RS_EINVAL, "llm_model_forward: target %d at position %d outside the vocabulary (%d)",
                             targets[i], i, V);
     }
+    if (m->qat && (st = llm_qat_reserve(m->qat, m, N))) return st;
     m->B = B;
     m->T = T;
     m->have_targets = 0;
@@ -777,11 +788,12 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
         const llm_layer *w = &m->w.layers[l];
         layer_acts *a = &p->L[l];
         float *x = p->resid + (size_t)l * NC, *xn = x + NC;
-        norm_forward(c, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
-        linear_forward(m, SITE_QKV, l, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV);
+        norm_forward(c, block_ln(m), a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
+        if ((st = linear_forward(m, SITE_QKV, l, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV))) return st;
         rope_forward(m, a->qkv, B, T, 0);
+        if (m->qat && (st = llm_qat_qkv_forward(m->qat, m, l, a->qkv, N))) return st;
         lk_attention_forward(a->atty, a->att, a->qkv, B, T, c->n_head, c->n_kv_head, c->head_dim);
-        linear_forward(m, SITE_O, l, p->scratch, a->atty, w->o_w, w->o_b, N, HD, C);
+        if ((st = linear_forward(m, SITE_O, l, p->scratch, a->atty, w->o_w, w->o_b, N, HD, C))) return st;
         const float *ln2_in;
         if (c->parallel_residual) {
             lk_add(xn, x, p->scratch, (long)NC);
@@ -790,15 +802,16 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
             lk_add(a->mid, x, p->scratch, (long)NC);
             ln2_in = a->mid;
         }
-        norm_forward(c, a->ln2, a->ln2_mean, a->ln2_rstd, ln2_in, w->ln2_w, w->ln2_b, N);
-        linear_forward(m, SITE_UP, l, a->fch, a->ln2, w->up_w, w->up_b, N, C, F1);
+        norm_forward(c, block_ln(m), a->ln2, a->ln2_mean, a->ln2_rstd, ln2_in, w->ln2_w, w->ln2_b, N);
+        if ((st = linear_forward(m, SITE_UP, l, a->fch, a->ln2, w->up_w, w->up_b, N, C, F1))) return st;
         act_forward(c, a->fch_act, a->fch, N);
-        linear_forward(m, SITE_DOWN, l, p->scratch, a->fch_act, w->down_w, w->down_b, N, F, C);
+        if ((st = linear_forward(m, SITE_DOWN, l, p->scratch, a->fch_act, w->down_w, w->down_b, N, F, C))) return st;
         if (c->parallel_residual) lk_accumulate(xn, p->scratch, (long)NC);
         else lk_add(xn, a->mid, p->scratch, (long)NC);
     }
     const float *xf = p->resid + (size_t)c->n_layer * NC;
-    norm_forward(c, p->lnf, p->lnf_mean, p->lnf_rstd, xf, m->w.lnf_w, m->w.lnf_b, N);
+    if (m->qat && !(xf = llm_qat_final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_forward: out of memory");
+    norm_forward(c, is_neox(c), p->lnf, p->lnf_mean, p->lnf_rstd, xf, m->w.lnf_w, m->w.lnf_b, N);
     linear_forward(m, SITE_HEAD, -1, p->logits, p->lnf, m->w.lm_head, NULL, N, C, V);
 
     if (targets) {
@@ -842,8 +855,11 @@ int llm_model_backward(llm_model *m, float scale)
     memset(p->dln, 0, NC * sizeof(float));
     linear_backward(m, SITE_HEAD, -1, p->dln, m->g.lm_head, NULL, p->logits, p->lnf, m->w.lm_head, N, C, V);
     memset(p->dres, 0, NC * sizeof(float));
-    norm_backward(c, p->dres, m->g.lnf_w, m->g.lnf_b, p->dln, p->resid + (size_t)c->n_layer * NC, m->w.lnf_w,
+    const float *xf = p->resid + (size_t)c->n_layer * NC;
+    if (m->qat && !(xf = llm_qat_final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_backward: out of memory");
+    norm_backward(c, is_neox(c), p->dres, m->g.lnf_w, m->g.lnf_b, p->dln, xf, m->w.lnf_w,
                   p->lnf_mean, p->lnf_rstd, N);
+    if (m->qat && (st = llm_qat_final_backward(m->qat, p->dres, N, C))) return st;
 
     /* dres holds d(output of layer l); each branch's first backward reads it before the
      * norm backwards add the branch gradients into it, leaving d(input of layer l). */
@@ -855,26 +871,27 @@ int llm_model_backward(llm_model *m, float scale)
         const size_t NHD = (size_t)N * HD;
         if (c->parallel_residual) {
             memset(p->datty, 0, NHD * sizeof(float));
-            linear_backward(m, SITE_O, l, p->datty, g->o_w, g->o_b, p->dres, a->atty, w->o_w, N, HD, C);
+            if ((st = linear_backward(m, SITE_O, l, p->datty, g->o_w, g->o_b, p->dres, a->atty, w->o_w, N, HD, C))) return st;
         }
         memset(p->dfch_act, 0, (size_t)N * F * sizeof(float));
-        linear_backward(m, SITE_DOWN, l, p->dfch_act, g->down_w, g->down_b, p->dres, a->fch_act, w->down_w, N, F, C);
+        if ((st = linear_backward(m, SITE_DOWN, l, p->dfch_act, g->down_w, g->down_b, p->dres, a->fch_act, w->down_w, N, F, C))) return st;
         memset(p->dfch, 0, (size_t)N * F1 * sizeof(float));
         act_backward(c, p->dfch, a->fch, p->dfch_act, N);
         memset(p->dln, 0, NC * sizeof(float));
-        linear_backward(m, SITE_UP, l, p->dln, g->up_w, g->up_b, p->dfch, a->ln2, w->up_w, N, C, F1);
-        norm_backward(c, p->dres, g->ln2_w, g->ln2_b, p->dln, c->parallel_residual ? x : a->mid, w->ln2_w,
+        if ((st = linear_backward(m, SITE_UP, l, p->dln, g->up_w, g->up_b, p->dfch, a->ln2, w->up_w, N, C, F1))) return st;
+        norm_backward(c, block_ln(m), p->dres, g->ln2_w, g->ln2_b, p->dln, c->parallel_residual ? x : a->mid, w->ln2_w,
                       a->ln2_mean, a->ln2_rstd, N);
         if (!c->parallel_residual) {
             memset(p->datty, 0, NHD * sizeof(float));
-            linear_backward(m, SITE_O, l, p->datty, g->o_w, g->o_b, p->dres, a->atty, w->o_w, N, HD, C);
+            if ((st = linear_backward(m, SITE_O, l, p->datty, g->o_w, g->o_b, p->dres, a->atty, w->o_w, N, HD, C))) return st;
         }
         memset(p->dqkv, 0, (size_t)N * QKV * sizeof(float));
         lk_attention_backward(p->dqkv, p->datt, p->datty, a->qkv, a->att, B, T, c->n_head, c->n_kv_head, c->head_dim);
+        if (m->qat && (st = llm_qat_qkv_backward(m->qat, m, l, p->dqkv, N))) return st;
         rope_backward(m, p->dqkv, B, T);
         memset(p->dln, 0, NC * sizeof(float));
-        linear_backward(m, SITE_QKV, l, p->dln, g->qkv_w, g->qkv_b, p->dqkv, a->ln1, w->qkv_w, N, C, QKV);
-        norm_backward(c, p->dres, g->ln1_w, g->ln1_b, p->dln, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
+        if ((st = linear_backward(m, SITE_QKV, l, p->dln, g->qkv_w, g->qkv_b, p->dqkv, a->ln1, w->qkv_w, N, C, QKV))) return st;
+        norm_backward(c, block_ln(m), p->dres, g->ln1_w, g->ln1_b, p->dln, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, N);
     }
     lk_embedding_backward(m->g.wte, p->dres, p->tokens, N, C, V);
     return RS_OK;
@@ -992,35 +1009,39 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
         if (tokens[i] < 0 || tokens[i] >= V)
             return RS_ERROR(RS_EINVAL, "llm_model_decode: token %d outside the vocabulary (%d)", tokens[i], V);
     const size_t NC = (size_t)n * C;
+    int st;
+    if (m->qat && (st = llm_qat_reserve(m->qat, m, n))) return st;
     lk_embedding_forward(kv->x, tokens, m->w.wte, n, C);
     for (int l = 0; l < c->n_layer; l++) {
         const llm_layer *w = &m->w.layers[l];
         float *K = kv->k + (size_t)l * kv->max_T * KVD, *Vc = kv->v + (size_t)l * kv->max_T * KVD;
-        norm_forward(c, kv->ln, kv->mean, kv->rstd, kv->x, w->ln1_w, w->ln1_b, n);
-        linear_forward(m, SITE_QKV, l, kv->qkv, kv->ln, w->qkv_w, w->qkv_b, n, C, QKV);
+        norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln1_w, w->ln1_b, n);
+        if ((st = linear_forward(m, SITE_QKV, l, kv->qkv, kv->ln, w->qkv_w, w->qkv_b, n, C, QKV))) return st;
         rope_forward(m, kv->qkv, 1, n, len);
+        if (m->qat && (st = llm_qat_qkv_forward(m->qat, m, l, kv->qkv, n))) return st;
         for (int i = 0; i < n; i++) {
             memcpy(K + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD, (size_t)KVD * sizeof(float));
             memcpy(Vc + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD + KVD, (size_t)KVD * sizeof(float));
         }
         decode_attention(kv->atty, kv->scores, kv->qkv, K, Vc, len, n, c->n_head, c->n_kv_head, c->head_dim);
-        linear_forward(m, SITE_O, l, kv->tmp, kv->atty, w->o_w, w->o_b, n, HD, C);
+        if ((st = linear_forward(m, SITE_O, l, kv->tmp, kv->atty, w->o_w, w->o_b, n, HD, C))) return st;
         if (c->parallel_residual) {
             /* x' = x + attn + mlp(ln2(x)): ln2 reads x before x changes */
-            norm_forward(c, kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
+            norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
             lk_accumulate(kv->x, kv->tmp, (long)NC);
         } else {
             lk_accumulate(kv->x, kv->tmp, (long)NC);
-            norm_forward(c, kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
+            norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
         }
-        linear_forward(m, SITE_UP, l, kv->fch, kv->ln, w->up_w, w->up_b, n, C, F1);
+        if ((st = linear_forward(m, SITE_UP, l, kv->fch, kv->ln, w->up_w, w->up_b, n, C, F1))) return st;
         act_forward(c, kv->fch_act, kv->fch, n);
-        linear_forward(m, SITE_DOWN, l, kv->tmp, kv->fch_act, w->down_w, w->down_b, n, F, C);
+        if ((st = linear_forward(m, SITE_DOWN, l, kv->tmp, kv->fch_act, w->down_w, w->down_b, n, F, C))) return st;
         lk_accumulate(kv->x, kv->tmp, (long)NC);
     }
     /* only the last token's logits */
     const float *xl = kv->x + (size_t)(n - 1) * C;
-    norm_forward(c, kv->ln, kv->mean, kv->rstd, xl, m->w.lnf_w, m->w.lnf_b, 1);
+    if (m->qat && !(xl = llm_qat_final_in(m->qat, xl, 1, C))) return RS_ERROR(RS_ENOMEM, "llm_model_decode: out of memory");
+    norm_forward(c, is_neox(c), kv->ln, kv->mean, kv->rstd, xl, m->w.lnf_w, m->w.lnf_b, 1);
     linear_forward(m, SITE_HEAD, -1, logits, kv->ln, m->w.lm_head, NULL, 1, C, V);
     kv->len = len + n;
     return RS_OK;

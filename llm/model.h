@@ -62,6 +62,9 @@ typedef struct llm_model {
     float *logits;          /* (B, T, V) view into acts after forward */
     int have_targets;       /* last forward had targets: backward allowed */
     void *priv;             /* internal activation views */
+    struct llm_qat *qat;    /* fake quantizers and online rotations (llm/qat.h); NULL = full precision.
+                             * Owned: llm_model_free frees it. llm_model_load attaches it when the
+                             * folder has rostesim_qat.json (written by llm_qat_save). */
 } llm_model;
 
 /* Load a HF checkpoint folder: config.json + model.safetensors or sharded. Shapes are

@@ -1,0 +1,525 @@
+/* rostesim LLM: fake quantization at the linear sites and the K/V cache, STE backward,
+ * online rotations. See qat.h. Dimension letters as in kernels.h.
+ *
+ * The forward keeps nothing: the backward recomputes Q_a(x R) and Q_w(W) from the saved
+ * input and the (unchanged) weights, which is deterministic and costs one quantization
+ * pass per tensor against the matrix products' N times more work. */
+#include "llm/qat.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "llm/kernels.h"
+#include "llm/model.h"
+#include "llm/rotate.h"
+#include "quant/status.h"
+
+const char *llm_site_name(int site)
+{
+    static const char *const n[] = {"qkv", "o", "up", "down", "head"};
+    return site >= 0 && site <= LLM_SITE_HEAD ? n[site] : "?";
+}
+
+void llm_qat_opts_default(llm_qat_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->wbits = o->abits = o->kvbits = 4;
+    o->wclip = o->aclip = o->kvclip = 1.0;
+    o->scheme = QZ_ASYM;
+    o->clipmode = QZ_CLIP_CODE;
+    o->ste = QZ_STE_IDENTITY;
+}
+
+static qz_spec make_spec(const llm_qat_opts *o, int bits, double clip)
+{
+    qz_spec s = qz_spec_make(bits, o->scheme, QZ_ROW, 0);
+    s.clip = (float)clip;
+    s.clipmode = o->clipmode;
+    s.ste = o->ste;
+    return s;
+}
+
+int llm_qat_opts_check(const llm_qat_opts *o)
+{
+    const char *nm[3] = {"weights (--wbits/--wclip)", "activations (--abits/--aclip)", "KV cache (--kvbits/--kvclip)"};
+    int bits[3] = {o->wbits, o->abits, o->kvbits};
+    double clip[3] = {o->wclip, o->aclip, o->kvclip};
+    for (int i = 0; i < 3; i++) {
+        qz_spec s = make_spec(o, bits[i], clip[i]);
+        if (qz_spec_check(&s, 0)) return RS_ERROR(RS_EINVAL, "%s: %s", nm[i], rs_last_error());
+    }
+    return RS_OK;
+}
+
+void llm_qat_free(llm_qat *q)
+{
+    if (!q) return;
+    rot_free(q->r1);
+    rot_free(q->r2);
+    rot_free(q->r3);
+    rot_free(q->r4);
+    free(q->r3_on);
+    free(q->r4_on);
+    free(q->stats);
+    for (int s = 0; s < LLM_NSITES; s++) free(q->chan_max[s]);
+    free(q->xa);
+    free(q->xq);
+    free(q->dx);
+    free(q->wq);
+    free(q->dw);
+    free(q->fin);
+    free(q->part);
+    free(q);
+}
+
+int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
+{
+    int st = llm_qat_opts_check(o);
+    if (st) return st;
+    llm_qat *q = calloc(1, sizeof *q);
+    if (!q) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
+    q->o = *o;
+    q->w = make_spec(o, o->wbits, o->wclip);
+    q->a = make_spec(o, o->abits, o->aclip);
+    q->kv = make_spec(o, o->kvbits, o->kvclip);
+    q->kv.ste = QZ_STE_IDENTITY;
+    q->n_layer = m->cfg.n_layer;
+    q->chan_layer = -1;
+    size_t L = (size_t)m->cfg.n_layer;
+    q->r3_on = calloc(L, 1);
+    q->r4_on = calloc(L, 1);
+    q->stats = calloc(L, sizeof *q->stats);
+    /* weight buffers: the largest weight matrix of a quantized site */
+    const llm_config *c = &m->cfg;
+    size_t C = (size_t)c->d, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    size_t HD = (size_t)c->n_head * c->head_dim, F = (size_t)c->d_ff, F1 = c->arch == LLM_GPT_NEOX ? F : 2 * F;
+    size_t nw = QKV * C;
+    if (C * HD > nw) nw = C * HD;
+    if (F1 * C > nw) nw = F1 * C;
+    q->wq = malloc(nw * sizeof(float));
+    q->dw = o->ste == QZ_STE_CLIPPED ? malloc(nw * sizeof(float)) : NULL;
+    if (!q->r3_on || !q->r4_on || !q->stats || !q->wq || (o->ste == QZ_STE_CLIPPED && !q->dw)) {
+        llm_qat_free(q);
+        return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
+    }
+    llm_qat_free(m->qat);
+    m->qat = q;
+    return RS_OK;
+}
+
+static size_t max_in(const llm_config *c)
+{
+    size_t C = (size_t)c->d, HD = (size_t)c->n_head * c->head_dim, F = (size_t)c->d_ff;
+    size_t r = C > HD ? C : HD;
+    size_t qk = (size_t)(c->n_head + c->n_kv_head) * c->head_dim; /* R3 gather */
+    if (qk > r) r = qk;
+    return F > r ? F : r;
+}
+
+int llm_qat_reserve(llm_qat *q, const llm_model *m, int N)
+{
+    if ((size_t)N <= q->capN && q->xa) return RS_OK;
+    const llm_config *c = &m->cfg;
+    size_t n = (size_t)N * max_in(c);
+    size_t np = (size_t)N * (size_t)(2 * c->n_kv_head);
+    size_t QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    if (QKV > (size_t)N && QKV > np) np = QKV; /* per-row partial sums of the largest weight */
+    if ((size_t)c->d_ff * 2 > np) np = (size_t)c->d_ff * 2;
+    if ((size_t)c->d > np) np = (size_t)c->d;
+    free(q->xa);
+    free(q->xq);
+    free(q->dx);
+    free(q->fin);
+    free(q->part);
+    q->xa = malloc(n * sizeof(float));
+    q->xq = malloc(n * sizeof(float));
+    q->dx = malloc(n * sizeof(float));
+    q->fin = malloc((size_t)N * (size_t)c->d * sizeof(float));
+    q->part = malloc(np * sizeof(double));
+    if (!q->xa || !q->xq || !q->dx || !q->fin || !q->part) {
+        q->capN = 0;
+        return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for %d tokens", N);
+    }
+    q->capN = (size_t)N;
+    return RS_OK;
+}
+
+void llm_qat_stats_reset(llm_qat *q)
+{
+    memset(q->stats, 0, (size_t)q->n_layer * sizeof *q->stats);
+    for (int s = 0; s < LLM_NSITES; s++)
+        if (q->chan_max[s]) memset(q->chan_max[s], 0, q->chan_w[s] * sizeof(float));
+}
+
+int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer)
+{
+    for (int s = 0; s < LLM_NSITES; s++) {
+        free(q->chan_max[s]);
+        q->chan_max[s] = NULL;
+    }
+    q->chan_layer = layer;
+    if (layer < 0) return RS_OK;
+    const llm_config *c = &m->cfg;
+    size_t w[LLM_NSITES] = {(size_t)c->d, (size_t)c->n_head * c->head_dim, (size_t)c->d, (size_t)c->d_ff};
+    for (int s = 0; s < LLM_NSITES; s++) {
+        q->chan_max[s] = calloc(w[s], sizeof(float));
+        q->chan_w[s] = w[s];
+        if (!q->chan_max[s]) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
+    }
+    return RS_OK;
+}
+
+/* Sum of squared differences of rows (n rows of len), deterministic (per-row partials). */
+static double sqdiff(double *part, const float *a, const float *b, size_t rows, size_t len)
+{
+    long R = (long)rows;
+#pragma omp parallel for schedule(static) if (rows * len >= (1 << 15))
+    for (long i = 0; i < R; i++) {
+        const float *x = a + (size_t)i * len, *y = b + (size_t)i * len;
+        double s = 0;
+        for (size_t j = 0; j < len; j++) {
+            double d = (double)x[j] - (double)y[j];
+            s += d * d;
+        }
+        part[i] = s;
+    }
+    double s = 0;
+    for (size_t i = 0; i < rows; i++) s += part[i];
+    return s;
+}
+
+static double range_sum(const float *x, size_t rows, size_t len)
+{
+    double s = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *r = x + i * len;
+        float lo = r[0], hi = r[0];
+        for (size_t j = 1; j < len; j++) {
+            if (r[j] < lo) lo = r[j];
+            if (r[j] > hi) hi = r[j];
+        }
+        s += (double)hi - (double)lo;
+    }
+    return s;
+}
+
+/* The site's input after online rotations (xa, or inp itself) and its quantized version
+ * (xq, or the former when activations are not quantized). */
+static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, int IC, const float **xr,
+                      const float **xqo)
+{
+    int st = RS_OK;
+    const float *x = inp;
+    size_t n = (size_t)N * (size_t)IC;
+    if (site == LLM_SITE_DOWN && q->r4 && q->r4_on[layer]) {
+        memcpy(q->xa, inp, n * sizeof(float));
+        if ((st = rot_apply_rows_f32(q->r4, q->xa, (size_t)N, 0))) return st;
+        x = q->xa;
+    }
+    *xr = x;
+    if (qz_is_identity(&q->a)) {
+        *xqo = x;
+        return RS_OK;
+    }
+    if ((st = qz_fake_f32(&q->a, x, q->xq, (size_t)N, (size_t)IC))) return st;
+    *xqo = q->xq;
+    return RS_OK;
+}
+
+static const float *prep_weight(llm_qat *q, const float *w, int OC, int IC, int *st)
+{
+    *st = RS_OK;
+    if (qz_is_identity(&q->w)) return w;
+    *st = qz_fake_f32(&q->w, w, q->wq, (size_t)OC, (size_t)IC);
+    return q->wq;
+}
+
+int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,
+                           const float *b, int N, int IC, int OC)
+{
+    const float *xr, *xq;
+    int st = prep_input(q, site, layer, inp, N, IC, &xr, &xq);
+    if (st) return st;
+    const float *wq = prep_weight(q, w, OC, IC, &st);
+    if (st) return st;
+    lk_matmul_forward(out, xq, wq, b, N, IC, OC);
+    if (q->collect && layer >= 0 && layer < q->n_layer && site < LLM_NSITES) {
+        llm_qat_stats *S = &q->stats[layer];
+        if (!S->w_seen[site]) {
+            S->w_err[site] += wq == w ? 0.0 : sqdiff(q->part, wq, w, (size_t)OC, (size_t)IC);
+            S->w_n[site] += (double)OC * IC;
+            S->w_seen[site] = 1;
+        }
+        S->a_err[site] += xq == xr ? 0.0 : sqdiff(q->part, xq, xr, (size_t)N, (size_t)IC);
+        S->a_n[site] += (double)N * IC;
+        S->a_range[site] += range_sum(xr, (size_t)N, (size_t)IC);
+        S->a_tok[site] += N;
+        if (layer == q->chan_layer && q->chan_max[site]) {
+            float *cm = q->chan_max[site];
+            for (int i = 0; i < N; i++)
+                for (int j = 0; j < IC; j++) {
+                    float v = fabsf(xr[(size_t)i * IC + j]);
+                    if (v > cm[j]) cm[j] = v;
+                }
+        }
+    }
+    return RS_OK;
+}
+
+int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC)
+{
+    const float *xr, *xq;
+    int st = prep_input(q, site, layer, inp, N, IC, &xr, &xq);
+    if (st) return st;
+    const float *wq = prep_weight(q, w, OC, IC, &st);
+    if (st) return st;
+    const int clipped = q->o.ste == QZ_STE_CLIPPED;
+    /* weight gradient: dW = dout^T xq, through the weight STE */
+    if (dw) {
+        if (clipped && wq != w) {
+            memset(q->dw, 0, (size_t)OC * IC * sizeof(float));
+            lk_matmul_backward(NULL, q->dw, db, dout, xq, wq, N, IC, OC);
+            if ((st = qz_ste_backward_f32(&q->w, w, q->dw, q->dw, (size_t)OC, (size_t)IC))) return st;
+            lk_accumulate(dw, q->dw, (long)OC * IC);
+        } else {
+            lk_matmul_backward(NULL, dw, db, dout, xq, wq, N, IC, OC);
+        }
+    } else if (db) {
+        lk_matmul_backward(NULL, NULL, db, dout, xq, wq, N, IC, OC);
+    }
+    if (!dinp) return RS_OK;
+    const int rotated = xr != inp;
+    if (!rotated && !(clipped && xq != xr)) {
+        lk_matmul_backward(dinp, NULL, NULL, dout, xq, wq, N, IC, OC);
+        return RS_OK;
+    }
+    size_t n = (size_t)N * IC;
+    memset(q->dx, 0, n * sizeof(float));
+    lk_matmul_backward(q->dx, NULL, NULL, dout, xq, wq, N, IC, OC);
+    if (clipped && xq != xr && (st = qz_ste_backward_f32(&q->a, xr, q->dx, q->dx, (size_t)N, (size_t)IC))) return st;
+    if (rotated && (st = rot_apply_rows_f32(q->r4, q->dx, (size_t)N, 1))) return st;
+    lk_accumulate(dinp, q->dx, (long)n);
+    return RS_OK;
+}
+
+/* Gather q|k of every token (N rows of QK floats at stride QKV) into xa, or scatter back. */
+static void gather_qk(float *dst, const float *qkv, int N, int QK, int QKV)
+{
+    for (int i = 0; i < N; i++) memcpy(dst + (size_t)i * QK, qkv + (size_t)i * QKV, (size_t)QK * sizeof(float));
+}
+static void scatter_qk(float *qkv, const float *src, int N, int QK, int QKV)
+{
+    for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * QKV, src + (size_t)i * QK, (size_t)QK * sizeof(float));
+}
+
+static int r3_apply(llm_qat *q, const llm_model *m, float *qkv, int N, int transpose)
+{
+    const llm_config *c = &m->cfg;
+    const int HS = c->head_dim, QK = (c->n_head + c->n_kv_head) * HS, QKV = QK + c->n_kv_head * HS;
+    gather_qk(q->xa, qkv, N, QK, QKV);
+    int st = rot_apply_rows_f32(q->r3, q->xa, (size_t)N * (size_t)(c->n_head + c->n_kv_head), transpose);
+    if (st) return st;
+    scatter_qk(qkv, q->xa, N, QK, QKV);
+    return RS_OK;
+}
+
+int llm_qat_qkv_forward(llm_qat *q, const llm_model *m, int layer, float *qkv, int N)
+{
+    const llm_config *c = &m->cfg;
+    int st;
+    if (q->r3 && q->r3_on[layer] && (st = r3_apply(q, m, qkv, N, 0))) return st;
+    if (qz_is_identity(&q->kv)) return RS_OK;
+    const int HS = c->head_dim, NKV = c->n_kv_head, QKV = (c->n_head + 2 * NKV) * HS, QD = c->n_head * HS;
+    const int KVD = NKV * HS;
+    /* k|v of a token are 2*NKV contiguous heads: gather into xa, quantize per head, keep
+     * the originals for the error statistics, scatter back. */
+    for (int i = 0; i < N; i++)
+        memcpy(q->xa + (size_t)i * 2 * KVD, qkv + (size_t)i * QKV + QD, (size_t)2 * KVD * sizeof(float));
+    size_t rows = (size_t)N * 2 * NKV;
+    if ((st = qz_fake_f32(&q->kv, q->xa, q->xq, rows, (size_t)HS))) return st;
+    for (int i = 0; i < N; i++)
+        memcpy(qkv + (size_t)i * QKV + QD, q->xq + (size_t)i * 2 * KVD, (size_t)2 * KVD * sizeof(float));
+    if (q->collect && layer >= 0 && layer < q->n_layer) {
+        llm_qat_stats *S = &q->stats[layer];
+        double ke = 0, ve = 0;
+        sqdiff(q->part, q->xq, q->xa, rows, (size_t)HS);
+        for (size_t r = 0; r < rows; r++) {
+            if ((r % (size_t)(2 * NKV)) < (size_t)NKV) ke += q->part[r];
+            else ve += q->part[r];
+        }
+        S->k_err += ke;
+        S->v_err += ve;
+        S->kv_n += (double)N * KVD;
+    }
+    return RS_OK;
+}
+
+int llm_qat_qkv_backward(llm_qat *q, const llm_model *m, int layer, float *dqkv, int N)
+{
+    if (q->r3 && q->r3_on[layer]) return r3_apply(q, m, dqkv, N, 1);
+    return RS_OK;
+}
+
+const float *llm_qat_final_in(llm_qat *q, const float *x, int N, int C)
+{
+    if (!q || !q->r1) return x;
+    memcpy(q->fin, x, (size_t)N * C * sizeof(float));
+    if (rot_apply_rows_f32(q->r1, q->fin, (size_t)N, 1)) return NULL;
+    return q->fin;
+}
+
+int llm_qat_final_backward(llm_qat *q, float *dx, int N, int C)
+{
+    (void)C;
+    if (!q || !q->r1) return RS_OK;
+    return rot_apply_rows_f32(q->r1, dx, (size_t)N, 0);
+}
+
+/* ---- saved configuration ------------------------------------------------------------------ */
+
+char *llm_read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (!b) break;
+        if (n + 1 >= cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+        }
+        size_t k = fread(b + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        errno = bad ? EIO : ENOMEM;
+        return NULL;
+    }
+    b[n] = '\0';
+    if (len) *len = n;
+    return b;
+}
+
+int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *method, const char *dir)
+{
+    const llm_qat *q = m->qat;
+    if (!q) return RS_ERROR(RS_EINVAL, "llm_qat_save: the model has no quantization state");
+    cJSON *j = cJSON_CreateObject(), *qz = cJSON_CreateObject();
+    if (!j || !qz) {
+        cJSON_Delete(j), cJSON_Delete(qz);
+        return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
+    }
+    cJSON_AddStringToObject(j, "format", "rostesim-qat");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "method", method ? method : "ste");
+    cJSON_AddNumberToObject(qz, "wbits", q->o.wbits);
+    cJSON_AddNumberToObject(qz, "abits", q->o.abits);
+    cJSON_AddNumberToObject(qz, "kvbits", q->o.kvbits);
+    cJSON_AddNumberToObject(qz, "wclip", q->o.wclip);
+    cJSON_AddNumberToObject(qz, "aclip", q->o.aclip);
+    cJSON_AddNumberToObject(qz, "kvclip", q->o.kvclip);
+    cJSON_AddStringToObject(qz, "scheme", qz_scheme_name(q->o.scheme));
+    cJSON_AddStringToObject(qz, "clip_mode", q->o.clipmode == QZ_CLIP_CODE ? "code" : "paper");
+    cJSON_AddStringToObject(qz, "ste", q->o.ste == QZ_STE_CLIPPED ? "clipped" : "identity");
+    cJSON_AddItemToObject(j, "quant", qz);
+    if (rc) cJSON_AddItemToObject(j, "rotation", llm_rot_config_to_json(rc));
+    else cJSON_AddNullToObject(j, "rotation");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = 0;
+    free(txt);
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return RS_OK;
+}
+
+static int json_num(const cJSON *o, const char *k, double lo, double hi, double *v, const char *path)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || x->valuedouble < lo || x->valuedouble > hi)
+        return RS_ERROR(RS_EINVAL, "%s: quant.%s must be a number in [%g, %g]", path, k, lo, hi);
+    *v = x->valuedouble;
+    return RS_OK;
+}
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+int llm_qat_load(llm_model *m, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
+    size_t n;
+    char *txt = llm_read_text(path, &n);
+    if (!txt) return errno == ENOENT ? RS_OK : RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    if (!j) return RS_ERROR(RS_EINVAL, "%s: not valid JSON", path);
+    int st = RS_OK;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "format"), *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *qz = cJSON_GetObjectItemCaseSensitive(j, "quant"), *rj = cJSON_GetObjectItemCaseSensitive(j, "rotation");
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    double v[6] = {0};
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "rostesim-qat") || !cJSON_IsNumber(ver) || ver->valueint != 1)
+        st = RS_ERROR(RS_EINVAL, "%s: not a rostesim-qat version 1 file (written by a newer rostesim? re-run llm qat)",
+                      path);
+    else if (!cJSON_IsObject(qz))
+        st = RS_ERROR(RS_EINVAL, "%s: no \"quant\" object", path);
+    if (!st) st = json_num(qz, "wbits", 1, 64, &v[0], path);
+    if (!st) st = json_num(qz, "abits", 1, 64, &v[1], path);
+    if (!st) st = json_num(qz, "kvbits", 1, 64, &v[2], path);
+    if (!st) st = json_num(qz, "wclip", 0, 1, &v[3], path);
+    if (!st) st = json_num(qz, "aclip", 0, 1, &v[4], path);
+    if (!st) st = json_num(qz, "kvclip", 0, 1, &v[5], path);
+    if (!st) {
+        o.wbits = (int)v[0], o.abits = (int)v[1], o.kvbits = (int)v[2];
+        o.wclip = v[3], o.aclip = v[4], o.kvclip = v[5];
+        const char *sc = json_str(qz, "scheme"), *cm = json_str(qz, "clip_mode"), *se = json_str(qz, "ste");
+        if (!sc || (strcmp(sc, "sym") && strcmp(sc, "asym")) || !cm || (strcmp(cm, "code") && strcmp(cm, "paper")) ||
+            !se || (strcmp(se, "identity") && strcmp(se, "clipped")))
+            st = RS_ERROR(RS_EINVAL, "%s: quant.scheme (sym|asym), quant.clip_mode (code|paper) and quant.ste "
+                          "(identity|clipped) are required", path);
+        else {
+            o.scheme = strcmp(sc, "sym") ? QZ_ASYM : QZ_SYM;
+            o.clipmode = strcmp(cm, "code") ? QZ_CLIP_PAPER : QZ_CLIP_CODE;
+            o.ste = strcmp(se, "identity") ? QZ_STE_CLIPPED : QZ_STE_IDENTITY;
+        }
+    }
+    if (!st) st = llm_qat_attach(m, &o);
+    if (!st && rj && !cJSON_IsNull(rj)) {
+        llm_rot_config rc;
+        st = llm_rot_config_from_json(&rc, rj, m->cfg.n_layer, path);
+        if (!st) st = llm_rotate_attach(m, &rc);
+        if (!st) llm_rot_config_free(&rc);
+    }
+    cJSON_Delete(j);
+    return st;
+}

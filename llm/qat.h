@@ -1,0 +1,129 @@
+/* rostesim LLM: quantization-aware training state (ROSTE.md §2-3): fake quantizers at the
+ * linear sites and the K/V cache, straight-through gradients, online rotations (R3, R4).
+ *
+ * A model carries an optional llm_qat (m->qat, NULL = full precision). With it:
+ *   - every linear layer of attention and MLP (sites QKV, O, UP, DOWN; the LM head is
+ *     never quantized) computes  out = Q_a(x [R4]) · Q_w(W)^T + b  with
+ *       Q_w per output channel (a row of W, HF layout (out, in)),
+ *       Q_a per token (a row of x); q/k/v read one input, quantized once (fused rows);
+ *   - K and V are quantized per token per head (group = head_dim) after RoPE and after
+ *     R3, in training, evaluation and the KV-cache decode alike;
+ *   - scales are recomputed from the current tensor at every forward;
+ *   - backward: the quantizer's Jacobian is the identity (STE) or, with QZ_STE_CLIPPED,
+ *     the clamp mask, for weights and activations. The K/V quantizers always use the
+ *     identity STE (their pre-quantization values are not kept).
+ * bits >= 16 skips a quantizer entirely (outputs bit-identical to the unquantized model).
+ *
+ * Online rotations (set up by llm/rotate.h, here only applied):
+ *   r3 (head_dim): q and k after RoPE, x <- x R3 per head, in the layers with r3_on;
+ *   r4 (d_ff): the down projection's input, x <- x R4, in the layers with r4_on (the
+ *       weight side W_down R4 is merged into the weights by llm/rotate.c);
+ *   r1 (d_model, GPT-NeoX only): the final LayerNorm reads x R1^T (the residual stream is
+ *       rotated, the final LayerNorm's mean subtraction and bias are kept exact this way:
+ *       the model has no LM-head bias to fold them into);
+ *   rms_norm: ln1/ln2 of GPT-NeoX are RMSNorm after folding (mean absorbed).
+ *
+ * Error statistics (for the rotation search and the diagnostics) are accumulated while
+ * `collect` is set: per layer and site the squared weight and input quantization errors,
+ * the inputs' dynamic range, and the K/V cache errors. */
+#ifndef RS_LLM_QAT_H
+#define RS_LLM_QAT_H
+
+#include <stddef.h>
+
+#include "quant/quant.h"
+#include "quant/rotation.h"
+
+typedef struct llm_model llm_model;
+
+/* The quantized linear sites, in model order; LLM_SITE_HEAD is never quantized. */
+typedef enum { LLM_SITE_QKV = 0, LLM_SITE_O = 1, LLM_SITE_UP = 2, LLM_SITE_DOWN = 3, LLM_SITE_HEAD = 4 } llm_site;
+#define LLM_NSITES 4
+const char *llm_site_name(int site); /* "qkv", "o", "up", "down", "head" */
+
+typedef struct {
+    int wbits, abits, kvbits;       /* 16 (or more) = off */
+    double wclip, aclip, kvclip;    /* clipping factors in (0, 1] */
+    qz_scheme scheme;               /* QZ_ASYM by default (all three) */
+    qz_clipmode clipmode;           /* QZ_CLIP_CODE by default */
+    qz_ste ste;                     /* QZ_STE_IDENTITY by default */
+} llm_qat_opts;
+
+void llm_qat_opts_default(llm_qat_opts *o); /* W4A4KV4 asym, clip 1, code clipping, identity STE */
+int llm_qat_opts_check(const llm_qat_opts *o); /* RS_EINVAL naming the bad field */
+
+/* Per-layer error statistics (sums in double). */
+typedef struct {
+    double w_err[LLM_NSITES];  /* sum ||Q_w(W) - W||^2 (weights counted once per reset) */
+    double w_n[LLM_NSITES];    /* elements */
+    double a_err[LLM_NSITES];  /* sum over tokens ||Q_a(x) - x||^2 */
+    double a_n[LLM_NSITES];    /* elements */
+    double a_range[LLM_NSITES];/* sum over tokens of (max x - min x) */
+    double a_tok[LLM_NSITES];  /* tokens */
+    double k_err, v_err, kv_n; /* K and V cache: squared errors, elements of each */
+    int w_seen[LLM_NSITES];
+} llm_qat_stats;
+
+typedef struct llm_qat {
+    llm_qat_opts o;
+    qz_spec w, a, kv;               /* derived from o: per row (weights: out channel; acts: token; kv: head) */
+    int n_layer;
+    /* online rotations (NULL = none), owned */
+    rot *r1, *r3, *r4;
+    rot *r2;                        /* merged into W_v / W_o (kept to undo a merge on re-selection) */
+    unsigned char *r3_on, *r4_on;   /* n_layer flags */
+    int rms_norm;
+    /* statistics */
+    int collect;                    /* accumulate into stats while set */
+    llm_qat_stats *stats;           /* n_layer */
+    int chan_layer;                 /* >= 0: record per-channel max |input| of this layer */
+    float *chan_max[LLM_NSITES];    /* (input width) each, after online rotations */
+    size_t chan_w[LLM_NSITES];
+    /* workspace, grown by llm_qat_reserve */
+    size_t capN;
+    float *xa, *xq, *dx, *wq, *dw, *fin;
+    double *part;
+} llm_qat;
+
+/* A QAT state for model m with these quantizers and no rotations; attaches it (m->qat,
+ * replacing and freeing any previous one). */
+int llm_qat_attach(llm_model *m, const llm_qat_opts *o);
+void llm_qat_free(llm_qat *q); /* NULL is a no-op */
+/* Workspace for N tokens of model m (forward and decode call it; grows only). */
+int llm_qat_reserve(llm_qat *q, const llm_model *m, int N);
+
+void llm_qat_stats_reset(llm_qat *q);
+/* Per-channel max |input| recording for one layer (-1: off); buffers allocated here. */
+int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer);
+
+/* ---- saved configuration ----------------------------------------------------------------
+ * dir/rostesim_qat.json: {"format": "rostesim-qat", "version": 1, "method": "ste"|"roste",
+ *  "quant": {"wbits", "abits", "kvbits", "wclip", "aclip", "kvclip", "scheme", "clip_mode",
+ *  "ste"}, "rotation": <rotation-config JSON of llm/rotate.h> or null}
+ * The weights saved beside it hold R1, R2 and W_down R4 merged; loading attaches the
+ * quantizers and the online rotations (llm_model_load does it when the file exists). */
+#define LLM_QAT_FILE "rostesim_qat.json"
+struct llm_rot_config;
+int llm_qat_save(const llm_model *m, const struct llm_rot_config *rc, const char *method, const char *dir);
+/* No file: RS_OK and nothing attached. */
+int llm_qat_load(llm_model *m, const char *dir);
+/* The whole file, NUL-terminated (NULL with errno on failure). */
+char *llm_read_text(const char *path, size_t *len);
+
+/* ---- hooks called by llm/model.c ------------------------------------------------------ */
+/* out (N,OC) = Q_a(inp R?) · Q_w(w)^T + b */
+int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,
+                           const float *b, int N, int IC, int OC);
+/* dinp (N,IC) +=, dw (OC,IC) +=, db (OC) += through the STE */
+int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC);
+/* In place on qkv (N tokens, rows of QKV floats): R3 on q and k, then Q_kv on k and v. */
+int llm_qat_qkv_forward(llm_qat *q, const llm_model *m, int layer, float *qkv, int N);
+/* In place on dqkv: R3^T on dq and dk (the K/V quantizers pass gradients through). */
+int llm_qat_qkv_backward(llm_qat *q, const llm_model *m, int layer, float *dqkv, int N);
+/* GPT-NeoX with R1: returns x R1^T (N,C) in a workspace buffer (or x itself without r1). */
+const float *llm_qat_final_in(llm_qat *q, const float *x, int N, int C);
+/* dx (N,C) <- dx R1 in place (the backward of llm_qat_final_in). */
+int llm_qat_final_backward(llm_qat *q, float *dx, int N, int C);
+
+#endif

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# tests/qat_cli_test.sh: rostesim llm qat / search / diagnose end to end on a tiny GPT-NeoX
+# (tests/fixtures/sft): --help, STE and RoSTE runs (E in the train log, quantization and
+# rotation JSON written), reload for eval/generate with identical outputs, the search's
+# JSON and TSV, determinism, --rotation-config, usage errors naming the flag.
+set -u
+B=${BIN:-bin}/rostesim
+FIX=tests/fixtures/sft
+TOK=tests/fixtures/tok/neox
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "PASS $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+expect_exit() {
+  local code=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 120 "$T/err" | tr '\n' ' '))"
+  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
+}
+
+for c in qat search diagnose; do
+  $B llm $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm $c" "$T/h" && ok "llm $c --help" || bad "llm $c --help"
+done
+$B llm --help | grep -q "qat " && ok "llm --help lists qat" || bad "llm --help lacks qat"
+
+$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+OPTS="--data $FIX/train.jsonl --lr 3e-3 --max-steps 12 --batch 4 --threads 1 --quiet"
+
+# STE
+if $B llm qat --method ste --model "$T/m0" $OPTS --out "$T/ste" >"$T/o" 2>"$T/e"; then ok "qat --method ste: $(cat "$T/o")"
+else bad "qat ste: $(tail -3 "$T/e")"; fi
+grep -q '"E": ' "$T/ste/train_log.jsonl" && [ "$(wc -l <"$T/ste/train_log.jsonl")" -eq 12 ] && ok "train log: 12 records with E" \
+  || bad "train log: $(head -1 "$T/ste/train_log.jsonl")"
+grep -qE '"rotation":[[:space:]]+null' "$T/ste/rostesim_qat.json" && grep -qE '"wbits":[[:space:]]+4' "$T/ste/rostesim_qat.json" \
+  && ok "ste: rostesim_qat.json (4 bits, no rotation)" || bad "ste json: $(cat "$T/ste/rostesim_qat.json")"
+
+# RoSTE (search first)
+if $B llm qat --method roste --calib 8 --model "$T/m0" $OPTS --out "$T/ro" >"$T/o" 2>"$T/e"; then ok "qat --method roste: $(cat "$T/o")"
+else bad "qat roste: $(tail -3 "$T/e")"; fi
+for f in search.tsv rotation_config.json rostesim_qat.json model.safetensors tokenizer.json; do
+  [ -s "$T/ro/$f" ] && ok "roste wrote $f" || bad "roste did not write $f"; done
+grep -qE '"is_rotate_R1":[[:space:]]+true' "$T/ro/rostesim_qat.json" && grep -q '"in_block_rotation"' "$T/ro/rostesim_qat.json" \
+  && ok "roste: rotation config recorded (R1 on)" || bad "roste json: $(cat "$T/ro/rostesim_qat.json")"
+[ "$(wc -l <"$T/ro/search.tsv")" -eq 7 ] && ok "search.tsv: 2 layers x 3 rotations" || bad "search.tsv: $(cat "$T/ro/search.tsv")"
+
+# determinism
+$B llm qat --method roste --calib 8 --model "$T/m0" $OPTS --out "$T/ro2" >/dev/null 2>&1
+cmp -s "$T/ro/model.safetensors" "$T/ro2/model.safetensors" && cmp -s "$T/ro/rostesim_qat.json" "$T/ro2/rostesim_qat.json" \
+  && ok "roste: same seed, same bytes" || bad "roste is not deterministic"
+
+# reload: eval of the run folder applies the quantizers and rotations. The last training
+# record's loss is of the weights before the last update; eval on the saved folder twice
+# must agree, and differ from the same weights without rostesim_qat.json.
+$B llm eval --model "$T/ro" --data $FIX/train.jsonl --threads 1 >"$T/ev1" 2>&1
+$B llm eval --model "$T/ro" --data $FIX/train.jsonl --threads 1 >"$T/ev2" 2>&1
+mkdir -p "$T/noq" && cp "$T/ro"/{config.json,model.safetensors,tokenizer.json} "$T/noq/" 2>/dev/null
+$B llm eval --model "$T/noq" --data $FIX/train.jsonl --threads 1 >"$T/ev3" 2>&1
+l1=$(grep -oE 'loss [0-9.]+' "$T/ev1"); l3=$(grep -oE 'loss [0-9.]+' "$T/ev3")
+[ -n "$l1" ] && cmp -s <(grep -oE 'loss [0-9.]+' "$T/ev2") <(echo "$l1") && [ "$l1" != "$l3" ] \
+  && ok "eval applies the saved quantizers and rotations ($l1; without the JSON: $l3)" || bad "eval: $(cat "$T/ev1") / $(cat "$T/ev3")"
+$B llm generate --model "$T/ro" --prompt "a b" --max-new-tokens 8 --threads 1 >"$T/g1" 2>/dev/null
+$B llm generate --model "$T/ro" --prompt "a b" --max-new-tokens 8 --threads 1 >"$T/g2" 2>/dev/null
+[ -s "$T/g1" ] && cmp -s "$T/g1" "$T/g2" && ok "generate on the qat folder: reproducible" || bad "generate: $(cat "$T/g1")"
+
+# search alone, then training from its config
+if $B llm search --model "$T/m0" --data $FIX/train.jsonl --calib 8 --out "$T/rot.json" >"$T/o" 2>"$T/e"; then ok "search: $(cat "$T/o")"
+else bad "search: $(cat "$T/e")"; fi
+[ -s "$T/rot.tsv" ] && cmp -s <(grep -v seed "$T/rot.json") <(grep -v seed "$T/ro/rotation_config.json") \
+  && ok "search: same choice as qat's own search, TSV beside the JSON" || bad "search differs: $(cat "$T/rot.json")"
+$B llm search --model "$T/m0" --data $FIX/train.jsonl --calib 8 --error mean --r1 search --out "$T/rotm.json" >/dev/null 2>"$T/e" \
+  && grep -q "r1 search" "$T/e" && ok "search --error mean --r1 search" || bad "search mean: $(cat "$T/e")"
+$B llm qat --method roste --rotation-config "$T/rot.json" --model "$T/m0" $OPTS --out "$T/ro3" >/dev/null 2>&1 \
+  && cmp -s <(grep -A40 in_block "$T/ro/rostesim_qat.json") <(grep -A40 in_block "$T/ro3/rostesim_qat.json") \
+  && ok "qat --rotation-config FILE: same rotations as the searched run" || bad "qat --rotation-config differs"
+$B llm qat --method roste --calib 4 --reselect-every 5 --model "$T/m0" $OPTS --out "$T/ro4" >/dev/null 2>"$T/e" \
+  && grep -q "2 re-selections" "$T/e" && ok "qat --reselect-every 5: 2 re-selections in 12 steps" || bad "reselect: $(tail -2 "$T/e")"
+
+# diagnose
+if $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 4 --out "$T/diag" --runs "$T/ste,$T/ro" >"$T/o" 2>"$T/e"; then
+  ok "diagnose: $(cat "$T/o")"; else bad "diagnose: $(cat "$T/e")"; fi
+for f in fig7.tsv fig3.tsv fig4.tsv; do [ -s "$T/diag/$f" ] && ok "diagnose wrote $f" || bad "no $f"; done
+if command -v gnuplot >/dev/null; then
+  for f in fig7_reduction.png fig3_channels.png fig4_error.png; do [ -s "$T/diag/$f" ] && ok "diagnose drew $f" || bad "no $f"; done
+fi
+
+# usage errors
+expect_exit 2 "--method" $B llm qat --method foo --model "$T/m0" $OPTS --out "$T/x"
+expect_exit 2 "--wbits" $B llm qat --wbits 40 --model "$T/m0" $OPTS --out "$T/x"
+expect_exit 2 "--reselect-every" $B llm qat --method ste --reselect-every 3 --model "$T/m0" $OPTS --out "$T/x"
+expect_exit 2 "--scheme" $B llm search --scheme odd --model "$T/m0" --data $FIX/train.jsonl --out "$T/x.json"
+expect_exit 1 "missing.json" $B llm qat --rotation-config "$T/missing.json" --model "$T/m0" $OPTS --out "$T/x"
+expect_exit 2 "already quantized" $B llm search --model "$T/ro" --data $FIX/train.jsonl --out "$T/x.json"
+
+echo "qat_cli_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
