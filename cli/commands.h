@@ -3,6 +3,7 @@
 #ifndef RS_CLI_COMMANDS_H
 #define RS_CLI_COMMANDS_H
 
+int cmd_data(int argc, char **argv);
 int cmd_hadamard(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
 int cmd_lsq(int argc, char **argv);
