@@ -83,7 +83,8 @@ static int find_list(const char *pattern, char *out, size_t cap)
     return found;
 }
 
-static int write_split(const char *cmd, const char *dir, const char *name, const tldr_set *s, int split,
+/* JSONL pairs of a split, or (text) its long descriptions one blank line apart */
+static int write_split(const char *cmd, const char *dir, const char *name, const tldr_set *s, int split, int text,
                        char sha[65], size_t *bytes)
 {
     char path[4200], tmp[4300];
@@ -95,14 +96,14 @@ static int write_split(const char *cmd, const char *dir, const char *name, const
     *bytes = 0;
     for (size_t i = 0; i < s->n; i++) {
         const tldr_entry *e = &s->e[i];
-        if (e->split != (split < 0 ? TLDR_TRAIN : split)) continue;
+        if (e->split != split) continue;
         char *line;
         size_t n;
-        if (split >= 0) {
+        if (!text) {
             line = tldr_jsonl(e);
             if (!line) { fclose(f); remove(tmp); return cli_error(cmd, "out of memory"), 1; }
             n = strlen(line);
-        } else { /* pretraining text: train long descriptions, one blank line apart */
+        } else {
             n = strlen(e->desc);
             line = malloc(n + 3);
             if (!line) { fclose(f); remove(tmp); return cli_error(cmd, "out of memory"), 1; }
@@ -139,7 +140,8 @@ static int cmd_data_debian_tldr(int argc, char **argv)
                    "packages sharing a source or a first paragraph) and split 90/5/5 by family, so no\n"
                    "source package crosses splits. Writes train.jsonl, validation.jsonl, test.jsonl\n"
                    "({\"prompt\": \"Package: NAME\\nDESCRIPTION\\nTL;DR:\", \"completion\": \" SYNOPSIS\"}),\n"
-                   "pretrain.txt (the train split's long descriptions, for tokenizer and base model) and\n"
+                   "pretrain.txt and pretrain_validation.txt (the train / validation long descriptions, for\n"
+                   "the tokenizer and the base model: nothing from validation or test leaks into them) and\n"
                    "manifest.json (counts, sha256 of the inputs and of every file). Deterministic.",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "The Translation-en file comes with English translations in apt's lists:\n"
@@ -188,10 +190,12 @@ static int cmd_data_debian_tldr(int argc, char **argv)
         tldr_free(&s);
         return cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1;
     }
-    static const char *names[4] = {"train.jsonl", "validation.jsonl", "test.jsonl", "pretrain.txt"};
-    char sha[4][65];
-    size_t bytes[4];
-    for (int k = 0; k < 4 && !rc; k++) rc = write_split(C, out, names[k], &s, k < 3 ? k : -1, sha[k], &bytes[k]);
+    static const char *names[5] = {"train.jsonl", "validation.jsonl", "test.jsonl", "pretrain.txt",
+                                   "pretrain_validation.txt"};
+    char sha[5][65];
+    size_t bytes[5];
+    for (int k = 0; k < 5 && !rc; k++)
+        rc = write_split(C, out, names[k], &s, k < 3 ? k : k - 3, k >= 3, sha[k], &bytes[k]);
     if (!rc) {
         char path[4200], tmp[4300];
         snprintf(path, sizeof path, "%s/manifest.json", out);
@@ -205,10 +209,10 @@ static int cmd_data_debian_tldr(int argc, char **argv)
             fprintf(f, "  \"dropped\": {\"empty\": %zu, \"boilerplate\": %zu, \"short\": %zu, \"exact_duplicate\": %zu, "
                        "\"near_duplicate\": %zu},\n", s.n_empty, s.n_boiler, s.n_short, s.n_exact, s.n_near);
             fprintf(f, "  \"families\": %zu,\n  \"files\": {\n", s.n_families);
-            for (int k = 0; k < 4; k++) {
-                size_t cnt = k < 3 ? s.n_split[k] : s.n_split[0];
+            for (int k = 0; k < 5; k++) {
+                size_t cnt = k < 3 ? s.n_split[k] : s.n_split[k - 3];
                 fprintf(f, "    \"%s\": {\"%s\": %zu, \"bytes\": %zu, \"sha256\": \"%s\"}%s\n", names[k],
-                        k < 3 ? "pairs" : "descriptions", cnt, bytes[k], sha[k], k < 3 ? "," : "");
+                        k < 3 ? "pairs" : "descriptions", cnt, bytes[k], sha[k], k < 4 ? "," : "");
             }
             fprintf(f, "  }\n}\n");
             if (rs_atomic_close(f, tmp, path) != 0) { cli_error(C, "cannot write '%s'", path); rc = 1; }
@@ -220,7 +224,7 @@ static int cmd_data_debian_tldr(int argc, char **argv)
                s.n_empty, s.n_boiler, s.n_short, s.n_exact, s.n_near);
         printf("kept %zu pairs in %zu families: train %zu, validation %zu, test %zu\n",
                s.n_split[0] + s.n_split[1] + s.n_split[2], s.n_families, s.n_split[0], s.n_split[1], s.n_split[2]);
-        printf("wrote %s/{train,validation,test}.jsonl, pretrain.txt, manifest.json\n", out);
+        printf("wrote %s/{train,validation,test}.jsonl, pretrain{,_validation}.txt, manifest.json\n", out);
     }
     tldr_free(&s);
     return rc;

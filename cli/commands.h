@@ -10,4 +10,8 @@ int cmd_lsq(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 
+/* llm subcommands of the embedded default (cli/cmd_llm_pre.c) */
+int cmd_llm_tokenizer_train(int argc, char **argv);
+int cmd_llm_pretrain(int argc, char **argv);
+
 #endif
