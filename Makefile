@@ -36,7 +36,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/librostesim.a
 
-.PHONY: all deps test test-asan bench clean help run verify
+.PHONY: all deps test test-asan bench clean help run verify model
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -47,6 +47,8 @@ help:
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (in build-asan/)"
 	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
 	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
+	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
+	@echo "                tokenizer, pretrained tiny base model (needs apt's English Translation-en)"
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -111,6 +113,17 @@ bench: $(BENCHES) $(BIN)/rostesim
 
 verify: $(BIN)/rostesim
 	$(BIN)/rostesim verify papers/roste-2502.09003
+
+# The embedded default (docs/embedded.md): built once, reused (git ignores data/). The binary is
+# an order-only prerequisite: rebuilding rostesim does not redo the pretraining.
+MODEL_DIR ?= data
+$(MODEL_DIR)/debian-tldr/manifest.json: | $(BIN)/rostesim
+	$(BIN)/rostesim data debian-tldr --out $(MODEL_DIR)/debian-tldr
+$(MODEL_DIR)/debian-tldr/tokenizer/tokenizer.json: $(MODEL_DIR)/debian-tldr/manifest.json | $(BIN)/rostesim
+	$(BIN)/rostesim llm tokenizer-train --corpus $(MODEL_DIR)/debian-tldr/pretrain.txt --vocab 4096 --out $(MODEL_DIR)/debian-tldr/tokenizer
+$(MODEL_DIR)/base-tiny/model.safetensors: $(MODEL_DIR)/debian-tldr/tokenizer/tokenizer.json | $(BIN)/rostesim
+	$(BIN)/rostesim llm pretrain --preset tiny --data $(MODEL_DIR)/debian-tldr --out $(MODEL_DIR)/base-tiny
+model: $(MODEL_DIR)/base-tiny/model.safetensors
 
 clean:
 	rm -rf $(BUILD) build-asan $(BIN)

@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/llm_pre.h"
 #include "llm/config.h"
 #include "llm/data.h"
 #include "llm/model.h"
@@ -377,8 +378,9 @@ done:
 static int cmd_llm_eval(int argc, char **argv)
 {
     const char *C = "llm eval";
-    const char *model = NULL, *data = NULL;
-    int batch = 4, max_len = 0, full_loss = 0, threads = 0;
+    const char *model = NULL, *data = NULL, *preds = NULL;
+    int batch = 4, max_len = 0, full_loss = 0, threads = 0, generate = 0, max_new = 32, no_stem = 0;
+    long limit = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
         {"--data", OPT_STRING, &data, 0, -1, "FILE", ".jsonl with prompt/completion lines, or .txt (required)", 0},
@@ -386,12 +388,26 @@ static int cmd_llm_eval(int argc, char **argv)
         {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row (0: min(512, model))", 0},
         {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+        {"--generate", OPT_FLAG, &generate, 0, -1, NULL, "JSONL: also generate a completion per prompt and print ROUGE", 0},
+        {"--max-new-tokens", OPT_INT, &max_new, 1, 1 << 16, "N", "--generate: most new tokens per prompt", 0},
+        {"--limit", OPT_LONG, &limit, 0, 1000000000L, "N", "--generate: the first N examples only (0: all)", 0},
+        {"--predictions", OPT_STRING, &preds, 0, -1, "FILE", "--generate: where predictions go (default MODEL/predictions.jsonl)", 0},
+        {"--no-stemmer", OPT_FLAG, &no_stem, 0, -1, NULL, "--generate: ROUGE without the Porter stemmer", 0},
     };
     cli_cmd cmd = {C, "--model DIR --data FILE [options]",
                    "Mean cross-entropy over the target tokens of a data set (the completion tokens of\n"
                    "JSONL rows unless --full-loss; every token of a .txt file) and its perplexity exp(loss).\n"
-                   "Rows are prepared exactly as for 'rostesim llm sft'.",
-                   opts, sizeof opts / sizeof opts[0], 0, 0, "example:\n  rostesim llm eval --model runs/tldr --data test.jsonl"};
+                   "Rows are prepared exactly as for 'rostesim llm sft'.\n\n"
+                   "--generate (JSONL): for each prompt (with the tokenizer's special tokens; a prompt too\n"
+                   "long for the model keeps its last tokens, which hold \"TL;DR:\"), greedy decoding of up\n"
+                   "to --max-new-tokens tokens or eos; the prediction is the first line of the generated\n"
+                   "text after the prompt, trimmed, and the reference the completion likewise. Prints the\n"
+                   "mean ROUGE-1/2/L/Lsum F-measures (rouge-score semantics, Porter stemmer unless\n"
+                   "--no-stemmer) and their mean, and writes one JSON line per example (line, prediction,\n"
+                   "reference, rougeL) to --predictions.",
+                   opts, sizeof opts / sizeof opts[0], 0, 0,
+                   "examples:\n  rostesim llm eval --model runs/tldr --data test.jsonl\n"
+                   "  rostesim llm eval --model runs/tldr --data test.jsonl --generate --limit 200"};
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
@@ -401,6 +417,8 @@ static int cmd_llm_eval(int argc, char **argv)
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
     if (!is_file(data)) return cli_error(C, "--data: cannot read '%s'", data), 2;
+    if (generate && !(strlen(data) > 6 && !strcmp(data + strlen(data) - 6, ".jsonl")))
+        return cli_error(C, "--generate: '%s' is not a .jsonl file of prompt/completion lines", data), 2;
     set_threads(threads);
     llm_model *m = NULL;
     tok_tokenizer *tok = NULL;
@@ -415,6 +433,12 @@ static int cmd_llm_eval(int argc, char **argv)
     if (llm_eval_loss(m, ds, batch, pad, &loss, &ntok) != RS_OK) { rc = lib_fail(C); goto done; }
     printf("loss %.6f  perplexity %.4f  (%zu target tokens, %zu rows, %zu truncated, %zu skipped; %.1f s)\n", loss,
            exp(loss), ntok, ds->n, ds->ntrunc, ds->nskip, now_s() - t0);
+    if (generate) {
+        char pp[4300];
+        if (!preds) snprintf(pp, sizeof pp, "%s/predictions.jsonl", model), preds = pp;
+        if (eos < 0) { rc = (cli_error(C, "--generate: the model names no eos token"), 1); goto done; }
+        rc = llm_eval_generate(C, m, tok, eos, data, max_new, limit, !no_stem, preds);
+    }
 done:
     llm_data_free(ds);
     llm_model_free(m);
@@ -651,6 +675,8 @@ static const subcommand subs[] = {
     {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},
     {"init", cmd_llm_init, "write a randomly initialised checkpoint from a config.json"},
     {"import-gguf", cmd_llm_import_gguf, "import a llama.cpp GGUF file (llama) as a checkpoint folder"},
+    {"tokenizer-train", cmd_llm_tokenizer_train, "train a byte-level BPE tokenizer (HF BpeTrainer's merges)"},
+    {"pretrain", cmd_llm_pretrain, "pretrain a small Llama base model from scratch (embedded default)"},
 };
 #define NSUBS (sizeof subs / sizeof subs[0])
 
@@ -659,7 +685,7 @@ static void llm_usage(FILE *f)
     fprintf(f, "usage: rostesim llm SUBCOMMAND [options]\n\n"
                "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
                "and their tokenizers, fp32 fine-tuning, evaluation and generation.\n\nsubcommands:\n");
-    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-12s %s\n", subs[i].name, subs[i].summary);
+    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-15s %s\n", subs[i].name, subs[i].summary);
     fprintf(f, "\n'rostesim llm SUBCOMMAND --help' describes a subcommand.\n");
 }
 

@@ -7,6 +7,7 @@
 
 struct llm_model;
 
+int cmd_data(int argc, char **argv);
 int cmd_hadamard(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
 int cmd_llm_import_gguf(int argc, char **argv); /* cli/cmd_llm_gguf.c, under 'llm' */
@@ -34,5 +35,8 @@ typedef struct {
     void *ctx;
 } llm_sft_hooks;
 int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h);
+/* llm subcommands of the embedded default (cli/cmd_llm_pre.c) */
+int cmd_llm_tokenizer_train(int argc, char **argv);
+int cmd_llm_pretrain(int argc, char **argv);
 
 #endif

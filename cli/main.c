@@ -17,6 +17,7 @@ static const command commands[] = {
     {"plot", cmd_plot, "redraw the figures of an lsq output folder from its saved data"},
     {"verify", cmd_verify, "run the theory checks of a paper folder and print pass/fail per claim"},
     {"llm", cmd_llm, "language models: fine-tune (sft), eval, generate, info, init"},
+    {"data", cmd_data, "build data sets from the machine itself (debian-tldr: TL;DR pairs from Debian)"},
     {"hadamard", cmd_hadamard, "tell which Hadamard construction covers an order; check and time it"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

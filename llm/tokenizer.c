@@ -953,6 +953,8 @@ typedef struct {
     struct { merge_c *v; size_t n, cap; } heap;
     struct { sym *v; size_t n, cap; } syms;
     pcre2_match_data *md;
+    tok_pretok_cb cb; /* tok_pretokenize: pre-tokens go here instead of BPE */
+    void *cb_ctx;
 } enc_ws;
 
 static inline int merge_less(merge_c a, merge_c b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
@@ -1145,7 +1147,9 @@ static int encode_piece(const tok_tokenizer *t, enc_ws *w, const char *s, size_t
     }
     for (size_t i = 0; i < w->pieces[cur].n; i++) {
         span p = w->pieces[cur].v[i];
-        if (p.len && bpe_piece(t, w, (const unsigned char *)buf + p.off, p.len)) return -1;
+        if (p.len && w->cb) {
+            if ((rc = w->cb(w->cb_ctx, buf + p.off, p.len))) return rc;
+        } else if (p.len && bpe_piece(t, w, (const unsigned char *)buf + p.off, p.len)) return -1;
     }
     return 0;
 }
@@ -1229,6 +1233,29 @@ static int gap_raw(const tok_tokenizer *t, enc_ws *w, const char *s, size_t len)
     int rc = gap_normalized(t, w, (const char *)nf, (size_t)m);
     free(nf);
     return rc;
+}
+
+int tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len, tok_pretok_cb cb, void *ctx)
+{
+    if (!t || !cb || (!text && len)) return RS_ERROR(RS_EINVAL, "tok_pretokenize: NULL argument");
+    size_t bad = utf8_check(text, len);
+    if (bad < len)
+        return RS_ERROR(RS_EINVAL, "%s: input is not valid UTF-8 at byte %zu (0x%02x)", t->name, bad,
+                        (unsigned char)text[bad]);
+    enc_ws w;
+    memset(&w, 0, sizeof w);
+    w.cb = cb;
+    w.cb_ctx = ctx;
+    int rc = 0;
+    if (t->nsplits + !!t->bl_re && !(w.md = pcre2_match_data_create(1, NULL))) rc = -1;
+    if (!rc && len) rc = split_added(t, &w, &t->set_raw, text, len, gap_raw);
+    pcre2_match_data_free(w.md);
+    free(w.buf[0].v);
+    free(w.buf[1].v);
+    free(w.pieces[0].v);
+    free(w.pieces[1].v);
+    free(w.out.v);
+    return rc < 0 ? RS_ERROR(RS_ENOMEM, "%s: out of memory while pre-tokenizing", t->name) : rc;
 }
 
 int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int flags, int32_t **ids, size_t *n)

@@ -37,6 +37,13 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int flags, 
  * skip_special: drop special added tokens. Out-of-range id: RS_EINVAL. */
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **out, size_t *len);
 
+/* The pre-tokens of text (raw bytes, after added-token splitting, normalization and the
+ * pre-tokenizer's Split/ByteLevel regexes; before the byte-level mapping and BPE), each
+ * passed to cb in order; added tokens in the text are skipped. A non-zero return from cb
+ * stops and is returned. For the BPE trainer (llm/bpe_train.c). */
+typedef int (*tok_pretok_cb)(void *ctx, const char *piece, size_t len);
+int tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len, tok_pretok_cb cb, void *ctx);
+
 int tok_vocab_size(const tok_tokenizer *t);      /* 1 + largest id (model vocab and added tokens) */
 int tok_token_id(const tok_tokenizer *t, const char *token); /* id of an exact token string, -1 if none */
 const char *tok_token_str(const tok_tokenizer *t, int id);   /* NULL if out of range */

@@ -173,7 +173,7 @@ static int write_file(const char *path, const char *data, size_t n)
     return 0;
 }
 
-int tok_write_json(const char *path, const tok_spec *s)
+static int build_json(const char *path, const tok_spec *s, obuf *out)
 {
     if (!s || (s->nvocab && !s->vocab) || (s->nmerges && (!s->merge_a || !s->merge_b)) ||
         (s->nadded && (!s->added || !s->added_id)) || (unsigned)s->pre > TOK_PRE_QWEN2)
@@ -312,12 +312,32 @@ int tok_write_json(const char *path, const tok_spec *s)
     }
     puts_(&b, s->nmerges ? "\n    ]\n  }\n}\n" : "]\n  }\n}\n");
     if (b.oom) { rc = RS_ERROR(RS_ENOMEM, "%s: out of memory", path); goto done; }
-    rc = write_file(path, b.v, b.n);
+    *out = b;
+    b.v = NULL;
 done:
     free(m.key);
     free(cat);
     free(b.v);
     return rc;
+}
+
+int tok_write_json(const char *path, const tok_spec *s)
+{
+    obuf b = {0};
+    int rc = build_json(path, s, &b);
+    if (!rc) rc = write_file(path, b.v, b.n);
+    free(b.v);
+    return rc;
+}
+
+int tok_write_json_buf(const tok_spec *s, char **json, size_t *len)
+{
+    obuf b = {0};
+    int rc = build_json("tokenizer.json", s, &b);
+    if (rc) return rc;
+    *json = b.v;
+    *len = b.n;
+    return 0;
 }
 
 int tok_write_config(const char *path, const char *bos, const char *eos, const char *pad)

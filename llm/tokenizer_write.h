@@ -42,6 +42,9 @@ typedef struct {
  * part and result in the vocabulary. */
 int tok_write_json(const char *path, const tok_spec *s);
 
+/* Same checks and bytes, into memory (malloc'ed, NUL-terminated; *len without the NUL). */
+int tok_write_json_buf(const tok_spec *s, char **json, size_t *len);
+
 /* Write tokenizer_config.json naming the bos/eos/pad tokens (any may be NULL). */
 int tok_write_config(const char *path, const char *bos, const char *eos, const char *pad);
 
