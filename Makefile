@@ -48,7 +48,7 @@ help:
 	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
 	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
 	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
-	@echo "                tokenizer, pretrained tiny base model (needs apt's English Translation-en)"
+	@echo "                tokenizer, pretrained tiny base model (fetches apt's English Translation-en)"
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -117,7 +117,12 @@ verify: $(BIN)/rostesim
 # The embedded default (docs/embedded.md): built once, reused (git ignores data/). The binary is
 # an order-only prerequisite: rebuilding rostesim does not redo the pretraining.
 MODEL_DIR ?= data
+# apt keeps Debian's package descriptions (Translation-en) only when asked for English.
 $(MODEL_DIR)/debian-tldr/manifest.json: | $(BIN)/rostesim
+	@ls /var/lib/apt/lists/*_dists_*_main_i18n_Translation-en* >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "make model: fetching Debian's Translation-en (apt-get update -o Acquire::Languages=en)"; \
+	  $$sudo apt-get update -qq -o Acquire::Languages=en; }
 	$(BIN)/rostesim data debian-tldr --out $(MODEL_DIR)/debian-tldr
 $(MODEL_DIR)/debian-tldr/tokenizer/tokenizer.json: $(MODEL_DIR)/debian-tldr/manifest.json | $(BIN)/rostesim
 	$(BIN)/rostesim llm tokenizer-train --corpus $(MODEL_DIR)/debian-tldr/pretrain.txt --vocab 4096 --out $(MODEL_DIR)/debian-tldr/tokenizer

@@ -347,11 +347,11 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     if (!log) { rc = (cli_error(C, "cannot write '%s': %s", logp, strerror(errno)), 1); goto done; }
 
     fprintf(stderr,
-            "rostesim llm sft: %zu rows (%zu target tokens; %zu truncated, %zu skipped) from %s; %ld steps of %d x %d rows "
+            "rostesim %s: %zu rows (%zu target tokens; %zu truncated, %zu skipped) from %s; %ld steps of %d x %d rows "
             "(%ld per epoch), warm-up %ld, %zu parameters\n",
-            ds->n, ds->ntok, ds->ntrunc, ds->nskip, data, llm_trainer_total(tr), batch, accum,
+            C, ds->n, ds->ntok, ds->ntrunc, ds->nskip, data, llm_trainer_total(tr), batch, accum,
             llm_trainer_steps_per_epoch(tr), llm_warmup_steps(warmup, llm_trainer_total(tr)), m->nparams);
-    if (resume) fprintf(stderr, "rostesim llm sft: resuming after step %ld\n", llm_trainer_step_no(tr));
+    if (resume) fprintf(stderr, "rostesim %s: resuming after step %ld\n", C, llm_trainer_step_no(tr));
     sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h};
     long start_step = llm_trainer_step_no(tr);
     if (llm_trainer_run(tr, ckpt, sft_progress, &ctx) != RS_OK) { rc = lib_fail(C); goto done; }
