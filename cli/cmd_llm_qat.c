@@ -60,7 +60,7 @@ static void qopts_default(qopts *q)
     {"--scheme", OPT_STRING, &(q).scheme, 0, -1, "S", "asym or sym (all quantizers)", 0},                              \
     {"--clip-mode", OPT_STRING, &(q).clipmode, 0, -1, "M", "code (c scales max and min, authors' code) or paper", 0},  \
     {"--clipped-ste", OPT_FLAG, &(q).clipped_ste, 0, -1, NULL,                                                        \
-     "clipped STE for weights and activations (default identity; K/V always identity)", 0},                          \
+     "clipped STE for weights and activations only (K/V: identity STE)", 0},                                          \
     {"--r1", OPT_STRING, &(q).r1, 0, -1, "M", "R1 on the residual stream: on, off, or search (lower total E)", 0},    \
     {"--signs", OPT_STRING, &(q).signs, 0, -1, "S", "random signs on: all rotations (paper), r1 (authors' code), none", 0}, \
     {"--rot-seed", OPT_LONG, &(q).rot_seed, 0, 2147483647L, "S", "seed of the rotations' random signs", 0},           \
@@ -220,8 +220,10 @@ static const char QAT_DESC[] =
     "weights (per output channel), activations (per token at the input of every linear layer\n"
     "of attention and MLP) and K/V cache (per token per head, after RoPE and R3); the LM head\n"
     "and embeddings stay in full precision. Gradients reach the real weights through the\n"
-    "straight-through estimator (identity, or clipped with --clipped-ste). Scales are\n"
-    "recomputed at every forward.\n\n"
+    "straight-through estimator (identity, or clipped with --clipped-ste). --clipped-ste\n"
+    "covers the weight and activation quantizers only: the K/V cache quantizers always use\n"
+    "the identity STE (their gradient passes unchanged, also outside the clipping range).\n"
+    "Scales are recomputed at every forward.\n\n"
     "--method ste: no rotation. --method roste: rotations (ROSTE.md §3) chosen by the search\n"
     "of 'llm search' on the first --calib rows of --data before training (or read from\n"
     "--rotation-config FILE), written to --out as search.tsv and rotation_config.json.\n"

@@ -18,6 +18,8 @@ expect_exit() {
   else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
 }
 
+$B llm qat --help 2>&1 | tr '\n' ' ' | grep -q "K/V cache quantizers always use *the identity STE" \
+  && ok "qat --help: --clipped-ste leaves K/V with the identity STE, said clearly" || bad "qat --help: K/V STE not stated"
 for c in qat search diagnose; do
   $B llm $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm $c" "$T/h" && ok "llm $c --help" || bad "llm $c --help"
 done
