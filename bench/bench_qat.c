@@ -4,6 +4,10 @@
  * "512 7 8 8 1376 8192 8 256"). One step = zero grads, forward, backward, clip, AdamW,
  * as bench_llm. The aim is a ratio <= 1.25 (the paper's GPU cost ratio is 1.33).
  *
+ * Wall-clock and process CPU seconds per step are both reported: on a machine shared
+ * with other jobs the CPU-time ratio is the steadier one (the wall clock of 2 OpenMP
+ * threads spinning at barriers against foreign processes varies by 2x).
+ *
  * usage: bench_qat [D LAYERS HEADS KV_HEADS FF VOCAB B T STEPS] */
 #include <omp.h>
 #include <stdio.h>
@@ -26,16 +30,24 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* seconds per step of `steps` steps after one warm-up step */
-static double time_steps(llm_model *m, const int32_t *tok, const int32_t *tgt, int B, int T, int steps, float *loss)
+static double time_steps(llm_model *m, const int32_t *tok, const int32_t *tgt, int B, int T, int steps, float *loss,
+                         double *cpu)
 {
     size_t n = m->nparams;
     float *mom = calloc(n, sizeof(float)), *vel = calloc(n, sizeof(float));
     llm_adamw_hp hp = {0.9, 0.95, 1e-8, 0.1};
     int ntok = 0;
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int s = 0; s <= steps; s++) {
-        if (s == 1) t0 = now();
+        if (s == 1) t0 = now(), c0 = cpu_now();
         llm_model_zero_grad(m);
         if (llm_model_forward(m, tok, tgt, B, T, loss, &ntok) || llm_model_backward(m, 1.0f / (float)ntok)) {
             fprintf(stderr, "bench_qat: %s\n", rs_last_error());
@@ -45,6 +57,7 @@ static double time_steps(llm_model *m, const int32_t *tok, const int32_t *tgt, i
         llm_adamw_update(m->params, m->grads, mom, vel, n, s + 1, 1e-4, &hp);
     }
     double dt = (now() - t0) / steps;
+    *cpu = (cpu_now() - c0) / steps;
     free(mom), free(vel);
     return dt;
 }
@@ -88,15 +101,19 @@ int main(int argc, char **argv)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -100;
     float l0, l1;
-    double tf = time_steps(fp, tok, tgt, B, T, steps, &l0);
-    double tq = time_steps(q, tok, tgt, B, T, steps, &l1);
-    double tf2 = time_steps(fp, tok, tgt, B, T, steps, &l0); /* interleave: machine noise */
-    double tq2 = time_steps(q, tok, tgt, B, T, steps, &l1);
+    double cf, cq, cf2, cq2;
+    double tf = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf);
+    double tq = time_steps(q, tok, tgt, B, T, steps, &l1, &cq);
+    double tf2 = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf2); /* interleave: machine noise */
+    double tq2 = time_steps(q, tok, tgt, B, T, steps, &l1, &cq2);
     tf = tf < tf2 ? tf : tf2;
     tq = tq < tq2 ? tq : tq2;
+    cf = cf < cf2 ? cf : cf2;
+    cq = cq < cq2 ? cq : cq2;
     printf("config d=%d layers=%d heads=%d/%d ff=%d vocab=%d batch=%dx%d threads=%d params=%zu\n", d, L, H, KV, F, V,
            B, T, omp_get_max_threads(), fp->nparams);
     printf("sft_s_per_step %.4f\nroste_w4a4kv4_s_per_step %.4f\nratio %.3f (aim <= 1.25)\n", tf, tq, tq / tf);
+    printf("sft_cpu_s_per_step %.4f\nroste_w4a4kv4_cpu_s_per_step %.4f\ncpu_ratio %.3f\n", cf, cq, cq / cf);
     llm_rot_config_free(&rc);
     llm_model_free(fp);
     llm_model_free(q);

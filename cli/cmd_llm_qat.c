@@ -60,7 +60,7 @@ static void qopts_default(qopts *q)
     {"--scheme", OPT_STRING, &(q).scheme, 0, -1, "S", "asym or sym (all quantizers)", 0},                              \
     {"--clip-mode", OPT_STRING, &(q).clipmode, 0, -1, "M", "code (c scales max and min, authors' code) or paper", 0},  \
     {"--clipped-ste", OPT_FLAG, &(q).clipped_ste, 0, -1, NULL,                                                        \
-     "clipped STE for weights and activations (default identity; K/V always identity)", 0},                          \
+     "clipped STE for weights and activations only (K/V: identity STE)", 0},                                          \
     {"--r1", OPT_STRING, &(q).r1, 0, -1, "M", "R1 on the residual stream: on, off, or search (lower total E)", 0},    \
     {"--signs", OPT_STRING, &(q).signs, 0, -1, "S", "random signs on: all rotations (paper), r1 (authors' code), none", 0}, \
     {"--rot-seed", OPT_LONG, &(q).rot_seed, 0, 2147483647L, "S", "seed of the rotations' random signs", 0},           \
@@ -220,8 +220,10 @@ static const char QAT_DESC[] =
     "weights (per output channel), activations (per token at the input of every linear layer\n"
     "of attention and MLP) and K/V cache (per token per head, after RoPE and R3); the LM head\n"
     "and embeddings stay in full precision. Gradients reach the real weights through the\n"
-    "straight-through estimator (identity, or clipped with --clipped-ste). Scales are\n"
-    "recomputed at every forward.\n\n"
+    "straight-through estimator (identity, or clipped with --clipped-ste). --clipped-ste\n"
+    "covers the weight and activation quantizers only: the K/V cache quantizers always use\n"
+    "the identity STE (their gradient passes unchanged, also outside the clipping range).\n"
+    "Scales are recomputed at every forward.\n\n"
     "--method ste: no rotation. --method roste: rotations (ROSTE.md §3) chosen by the search\n"
     "of 'llm search' on the first --calib rows of --data before training (or read from\n"
     "--rotation-config FILE), written to --out as search.tsv and rotation_config.json.\n"
@@ -418,6 +420,62 @@ static int log_e(const char *run, FILE *f, int idx)
     return 0;
 }
 
+/* Fig. 6: the final models of the --runs folders (each loaded with its saved quantizers
+ * and rotations; a folder without them is read as full precision), per-channel max |input|
+ * of q/k/v and down_proj in `layer` over the same calibration rows, into out/fig6.tsv as
+ * "site channel <run 1> <run 2> ..." (the header names the runs' folders). */
+static int fig6(const char *C, const char *runs, const llm_dataset *ds, int calib, int layer, const char *out)
+{
+    enum { MAXRUNS = 8 };
+    llm_model *r[MAXRUNS] = {NULL};
+    char *name[MAXRUNS] = {NULL};
+    int nr = 0, rc = 0;
+    char buf[4200], p[4200];
+    snprintf(buf, sizeof buf, "%s", runs);
+    for (char *t = strtok(buf, ","); t && nr < MAXRUNS; t = strtok(NULL, ","), nr++) {
+        name[nr] = t;
+        int n = 0;
+        if (llm_model_load(&r[nr], t)) {
+            rc = (cli_error(C, "--runs: cannot load the final model of '%s': %s", t, rs_last_error()), 1);
+            goto done;
+        }
+        if (!r[nr]->qat) {
+            llm_qat_opts o;
+            llm_qat_opts_default(&o);
+            o.wbits = o.abits = o.kvbits = 16;
+            if (llm_qat_attach(r[nr], &o)) { rc = lib_fail(C); goto done; }
+        }
+        if (layer >= r[nr]->cfg.n_layer || r[nr]->cfg.d != r[0]->cfg.d || r[nr]->cfg.d_ff != r[0]->cfg.d_ff) {
+            rc = (cli_error(C, "--runs: '%s' is not the architecture of '%s' (or has no layer %d)", t, name[0], layer), 2);
+            goto done;
+        }
+        if (llm_qat_track_channels(r[nr]->qat, r[nr], layer) || llm_calibrate(r[nr], ds, calib, &n)) {
+            rc = lib_fail(C);
+            goto done;
+        }
+    }
+    snprintf(p, sizeof p, "%s/fig6.tsv", out);
+    FILE *f = fopen(p, "w");
+    if (!f) { rc = (cli_error(C, "cannot write '%s': %s", p, strerror(errno)), 1); goto done; }
+    fprintf(f, "site\tchannel");
+    for (int k = 0; k < nr; k++) {
+        const char *b = strrchr(name[k], '/');
+        b = b && b[1] ? b + 1 : name[k];
+        fprintf(f, "\t%s", b);
+    }
+    fprintf(f, "\n");
+    for (int s = 0; s < LLM_NSITES; s += 3)
+        for (size_t j = 0; j < r[0]->qat->chan_w[s]; j++) {
+            fprintf(f, "%s\t%zu", llm_site_name(s), j);
+            for (int k = 0; k < nr; k++) fprintf(f, "\t%.9g", r[k]->qat->chan_max[s][j]);
+            fprintf(f, "\n");
+        }
+    if (fclose(f) != 0) rc = (cli_error(C, "cannot write '%s'", p), 1);
+done:
+    for (int k = 0; k < nr; k++) llm_model_free(r[k]);
+    return rc;
+}
+
 int cmd_llm_diagnose(int argc, char **argv)
 {
     const char *C = "llm diagnose";
@@ -449,7 +507,11 @@ int cmd_llm_diagnose(int argc, char **argv)
                    "  fig3.tsv / fig3_channels.png: per-channel max |input| of q/k/v and of down_proj in\n"
                    "    --layer, without and with rotation (Fig. 3);\n"
                    "  fig4.tsv / fig4_error.png, with --runs: the quantization error E per training step\n"
-                   "    recorded in each run's train_log.jsonl (STE vs RoSTE, Fig. 4).\n"
+                   "    recorded in each run's train_log.jsonl (STE vs RoSTE, Fig. 4);\n"
+                   "  fig6.tsv / fig6_channels.png, with --runs: per-channel max |input| of q/k/v and of\n"
+                   "    down_proj in --layer for each run's final model (its folder, with its saved\n"
+                   "    quantizers and rotations) on the same calibration rows (Fig. 6: STE keeps the\n"
+                   "    outlier channels, RoSTE's rotated inputs are flat).\n"
                    "Figures need gnuplot; the tables are written without it.",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "example:\n  rostesim llm diagnose --model base --data train.jsonl --out diag --runs runs/ste,runs/roste"};
@@ -516,16 +578,18 @@ int cmd_llm_diagnose(int argc, char **argv)
             if (log_e(tokn, f, idx)) fprintf(stderr, "rostesim %s: warning: no %s/train_log.jsonl\n", C, tokn);
         fclose(f);
         f = NULL;
+        if ((rc = fig6(C, runs, ds, calib, layer, out))) goto done;
     }
     int drawn = 0;
     if (plot_gnuplot_available()) {
         drawn += !run_gnuplot(C, "llm_fig7", out);
         drawn += !run_gnuplot(C, "llm_fig3", out);
         if (runs) drawn += !run_gnuplot(C, "llm_fig4", out);
+        if (runs) drawn += !run_gnuplot(C, "llm_fig6", out);
     } else {
         fprintf(stderr, "rostesim %s: gnuplot not found: tables only (apt-get install gnuplot-nox)\n", C);
     }
-    printf("diagnose: wrote fig7.tsv, fig3.tsv%s and %d figures into %s\n", runs ? ", fig4.tsv" : "", drawn, out);
+    printf("diagnose: wrote fig7.tsv, fig3.tsv%s and %d figures into %s\n", runs ? ", fig4.tsv, fig6.tsv" : "", drawn, out);
 done:
     llm_rot_config_free(&rcfg[0]);
     llm_rot_config_free(&rcfg[1]);

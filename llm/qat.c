@@ -1,9 +1,11 @@
 /* rostesim LLM: fake quantization at the linear sites and the K/V cache, STE backward,
  * online rotations. See qat.h. Dimension letters as in kernels.h.
  *
- * The forward keeps nothing: the backward recomputes Q_a(x R) and Q_w(W) from the saved
- * input and the (unchanged) weights, which is deterministic and costs one quantization
- * pass per tensor against the matrix products' N times more work. */
+ * The forward keeps Q_w(W) and the down projection's x R4 for the backward (profiled on
+ * the ~7M bench config: R4 at d_ff = 688 = 172 x 4 costs more than the down projection's
+ * matmul, quantizers a few per cent); the backward re-quantizes the activations (one
+ * elementwise pass against the matrix products' OC times more work). With fast = 0 the
+ * backward recomputes everything from the saved input and the (unchanged) weights. */
 #include "llm/qat.h"
 
 #include <errno.h>
@@ -74,6 +76,14 @@ void llm_qat_free(llm_qat *q)
     free(q->dw);
     free(q->fin);
     free(q->part);
+    free(q->wr);
+    free(q->rws);
+    if (q->wc)
+        for (int i = 0; i < q->n_layer * LLM_NSITES; i++) free(q->wc[i]);
+    if (q->x4)
+        for (int i = 0; i < q->n_layer; i++) free(q->x4[i]);
+    free(q->wc), free(q->wc_cap), free(q->wc_src);
+    free(q->x4), free(q->x4_cap), free(q->x4_src), free(q->x4_n);
     free(q);
 }
 
@@ -90,7 +100,15 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
     q->kv.ste = QZ_STE_IDENTITY;
     q->n_layer = m->cfg.n_layer;
     q->chan_layer = -1;
+    q->fast = 1;
     size_t L = (size_t)m->cfg.n_layer;
+    q->wc = calloc(L * LLM_NSITES, sizeof *q->wc);
+    q->wc_cap = calloc(L * LLM_NSITES, sizeof *q->wc_cap);
+    q->wc_src = calloc(L * LLM_NSITES, sizeof *q->wc_src);
+    q->x4 = calloc(L, sizeof *q->x4);
+    q->x4_cap = calloc(L, sizeof *q->x4_cap);
+    q->x4_src = calloc(L, sizeof *q->x4_src);
+    q->x4_n = calloc(L, sizeof *q->x4_n);
     q->r3_on = calloc(L, 1);
     q->r4_on = calloc(L, 1);
     q->stats = calloc(L, sizeof *q->stats);
@@ -103,7 +121,10 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
     if (F1 * C > nw) nw = F1 * C;
     q->wq = malloc(nw * sizeof(float));
     q->dw = o->ste == QZ_STE_CLIPPED ? malloc(nw * sizeof(float)) : NULL;
-    if (!q->r3_on || !q->r4_on || !q->stats || !q->wq || (o->ste == QZ_STE_CLIPPED && !q->dw)) {
+    q->n_wr = C * F;
+    q->wr = malloc(q->n_wr * sizeof(float)); /* Q_w(W_down) R4^T */
+    if (!q->r3_on || !q->r4_on || !q->stats || !q->wq || (o->ste == QZ_STE_CLIPPED && !q->dw) || !q->wr || !q->wc ||
+        !q->wc_cap || !q->wc_src || !q->x4 || !q->x4_cap || !q->x4_src || !q->x4_n) {
         llm_qat_free(q);
         return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
     }
@@ -208,18 +229,52 @@ static double range_sum(const float *x, size_t rows, size_t len)
     return s;
 }
 
-/* The site's input after online rotations (xa, or inp itself) and its quantized version
- * (xq, or the former when activations are not quantized). */
-static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, int IC, const float **xr,
+/* x <- x R (or x R^T) for rows rows, with the state's rotation scratch (grown here). */
+static int rot_rows(llm_qat *q, const rot *r, float *x, size_t rows, int transpose)
+{
+    size_t need = rot_apply_ws_len(r, rows);
+    if (need > q->rws_len) {
+        float *nb = realloc(q->rws, need * sizeof(float));
+        if (!nb) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for a rotation workspace");
+        q->rws = nb;
+        q->rws_len = need;
+    }
+    return rot_apply_rows_f32_ws(r, x, rows, transpose, need ? q->rws : NULL);
+}
+
+static int r4_here(const llm_qat *q, int site, int layer)
+{
+    return site == LLM_SITE_DOWN && q->r4 && layer >= 0 && layer < q->n_layer && q->r4_on[layer];
+}
+
+/* The site's input after online rotations (xa or the layer's x R4 cache, or inp itself)
+ * and its quantized version (xq, or the former when activations are not quantized).
+ * bwd: take x R4 from the forward's cache when it holds this input. */
+static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, int IC, int bwd, const float **xr,
                       const float **xqo)
 {
     int st = RS_OK;
     const float *x = inp;
     size_t n = (size_t)N * (size_t)IC;
-    if (site == LLM_SITE_DOWN && q->r4 && q->r4_on[layer]) {
-        memcpy(q->xa, inp, n * sizeof(float));
-        if ((st = rot_apply_rows_f32(q->r4, q->xa, (size_t)N, 0))) return st;
-        x = q->xa;
+    if (r4_here(q, site, layer)) {
+        if (bwd && q->fast && q->x4_src[layer] == inp && q->x4_n[layer] == N) {
+            x = q->x4[layer];
+        } else {
+            float *dst = q->xa;
+            if (q->fast && !bwd) { /* keep x R4 for the backward */
+                if (q->x4_cap[layer] < n) {
+                    float *nb = realloc(q->x4[layer], n * sizeof(float));
+                    if (!nb) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for %d tokens", N);
+                    q->x4[layer] = nb;
+                    q->x4_cap[layer] = n;
+                }
+                dst = q->x4[layer];
+            }
+            memcpy(dst, inp, n * sizeof(float));
+            if ((st = rot_rows(q, q->r4, dst, (size_t)N, 0))) return st;
+            x = dst;
+            if (dst != q->xa) q->x4_src[layer] = inp, q->x4_n[layer] = N;
+        }
     }
     *xr = x;
     if (qz_is_identity(&q->a)) {
@@ -231,21 +286,42 @@ static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, 
     return RS_OK;
 }
 
-static const float *prep_weight(llm_qat *q, const float *w, int OC, int IC, int *st)
+/* Q_w(w): computed into the site's cache in the forward (fast), taken from it in the
+ * backward when it was computed from these weights. */
+static const float *prep_weight(llm_qat *q, int site, int layer, const float *w, int OC, int IC, int bwd, int *st)
 {
     *st = RS_OK;
     if (qz_is_identity(&q->w)) return w;
-    *st = qz_fake_f32(&q->w, w, q->wq, (size_t)OC, (size_t)IC);
-    return q->wq;
+    size_t n = (size_t)OC * (size_t)IC;
+    int cached = q->fast && layer >= 0 && layer < q->n_layer && site >= 0 && site < LLM_NSITES;
+    size_t k = cached ? (size_t)layer * LLM_NSITES + (size_t)site : 0;
+    if (cached && bwd && q->wc_src[k] == w) return q->wc[k];
+    float *dst = q->wq;
+    if (cached && !bwd) {
+        if (q->wc_cap[k] < n) {
+            float *nb = realloc(q->wc[k], n * sizeof(float));
+            if (!nb) {
+                *st = RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for the quantized weights");
+                return NULL;
+            }
+            q->wc[k] = nb;
+            q->wc_cap[k] = n;
+        }
+        dst = q->wc[k];
+        q->wc_src[k] = NULL;
+    }
+    if ((*st = qz_fake_f32(&q->w, w, dst, (size_t)OC, (size_t)IC))) return NULL;
+    if (dst != q->wq) q->wc_src[k] = w;
+    return dst;
 }
 
 int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,
                            const float *b, int N, int IC, int OC)
 {
-    const float *xr, *xq;
-    int st = prep_input(q, site, layer, inp, N, IC, &xr, &xq);
+    const float *xr = NULL, *xq = NULL;
+    int st = prep_input(q, site, layer, inp, N, IC, 0, &xr, &xq);
     if (st) return st;
-    const float *wq = prep_weight(q, w, OC, IC, &st);
+    const float *wq = prep_weight(q, site, layer, w, OC, IC, 0, &st);
     if (st) return st;
     lk_matmul_forward(out, xq, wq, b, N, IC, OC);
     if (q->collect && layer >= 0 && layer < q->n_layer && site < LLM_NSITES) {
@@ -274,10 +350,10 @@ int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const fl
 int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, int N, int IC, int OC)
 {
-    const float *xr, *xq;
-    int st = prep_input(q, site, layer, inp, N, IC, &xr, &xq);
+    const float *xr = NULL, *xq = NULL;
+    int st = prep_input(q, site, layer, inp, N, IC, 1, &xr, &xq);
     if (st) return st;
-    const float *wq = prep_weight(q, w, OC, IC, &st);
+    const float *wq = prep_weight(q, site, layer, w, OC, IC, 1, &st);
     if (st) return st;
     const int clipped = q->o.ste == QZ_STE_CLIPPED;
     /* weight gradient: dW = dout^T xq, through the weight STE */
@@ -299,11 +375,18 @@ int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float 
         lk_matmul_backward(dinp, NULL, NULL, dout, xq, wq, N, IC, OC);
         return RS_OK;
     }
+    if (rotated && q->fast && !(clipped && xq != xr) && (size_t)OC * IC <= (size_t)q->n_wr) {
+        /* dinp += (dout Q_w(W)) R4^T = dout (Q_w(W) R4^T): R4 on OC weight rows */
+        memcpy(q->wr, wq, (size_t)OC * IC * sizeof(float));
+        if ((st = rot_rows(q, q->r4, q->wr, (size_t)OC, 1))) return st;
+        lk_matmul_backward(dinp, NULL, NULL, dout, xq, q->wr, N, IC, OC);
+        return RS_OK;
+    }
     size_t n = (size_t)N * IC;
     memset(q->dx, 0, n * sizeof(float));
     lk_matmul_backward(q->dx, NULL, NULL, dout, xq, wq, N, IC, OC);
     if (clipped && xq != xr && (st = qz_ste_backward_f32(&q->a, xr, q->dx, q->dx, (size_t)N, (size_t)IC))) return st;
-    if (rotated && (st = rot_apply_rows_f32(q->r4, q->dx, (size_t)N, 1))) return st;
+    if (rotated && (st = rot_rows(q, q->r4, q->dx, (size_t)N, 1))) return st;
     lk_accumulate(dinp, q->dx, (long)n);
     return RS_OK;
 }
@@ -323,7 +406,7 @@ static int r3_apply(llm_qat *q, const llm_model *m, float *qkv, int N, int trans
     const llm_config *c = &m->cfg;
     const int HS = c->head_dim, QK = (c->n_head + c->n_kv_head) * HS, QKV = QK + c->n_kv_head * HS;
     gather_qk(q->xa, qkv, N, QK, QKV);
-    int st = rot_apply_rows_f32(q->r3, q->xa, (size_t)N * (size_t)(c->n_head + c->n_kv_head), transpose);
+    int st = rot_rows(q, q->r3, q->xa, (size_t)N * (size_t)(c->n_head + c->n_kv_head), transpose);
     if (st) return st;
     scatter_qk(qkv, q->xa, N, QK, QKV);
     return RS_OK;
@@ -370,7 +453,7 @@ const float *llm_qat_final_in(llm_qat *q, const float *x, int N, int C)
 {
     if (!q || !q->r1) return x;
     memcpy(q->fin, x, (size_t)N * C * sizeof(float));
-    if (rot_apply_rows_f32(q->r1, q->fin, (size_t)N, 1)) return NULL;
+    if (rot_rows(q, q->r1, q->fin, (size_t)N, 1)) return NULL;
     return q->fin;
 }
 
@@ -378,7 +461,7 @@ int llm_qat_final_backward(llm_qat *q, float *dx, int N, int C)
 {
     (void)C;
     if (!q || !q->r1) return RS_OK;
-    return rot_apply_rows_f32(q->r1, dx, (size_t)N, 0);
+    return rot_rows(q, q->r1, dx, (size_t)N, 0);
 }
 
 /* ---- saved configuration ------------------------------------------------------------------ */

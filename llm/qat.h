@@ -9,6 +9,12 @@
  *   - K and V are quantized per token per head (group = head_dim) after RoPE and after
  *     R3, in training, evaluation and the KV-cache decode alike;
  *   - scales are recomputed from the current tensor at every forward;
+ *   - the forward keeps, for the backward of the same step, Q_w(W) of every site (one extra
+ *     copy of the linear weights) and the rotated input x R4 of the down projections
+ *     (N x d_ff per layer); the backward computes the down projection's input gradient
+ *     as dout (Q_w(W) R4^T) (R4 on the d rows of the weight instead of the N rows of the
+ *     gradient) unless the clipped STE needs the mask between the two products;
+ *     fast = 0 recomputes everything in the backward (the reference path, for tests);
  *   - backward: the quantizer's Jacobian is the identity (STE) or, with QZ_STE_CLIPPED,
  *     the clamp mask, for weights and activations. The K/V quantizers always use the
  *     identity STE (their pre-quantization values are not kept).
@@ -81,8 +87,20 @@ typedef struct llm_qat {
     size_t chan_w[LLM_NSITES];
     /* workspace, grown by llm_qat_reserve */
     size_t capN;
-    float *xa, *xq, *dx, *wq, *dw, *fin;
+    float *xa, *xq, *dx, *wq, *dw, *fin, *wr;
+    size_t n_wr;
     double *part;
+    float *rws;                     /* rotation scratch (rot_apply_rows_f32_ws), grown on use */
+    size_t rws_len;
+    /* forward -> backward caches (fast = 1, the default) */
+    int fast;
+    float **wc;                     /* n_layer * LLM_NSITES: Q_w(W) */
+    size_t *wc_cap;
+    const float **wc_src;           /* the weights each was computed from (NULL = none) */
+    float **x4;                     /* n_layer: x R4 of the down projection */
+    size_t *x4_cap;
+    const float **x4_src;           /* the input it was computed from */
+    int *x4_n;                      /* and its token count */
 } llm_qat;
 
 /* A QAT state for model m with these quantizers and no rotations; attaches it (m->qat,

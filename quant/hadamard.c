@@ -534,8 +534,15 @@ static size_t chunk_rows(const had_plan *p, size_t rows)
 }
 
 /* The K x K core product on FWHT'd rows: X_b <- alpha * op(H_K) X_b for every row,
- * through one gemm per chunk on the gathered K x (B*M) matrix. */
-int had_apply_f32(const had_plan *p, float *x, size_t rows, int transpose)
+ * through one gemm per chunk on the gathered K x (B*M) matrix. ws: had_apply_ws_len
+ * floats, or NULL to allocate them here. */
+size_t had_apply_ws_len(const had_plan *p, size_t rows)
+{
+    if (!p || !rows || p->K == 1) return 0;
+    return 2 * chunk_rows(p, rows) * p->n;
+}
+
+int had_apply_f32_ws(const had_plan *p, float *x, size_t rows, int transpose, float *ws)
 {
     if (!p) return RS_ERROR(RS_EINVAL, "had_apply: NULL plan");
     if (!rows) return RS_OK;
@@ -544,7 +551,7 @@ int had_apply_f32(const had_plan *p, float *x, size_t rows, int transpose)
     if (M > 1) had_fwht_f32(x, rows * K, M);
     if (K == 1) return RS_OK;
     size_t B = chunk_rows(p, rows);
-    float *T = malloc(2 * B * n * sizeof *T);
+    float *T = ws ? ws : malloc(2 * B * n * sizeof *T);
     if (!T) return RS_ERROR(RS_ENOMEM, "had_apply: out of memory");
     float *U = T + B * n;
     float alpha = (float)(1.0 / sqrt((double)K));
@@ -561,8 +568,13 @@ int had_apply_f32(const had_plan *p, float *x, size_t rows, int transpose)
         for (long k = 0; k < NK; k++)
             for (size_t b = 0; b < nb; b++) memcpy(xb + b * n + (size_t)k * M, U + (size_t)k * W + b * M, M * sizeof *U);
     }
-    free(T);
+    if (!ws) free(T);
     return RS_OK;
+}
+
+int had_apply_f32(const had_plan *p, float *x, size_t rows, int transpose)
+{
+    return had_apply_f32_ws(p, x, rows, transpose, NULL);
 }
 
 int had_apply_f64(const had_plan *p, double *x, size_t rows, int transpose)

@@ -31,6 +31,11 @@ const int8_t *had_core(const had_plan *p);
 /* Each of `rows` rows of length n: x <- x * H (transpose = 0) or x * H^T. */
 int had_apply_f32(const had_plan *p, float *x, size_t rows, int transpose);
 int had_apply_f64(const had_plan *p, double *x, size_t rows, int transpose);
+/* had_apply_f32 with caller-owned scratch: ws holds had_apply_ws_len(p, rows) floats
+ * (0 for pure Sylvester orders; ws may then be NULL); ws NULL allocates per call as
+ * had_apply_f32 does. Same results, bit for bit. */
+size_t had_apply_ws_len(const had_plan *p, size_t rows);
+int had_apply_f32_ws(const had_plan *p, float *x, size_t rows, int transpose, float *ws);
 
 /* Dense normalised H (n x n, row-major) in double, for tests and small sizes. */
 int had_dense_f64(const had_plan *p, double *H);

@@ -126,13 +126,13 @@ static size_t haar_chunk(size_t b)
 
 /* x (m x b segments) <- x * B or x * B^T, m = rows * nb. */
 #define DEFINE_ROWS(SUFFIX, T, GEMM, SIGNS, QMAT, HADAPPLY)                                              \
-    int rot_apply_rows_##SUFFIX(const rot *r, T *x, size_t rows, int transpose)                         \
+    static int rows_ws_##SUFFIX(const rot *r, T *x, size_t rows, int transpose, T *ws)                  \
     {                                                                                                    \
         if (!r) return RS_ERROR(RS_EINVAL, "rot_apply_rows: NULL rotation");                             \
         if (!rows || r->kind == ROT_IDENTITY) return RS_OK;                                              \
         if (!x) return RS_ERROR(RS_EINVAL, "rot_apply_rows: NULL data");                                 \
         size_t b = r->b, m = rows * r->nb;                                                               \
-        if (r->kind == ROT_HADAMARD) return HADAPPLY(r->had, x, m, transpose);                           \
+        if (r->kind == ROT_HADAMARD) return HADAPPLY(r->had, x, m, transpose, ws);                       \
         if (r->kind == ROT_RANDOM_HADAMARD) {                                                            \
             /* R = H diag(s): x R = (x H) diag(s); x R^T = (x diag(s)) H^T. */                          \
             const T *s = r->SIGNS;                                                                       \
@@ -141,9 +141,9 @@ static size_t haar_chunk(size_t b)
                 _Pragma("omp parallel for schedule(static) if (m * b >= (1 << 16))")                     \
                 for (long i = 0; i < M; i++)                                                             \
                     for (size_t j = 0; j < b; j++) x[(size_t)i * b + j] *= s[j];                         \
-                return HADAPPLY(r->had, x, m, 1);                                                        \
+                return HADAPPLY(r->had, x, m, 1, ws);                                                    \
             }                                                                                            \
-            int st = HADAPPLY(r->had, x, m, 0);                                                          \
+            int st = HADAPPLY(r->had, x, m, 0, ws);                                                      \
             if (st) return st;                                                                           \
             _Pragma("omp parallel for schedule(static) if (m * b >= (1 << 16))")                         \
             for (long i = 0; i < M; i++)                                                                 \
@@ -153,7 +153,7 @@ static size_t haar_chunk(size_t b)
         /* Haar: dense product through BLAS, chunk by chunk. */                                          \
         size_t C = haar_chunk(b);                                                                        \
         if (C > m) C = m;                                                                                \
-        T *tmp = malloc(C * b * sizeof *tmp);                                                            \
+        T *tmp = ws ? ws : malloc(C * b * sizeof *tmp);                                                  \
         if (!tmp) return RS_ERROR(RS_ENOMEM, "rot_apply_rows: out of memory");                           \
         for (size_t i0 = 0; i0 < m; i0 += C) {                                                           \
             size_t nc = m - i0 < C ? m - i0 : C;                                                         \
@@ -161,12 +161,38 @@ static size_t haar_chunk(size_t b)
             GEMM(CblasRowMajor, CblasNoTrans, transpose ? CblasTrans : CblasNoTrans, (int)nc, (int)b,    \
                  (int)b, 1, tmp, (int)b, r->QMAT, (int)b, 0, x + i0 * b, (int)b);                        \
         }                                                                                                \
-        free(tmp);                                                                                       \
+        if (!ws) free(tmp);                                                                              \
         return RS_OK;                                                                                    \
     }
 
-DEFINE_ROWS(f32, float, cblas_sgemm, sf, Qf, had_apply_f32)
-DEFINE_ROWS(f64, double, cblas_dgemm, sd, Qd, had_apply_f64)
+static int had_apply_f64_ws(const had_plan *p, double *x, size_t rows, int transpose, double *ws)
+{
+    (void)ws;
+    return had_apply_f64(p, x, rows, transpose);
+}
+
+DEFINE_ROWS(f32, float, cblas_sgemm, sf, Qf, had_apply_f32_ws)
+DEFINE_ROWS(f64, double, cblas_dgemm, sd, Qd, had_apply_f64_ws)
+
+size_t rot_apply_ws_len(const rot *r, size_t rows)
+{
+    if (!r || !rows) return 0;
+    size_t m = rows * r->nb;
+    if (r->kind == ROT_HADAMARD || r->kind == ROT_RANDOM_HADAMARD) return had_apply_ws_len(r->had, m);
+    if (r->kind == ROT_HAAR) {
+        size_t C = haar_chunk(r->b);
+        return (C > m ? m : C) * r->b;
+    }
+    return 0;
+}
+
+int rot_apply_rows_f32_ws(const rot *r, float *x, size_t rows, int transpose, float *ws)
+{
+    if (ws && !rot_apply_ws_len(r, rows)) ws = NULL;
+    return rows_ws_f32(r, x, rows, transpose, ws);
+}
+int rot_apply_rows_f32(const rot *r, float *x, size_t rows, int transpose) { return rows_ws_f32(r, x, rows, transpose, NULL); }
+int rot_apply_rows_f64(const rot *r, double *x, size_t rows, int transpose) { return rows_ws_f64(r, x, rows, transpose, NULL); }
 
 /* x (n x cols) <- R x or R^T x. Each block of b rows X_k (b x cols): B X_k =
  * (X_k^T B^T)^T, so transpose column panels, apply the rows operation with the

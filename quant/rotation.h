@@ -38,6 +38,11 @@ int rot_kind_parse(const char *s);
 
 int rot_apply_rows_f32(const rot *r, float *x, size_t rows, int transpose);
 int rot_apply_rows_f64(const rot *r, double *x, size_t rows, int transpose);
+/* rot_apply_rows_f32 with caller-owned scratch of rot_apply_ws_len(r, rows) floats (no
+ * allocation per call; ws NULL allocates as rot_apply_rows_f32 does). Same results, bit
+ * for bit. A workspace for R rows also serves any smaller row count. */
+size_t rot_apply_ws_len(const rot *r, size_t rows);
+int rot_apply_rows_f32_ws(const rot *r, float *x, size_t rows, int transpose, float *ws);
 int rot_apply_cols_f32(const rot *r, float *x, size_t cols, int transpose);
 int rot_apply_cols_f64(const rot *r, double *x, size_t cols, int transpose);
 

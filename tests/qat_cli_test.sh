@@ -18,6 +18,8 @@ expect_exit() {
   else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
 }
 
+$B llm qat --help 2>&1 | tr '\n' ' ' | grep -q "K/V cache quantizers always use *the identity STE" \
+  && ok "qat --help: --clipped-ste leaves K/V with the identity STE, said clearly" || bad "qat --help: K/V STE not stated"
 for c in qat search diagnose; do
   $B llm $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm $c" "$T/h" && ok "llm $c --help" || bad "llm $c --help"
 done
@@ -78,9 +80,17 @@ $B llm qat --method roste --calib 4 --reselect-every 5 --model "$T/m0" $OPTS --o
 # diagnose
 if $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 4 --out "$T/diag" --runs "$T/ste,$T/ro" >"$T/o" 2>"$T/e"; then
   ok "diagnose: $(cat "$T/o")"; else bad "diagnose: $(cat "$T/e")"; fi
-for f in fig7.tsv fig3.tsv fig4.tsv; do [ -s "$T/diag/$f" ] && ok "diagnose wrote $f" || bad "no $f"; done
+for f in fig7.tsv fig3.tsv fig4.tsv fig6.tsv; do [ -s "$T/diag/$f" ] && ok "diagnose wrote $f" || bad "no $f"; done
+# Fig. 6: one row per channel of q/k/v (d) and down_proj (d_ff) inputs, one column per run
+awk -F'\t' 'NR==1 { ok = ($3 == "ste" && $4 == "ro") } NR>1 { n[$1]++; if (NF != 4 || $3 < 0 || $4 < 0) ok = 0 }
+  END { exit !(ok && n["qkv"] > 0 && n["down"] > n["qkv"]) }' "$T/diag/fig6.tsv" \
+  && ok "fig6.tsv: per-channel max |input| of the final STE and RoSTE models ($(wc -l <"$T/diag/fig6.tsv") lines)" \
+  || bad "fig6.tsv: $(head -3 "$T/diag/fig6.tsv")"
+cmp -s <(cut -f3 "$T/diag/fig6.tsv") <(cut -f4 "$T/diag/fig6.tsv") && bad "fig6: STE and RoSTE columns identical" \
+  || ok "fig6: the STE and RoSTE models differ"
+expect_exit 1 "--runs" $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 2 --out "$T/diag2" --runs "$T/ste,$T/none"
 if command -v gnuplot >/dev/null; then
-  for f in fig7_reduction.png fig3_channels.png fig4_error.png; do [ -s "$T/diag/$f" ] && ok "diagnose drew $f" || bad "no $f"; done
+  for f in fig7_reduction.png fig3_channels.png fig4_error.png fig6_channels.png; do [ -s "$T/diag/$f" ] && ok "diagnose drew $f" || bad "no $f"; done
 fi
 
 # usage errors

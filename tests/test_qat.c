@@ -208,6 +208,16 @@ static void test_torch(const char *name)
 
 static void test_errors(void)
 {
+    {   /* --clipped-ste: weights and activations clipped, K/V identity (documented in --help) */
+        llm_model *m = NULL;
+        llm_qat_opts o;
+        llm_qat_opts_default(&o);
+        o.ste = QZ_STE_CLIPPED;
+        int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa") || llm_qat_attach(m, &o);
+        CHECK(!st && m->qat->w.ste == QZ_STE_CLIPPED && m->qat->a.ste == QZ_STE_CLIPPED && m->qat->kv.ste == QZ_STE_IDENTITY,
+              "clipped STE: weights and activations clipped, K/V identity");
+        llm_model_free(m);
+    }
     llm_qat_opts o;
     llm_qat_opts_default(&o);
     o.aclip = 1.5;

@@ -96,6 +96,19 @@ int main(void)
         snprintf(what, sizeof what, "%s b=%zu nb=%zu", rot_kind_name(cases[c].k), cases[c].b, cases[c].nb);
         CHECK(r && rot_dim(r) == cases[c].b * cases[c].nb && rot_get_kind(r) == cases[c].k, "%s: allocated", what);
         if (r) check_consistency(r, what);
+        if (r) { /* the workspace variant: same bytes */
+            size_t rows = 37, n = rot_dim(r), wl = rot_apply_ws_len(r, rows + 3);
+            float *a = malloc(rows * n * sizeof *a), *b2 = malloc(rows * n * sizeof *b2);
+            float *ws = wl ? malloc(wl * sizeof *ws) : NULL;
+            for (size_t i = 0; i < rows * n; i++) a[i] = b2[i] = (float)sin(0.37 * (double)i + 0.1 * (double)c);
+            int same = rot_apply_ws_len(r, rows) <= wl;
+            for (int t = 0; t < 2; t++)
+                if (rot_apply_rows_f32(r, a, rows, t) || rot_apply_rows_f32_ws(r, b2, rows, t, ws) ||
+                    memcmp(a, b2, rows * n * sizeof *a))
+                    same = 0;
+            CHECK(same, "%s: rot_apply_rows_f32_ws (%zu floats of workspace) bit-identical", what, wl);
+            free(a), free(b2), free(ws);
+        }
         rot_free(r);
     }
 
