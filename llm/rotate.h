@@ -58,7 +58,8 @@ int llm_rotate_attach(llm_model *m, const llm_rot_config *rc);
 
 /* Change R2 / R3 / R4 (which = 2, 3, 4) of one layer of a rotated model to `on`, merging or
  * un-merging in double (rc is updated). The rotation objects must exist (llm_rotate made
- * them, with every kind present in the model's config or created on demand). */
+ * them, with every kind present in the model's config or created on demand). With
+ * rc->r2_online, R2 is switched without touching the weights (m->qat->r2_on). */
 int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int on);
 
 /* Merge every online R2 into W_v / W_o (in double, as llm_rotate would have); the model
