@@ -30,7 +30,7 @@ static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error
 typedef struct {
     int wbits, abits, kvbits, clipped_ste;
     double wclip, aclip, kvclip;
-    const char *scheme, *clipmode, *r1, *signs, *error, *rotation_config, *method;
+    const char *scheme, *clipmode, *r1, *signs, *error, *rotation_config, *method, *r2mode;
     long rot_seed, reselect_every;
     int calib;
 } qopts;
@@ -45,6 +45,7 @@ static void qopts_default(qopts *q)
     q->r1 = "on";
     q->signs = "all";
     q->error = "sum";
+    q->r2mode = "online";
     q->method = "roste";
     q->rot_seed = 0;
     q->calib = 128;
@@ -65,7 +66,9 @@ static void qopts_default(qopts *q)
     {"--signs", OPT_STRING, &(q).signs, 0, -1, "S", "random signs on: all rotations (paper), r1 (authors' code), none", 0}, \
     {"--rot-seed", OPT_LONG, &(q).rot_seed, 0, 2147483647L, "S", "seed of the rotations' random signs", 0},           \
     {"--calib", OPT_INT, &(q).calib, 1, 1000000, "N", "calibration rows for the search (the data's first N)", 0},     \
-    {"--error", OPT_STRING, &(q).error, 0, -1, "E", "error terms: sum (paper) or mean (authors' code, per element)", 0}
+    {"--error", OPT_STRING, &(q).error, 0, -1, "E", "error terms: sum (paper) or mean (authors' code, per element)", 0}, \
+    {"--r2-mode", OPT_STRING, &(q).r2mode, 0, -1, "M",                                                                \
+     "R2 online (weights unrotated, R2 on the fly: authors' code) or merged into W_v/W_o", 0}
 
 static int qopts_resolve(const char *C, const qopts *q, llm_qat_opts *o, llm_err_mode *em)
 {
@@ -82,6 +85,8 @@ static int qopts_resolve(const char *C, const qopts *q, llm_qat_opts *o, llm_err
     if (llm_signs_parse(q->signs) < 0) return cli_error(C, "--signs: '%s' is not all, r1 or none", q->signs), 2;
     if (strcmp(q->error, "sum") && strcmp(q->error, "mean")) return cli_error(C, "--error: '%s' is not sum or mean", q->error), 2;
     *em = strcmp(q->error, "sum") ? LLM_ERR_MEAN : LLM_ERR_SUM;
+    if (strcmp(q->r2mode, "online") && strcmp(q->r2mode, "merged"))
+        return cli_error(C, "--r2-mode: '%s' is not online or merged", q->r2mode), 2;
     if (llm_qat_opts_check(o)) return cli_error(C, "%s", rs_last_error()), 2;
     return 0;
 }
@@ -102,6 +107,7 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
             int n = 0, st = llm_model_load(&t, dir);
             if (!st) st = llm_qat_attach(t, o);
             if (!st) st = llm_rot_config_init(&c, t->cfg.n_layer, k, 0, 0, 0, signs, (uint64_t)q->rot_seed);
+            c.r2_online = !strcmp(q->r2mode, "online");
             if (!st) st = llm_rotate(&t, &c);
             if (!st) st = llm_calibrate(t, ds, q->calib, &n);
             if (!st) E_r1[k] = llm_search_total(t->qat, em, n);
@@ -113,9 +119,10 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
         fprintf(stderr, "rostesim %s: --r1 search: total E without R1 %.6g, with R1 %.6g: R1 %s\n", C, E_r1[0], E_r1[1],
                 r1 ? "on" : "off");
     }
-    if (llm_qat_attach(*m, o) || llm_rot_config_init(rc, (*m)->cfg.n_layer, r1, 0, 0, 0, signs, (uint64_t)q->rot_seed) ||
-        llm_rotate(m, rc))
+    if (llm_qat_attach(*m, o) || llm_rot_config_init(rc, (*m)->cfg.n_layer, r1, 0, 0, 0, signs, (uint64_t)q->rot_seed))
         return lib_fail(C);
+    rc->r2_online = !strcmp(q->r2mode, "online");
+    if (llm_rotate(m, rc)) return lib_fail(C);
     *terms = calloc((size_t)rc->n_layer, sizeof **terms);
     if (!*terms) return cli_error(C, "out of memory"), 1;
     if (llm_search_select(*m, rc, ds, q->calib, em, *terms)) return lib_fail(C);
@@ -153,9 +160,10 @@ static int qat_prepare(void *vctx, const char *C, llm_model **m, const void *vds
     if (!c->roste) {
         if (llm_qat_attach(*m, &c->o)) return lib_fail(C);
     } else if (c->q.rotation_config) {
-        if (llm_qat_attach(*m, &c->o) || llm_rot_config_load(&c->rc, c->q.rotation_config, (*m)->cfg.n_layer) ||
-            llm_rotate(m, &c->rc))
+        if (llm_qat_attach(*m, &c->o) || llm_rot_config_load(&c->rc, c->q.rotation_config, (*m)->cfg.n_layer))
             return lib_fail(C);
+        c->rc.r2_online = !strcmp(c->q.r2mode, "online");
+        if (llm_rotate(m, &c->rc)) return lib_fail(C);
         c->have_rc = 1;
         print_choice(C, &c->rc);
     } else {
@@ -203,6 +211,12 @@ static int qat_after_step(void *vctx, const void *vs, char *extra, size_t n)
     }
     llm_qat_stats_reset(q);
     q->collect = 1;
+    /* the last step: merge an online R2 into W_v / W_o, so that the model saved next (and
+     * kept in memory) is the merged one */
+    if (s->step == s->total && c->have_rc && c->rc.r2_online && llm_rotate_merge_r2(c->m, &c->rc)) {
+        fprintf(stderr, "rostesim llm qat: merging R2: %s\n", rs_last_error());
+        return 1;
+    }
     return 0;
 }
 
@@ -210,6 +224,9 @@ static int qat_finish(void *vctx, const char *C, llm_model *m, const char *out)
 {
     qat_ctx *c = vctx;
     m->qat->collect = 0;
+    if (c->have_rc && c->rc.r2_online) { /* training stopped before its last step: merge and save again */
+        if (llm_rotate_merge_r2(m, &c->rc) || llm_model_save(m, out)) return lib_fail(C);
+    }
     if (llm_qat_save(m, c->have_rc ? &c->rc : NULL, c->roste ? "roste" : "ste", out)) return lib_fail(C);
     fprintf(stderr, "rostesim %s: wrote %s/%s (quantizers%s)\n", C, out, LLM_QAT_FILE, c->have_rc ? " and rotations" : "");
     return 0;
@@ -230,7 +247,18 @@ static const char QAT_DESC[] =
     "--reselect-every T re-runs the search on the current weights every T steps (K > 1 of\n"
     "RoSTE, beyond the paper): R2/R4 are merged or un-merged in double and R3 switched; the\n"
     "AdamW moments are NOT rotated with the weights, so a switch perturbs the optimizer\n"
-    "state of the layers that change (and --resume is refused with it).\n\n"
+    "state of the layers that change (and --resume is refused with it); an online R2 is\n"
+    "switched without touching the weights.\n\n"
+    "--r2-mode online (default, the authors' code): W_v and W_o are trained in their\n"
+    "original basis and R2 is applied on the fly: the QKV and O layers compute with\n"
+    "R2^T W_v (per kv head, bias b_v R2) and W_o R2 (per head), rotated before the weight\n"
+    "quantizer, so the quantizers see what the merged form sees (V cache and o_proj input\n"
+    "rotated, Q_w of the rotated weights) and the forward equals the merged model's up to\n"
+    "float rounding; the gradients reach the unrotated weights. AdamW is not\n"
+    "rotation-equivariant, so the trajectory differs from --r2-mode merged (R2 merged\n"
+    "into the weights before training). After the last step R2 is merged (in double)\n"
+    "and the saved model holds it merged in either mode; rostesim_qat.json records\n"
+    "\"r2_mode\". --resume needs the --r2-mode of the interrupted run.\n\n"
     "Every train_log.jsonl record has \"E\": the quantization error of that step (weights,\n"
     "inputs and K/V of every site, per-element means) and \"E_weights\" (weights only).\n"
     "--out gets the model (R1, R2 and W_down R4 merged into the weights), rostesim_qat.json\n"
@@ -242,6 +270,7 @@ static const char QAT_DESC[] =
     "  --wbits/--abits/--kvbits B (4), --wclip/--aclip/--kvclip C (1), --scheme asym|sym,\n"
     "  --clip-mode code|paper, --clipped-ste, --r1 on|off|search, --signs all|r1|none,\n"
     "  --rot-seed S (0), --calib N (128), --error sum|mean   as in 'llm search'\n"
+    "  --r2-mode online|merged   RoSTE: R2 during training (default online, see above)\n"
     "and every option of 'llm sft':";
 
 int cmd_llm_qat(int argc, char **argv)

@@ -65,8 +65,10 @@ void llm_qat_free(llm_qat *q)
     rot_free(q->r2);
     rot_free(q->r3);
     rot_free(q->r4);
+    free(q->r2_on);
     free(q->r3_on);
     free(q->r4_on);
+    free(q->weff), free(q->dwr), free(q->r2t), free(q->beff), free(q->dbeff);
     free(q->stats);
     for (int s = 0; s < LLM_NSITES; s++) free(q->chan_max[s]);
     free(q->xa);
@@ -109,11 +111,13 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
     q->x4_cap = calloc(L, sizeof *q->x4_cap);
     q->x4_src = calloc(L, sizeof *q->x4_src);
     q->x4_n = calloc(L, sizeof *q->x4_n);
+    q->r2_on = calloc(L, 1);
     q->r3_on = calloc(L, 1);
     q->r4_on = calloc(L, 1);
     q->stats = calloc(L, sizeof *q->stats);
     /* weight buffers: the largest weight matrix of a quantized site */
     const llm_config *c = &m->cfg;
+    q->n_head = c->n_head, q->n_kv_head = c->n_kv_head, q->head_dim = c->head_dim, q->d = c->d;
     size_t C = (size_t)c->d, QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim;
     size_t HD = (size_t)c->n_head * c->head_dim, F = (size_t)c->d_ff, F1 = c->arch == LLM_GPT_NEOX ? F : 2 * F;
     size_t nw = QKV * C;
@@ -123,7 +127,7 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
     q->dw = o->ste == QZ_STE_CLIPPED ? malloc(nw * sizeof(float)) : NULL;
     q->n_wr = C * F;
     q->wr = malloc(q->n_wr * sizeof(float)); /* Q_w(W_down) R4^T */
-    if (!q->r3_on || !q->r4_on || !q->stats || !q->wq || (o->ste == QZ_STE_CLIPPED && !q->dw) || !q->wr || !q->wc ||
+    if (!q->r2_on || !q->r3_on || !q->r4_on || !q->stats || !q->wq || (o->ste == QZ_STE_CLIPPED && !q->dw) || !q->wr || !q->wc ||
         !q->wc_cap || !q->wc_src || !q->x4 || !q->x4_cap || !q->x4_src || !q->x4_n) {
         llm_qat_free(q);
         return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
@@ -167,6 +171,24 @@ int llm_qat_reserve(llm_qat *q, const llm_model *m, int N)
         return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for %d tokens", N);
     }
     q->capN = (size_t)N;
+    return RS_OK;
+}
+
+int llm_qat_r2_reserve(llm_qat *q)
+{
+    if (q->weff) return RS_OK;
+    size_t C = (size_t)q->d, HS = (size_t)q->head_dim, QKV = (size_t)(q->n_head + 2 * q->n_kv_head) * HS;
+    size_t HD = (size_t)q->n_head * HS, nw = QKV * C > C * HD ? QKV * C : C * HD;
+    q->weff = malloc(nw * sizeof(float));
+    q->dwr = malloc(nw * sizeof(float));
+    q->r2t = malloc((size_t)q->n_kv_head * HS * C * sizeof(float));
+    q->beff = malloc(QKV * sizeof(float));
+    q->dbeff = malloc(QKV * sizeof(float));
+    if (!q->weff || !q->dwr || !q->r2t || !q->beff || !q->dbeff) {
+        free(q->weff), free(q->dwr), free(q->r2t), free(q->beff), free(q->dbeff);
+        q->weff = q->dwr = q->r2t = q->beff = q->dbeff = NULL;
+        return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for the online R2");
+    }
     return RS_OK;
 }
 
@@ -286,16 +308,70 @@ static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, 
     return RS_OK;
 }
 
-/* Q_w(w): computed into the site's cache in the forward (fast), taken from it in the
- * backward when it was computed from these weights. */
-static const float *prep_weight(llm_qat *q, int site, int layer, const float *w, int OC, int IC, int bwd, int *st)
+static int r2_here(const llm_qat *q, int site, int layer)
+{
+    return (site == LLM_SITE_QKV || site == LLM_SITE_O) && q->r2 && q->weff && layer >= 0 && layer < q->n_layer &&
+           q->r2_on[layer];
+}
+
+/* Online R2 on the weight w (OC,IC) of the QKV or O site, in place: the merged form's
+ * rotation (inverse = 0: R2^T W_v per kv head on the V rows of QKV; W_o R2 per head on
+ * O's input columns) or its transpose (inverse = 1: a gradient back to the stored basis,
+ * R2 dW_v and dW_o R2^T). The V rows go through r2t transposed (IC*NKV rows of HS: row
+ * (c, h) is column c of W_v,h), so that R2^T W_v,h = (W_v,h^T R2)^T is a rows operation. */
+static int r2_weight(llm_qat *q, int site, float *w, int OC, int IC, int inverse)
+{
+    if (site == LLM_SITE_O) return rot_rows(q, q->r2, w, (size_t)OC * (size_t)q->n_head, inverse);
+    const size_t HS = (size_t)q->head_dim, NKV = (size_t)q->n_kv_head, ICs = (size_t)IC;
+    float *V = w + (size_t)(q->n_head + q->n_kv_head) * HS * ICs, *t = q->r2t;
+    for (size_t h = 0; h < NKV; h++)
+        for (size_t i = 0; i < HS; i++) {
+            const float *src = V + (h * HS + i) * ICs;
+            for (size_t c = 0; c < ICs; c++) t[(c * NKV + h) * HS + i] = src[c];
+        }
+    int st = rot_rows(q, q->r2, t, ICs * NKV, inverse);
+    if (st) return st;
+    for (size_t h = 0; h < NKV; h++)
+        for (size_t i = 0; i < HS; i++) {
+            float *dst = V + (h * HS + i) * ICs;
+            for (size_t c = 0; c < ICs; c++) dst[c] = t[(c * NKV + h) * HS + i];
+        }
+    return RS_OK;
+}
+
+/* The V part of a QKV bias (or its gradient) b (OC) <- b R2 per kv head (inverse: R2^T). */
+static int r2_bias(llm_qat *q, float *b, int inverse)
+{
+    size_t HS = (size_t)q->head_dim;
+    return rot_rows(q, q->r2, b + (size_t)(q->n_head + q->n_kv_head) * HS, (size_t)q->n_kv_head, inverse);
+}
+
+/* Q_w of the site's weight: of w, or with an online R2 of its rotated form (the merged
+ * form's weight, computed into weff). Computed into the site's cache in the forward
+ * (fast), taken from it in the backward when it was computed from these weights. *pre
+ * gets the quantizer's input (w or weff) when need_pre (always in the forward). */
+static const float *prep_weight(llm_qat *q, int site, int layer, const float *w, int OC, int IC, int bwd,
+                                int need_pre, const float **pre, int *st)
 {
     *st = RS_OK;
-    if (qz_is_identity(&q->w)) return w;
+    *pre = w;
+    const int r2 = r2_here(q, site, layer);
+    if (qz_is_identity(&q->w) && !r2) return w;
     size_t n = (size_t)OC * (size_t)IC;
+    const float *src = w;
+    if (r2 && (!bwd || need_pre || !q->fast)) {
+        memcpy(q->weff, w, n * sizeof(float));
+        if ((*st = r2_weight(q, site, q->weff, OC, IC, 0))) return NULL;
+        src = *pre = q->weff;
+    }
     int cached = q->fast && layer >= 0 && layer < q->n_layer && site >= 0 && site < LLM_NSITES;
     size_t k = cached ? (size_t)layer * LLM_NSITES + (size_t)site : 0;
     if (cached && bwd && q->wc_src[k] == w) return q->wc[k];
+    if (r2 && src == w) { /* a backward that missed the cache */
+        memcpy(q->weff, w, n * sizeof(float));
+        if ((*st = r2_weight(q, site, q->weff, OC, IC, 0))) return NULL;
+        src = *pre = q->weff;
+    }
     float *dst = q->wq;
     if (cached && !bwd) {
         if (q->wc_cap[k] < n) {
@@ -310,7 +386,12 @@ static const float *prep_weight(llm_qat *q, int site, int layer, const float *w,
         dst = q->wc[k];
         q->wc_src[k] = NULL;
     }
-    if ((*st = qz_fake_f32(&q->w, w, dst, (size_t)OC, (size_t)IC))) return NULL;
+    if (qz_is_identity(&q->w)) {
+        if (dst == q->wq) return src; /* weff, not cached */
+        memcpy(dst, src, n * sizeof(float));
+    } else if ((*st = qz_fake_f32(&q->w, src, dst, (size_t)OC, (size_t)IC))) {
+        return NULL;
+    }
     if (dst != q->wq) q->wc_src[k] = w;
     return dst;
 }
@@ -321,13 +402,19 @@ int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const fl
     const float *xr = NULL, *xq = NULL;
     int st = prep_input(q, site, layer, inp, N, IC, 0, &xr, &xq);
     if (st) return st;
-    const float *wq = prep_weight(q, site, layer, w, OC, IC, 0, &st);
+    const float *wpre = w;
+    const float *wq = prep_weight(q, site, layer, w, OC, IC, 0, 1, &wpre, &st);
     if (st) return st;
+    if (b && site == LLM_SITE_QKV && r2_here(q, site, layer)) {
+        memcpy(q->beff, b, (size_t)OC * sizeof(float));
+        if ((st = r2_bias(q, q->beff, 0))) return st;
+        b = q->beff;
+    }
     lk_matmul_forward(out, xq, wq, b, N, IC, OC);
     if (q->collect && layer >= 0 && layer < q->n_layer && site < LLM_NSITES) {
         llm_qat_stats *S = &q->stats[layer];
         if (!S->w_seen[site]) {
-            S->w_err[site] += wq == w ? 0.0 : sqdiff(q->part, wq, w, (size_t)OC, (size_t)IC);
+            S->w_err[site] += qz_is_identity(&q->w) ? 0.0 : sqdiff(q->part, wq, wpre, (size_t)OC, (size_t)IC);
             S->w_n[site] += (double)OC * IC;
             S->w_seen[site] = 1;
         }
@@ -353,21 +440,37 @@ int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float 
     const float *xr = NULL, *xq = NULL;
     int st = prep_input(q, site, layer, inp, N, IC, 1, &xr, &xq);
     if (st) return st;
-    const float *wq = prep_weight(q, site, layer, w, OC, IC, 1, &st);
+    const int clipped = q->o.ste == QZ_STE_CLIPPED, wquant = !qz_is_identity(&q->w);
+    const float *wpre = w;
+    const float *wq = prep_weight(q, site, layer, w, OC, IC, 1, clipped && wquant && dw, &wpre, &st);
     if (st) return st;
-    const int clipped = q->o.ste == QZ_STE_CLIPPED;
+    /* online R2: the gradients of the rotated weight (and QKV bias) into dwr (dbeff), then
+     * back to the stored basis and accumulated */
+    const int r2 = r2_here(q, site, layer);
+    const size_t nw = (size_t)OC * (size_t)IC;
+    float *dwt = dw, *dbt = db;
+    if (r2 && dw) memset(dwt = q->dwr, 0, nw * sizeof(float));
+    if (r2 && db && site == LLM_SITE_QKV) memset(dbt = q->dbeff, 0, (size_t)OC * sizeof(float));
     /* weight gradient: dW = dout^T xq, through the weight STE */
     if (dw) {
-        if (clipped && wq != w) {
-            memset(q->dw, 0, (size_t)OC * IC * sizeof(float));
-            lk_matmul_backward(NULL, q->dw, db, dout, xq, wq, N, IC, OC);
-            if ((st = qz_ste_backward_f32(&q->w, w, q->dw, q->dw, (size_t)OC, (size_t)IC))) return st;
-            lk_accumulate(dw, q->dw, (long)OC * IC);
+        if (clipped && wquant) {
+            memset(q->dw, 0, nw * sizeof(float));
+            lk_matmul_backward(NULL, q->dw, dbt, dout, xq, wq, N, IC, OC);
+            if ((st = qz_ste_backward_f32(&q->w, wpre, q->dw, q->dw, (size_t)OC, (size_t)IC))) return st;
+            lk_accumulate(dwt, q->dw, (long)nw);
         } else {
-            lk_matmul_backward(NULL, dw, db, dout, xq, wq, N, IC, OC);
+            lk_matmul_backward(NULL, dwt, dbt, dout, xq, wq, N, IC, OC);
         }
     } else if (db) {
-        lk_matmul_backward(NULL, NULL, db, dout, xq, wq, N, IC, OC);
+        lk_matmul_backward(NULL, NULL, dbt, dout, xq, wq, N, IC, OC);
+    }
+    if (dwt != dw) {
+        if ((st = r2_weight(q, site, dwt, OC, IC, 1))) return st;
+        lk_accumulate(dw, dwt, (long)nw);
+    }
+    if (dbt != db) {
+        if ((st = r2_bias(q, dbt, 1))) return st;
+        lk_accumulate(db, dbt, (long)OC);
     }
     if (!dinp) return RS_OK;
     const int rotated = xr != inp;
@@ -503,6 +606,10 @@ int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *metho
 {
     const llm_qat *q = m->qat;
     if (!q) return RS_ERROR(RS_EINVAL, "llm_qat_save: the model has no quantization state");
+    for (int l = 0; l < q->n_layer; l++)
+        if (q->r2_on[l])
+            return RS_ERROR(RS_EINVAL, "llm_qat_save: R2 of layer %d is online (weights unrotated): merge it first "
+                            "(llm_rotate_merge_r2)", l);
     cJSON *j = cJSON_CreateObject(), *qz = cJSON_CreateObject();
     if (!j || !qz) {
         cJSON_Delete(j), cJSON_Delete(qz);
@@ -521,8 +628,12 @@ int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *metho
     cJSON_AddStringToObject(qz, "clip_mode", q->o.clipmode == QZ_CLIP_CODE ? "code" : "paper");
     cJSON_AddStringToObject(qz, "ste", q->o.ste == QZ_STE_CLIPPED ? "clipped" : "identity");
     cJSON_AddItemToObject(j, "quant", qz);
-    if (rc) cJSON_AddItemToObject(j, "rotation", llm_rot_config_to_json(rc));
-    else cJSON_AddNullToObject(j, "rotation");
+    if (rc) {
+        cJSON_AddItemToObject(j, "rotation", llm_rot_config_to_json(rc));
+        cJSON_AddStringToObject(j, "r2_mode", q->r2_trained_online ? "online" : "merged");
+    } else {
+        cJSON_AddNullToObject(j, "rotation");
+    }
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);
     if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
@@ -600,8 +711,13 @@ int llm_qat_load(llm_model *m, const char *dir)
     if (!st && rj && !cJSON_IsNull(rj)) {
         llm_rot_config rc;
         st = llm_rot_config_from_json(&rc, rj, m->cfg.n_layer, path);
-        if (!st) st = llm_rotate_attach(m, &rc);
+        if (!st) st = llm_rotate_attach(m, &rc); /* the saved weights hold R2 merged */
         if (!st) llm_rot_config_free(&rc);
+        const char *r2m = json_str(j, "r2_mode");
+        const cJSON *r2j = cJSON_GetObjectItemCaseSensitive(j, "r2_mode");
+        if (!st && r2j && (!r2m || (strcmp(r2m, "online") && strcmp(r2m, "merged"))))
+            st = RS_ERROR(RS_EINVAL, "%s: \"r2_mode\" must be \"online\" or \"merged\"", path);
+        if (!st && r2m) m->qat->r2_trained_online = !strcmp(r2m, "online");
     }
     cJSON_Delete(j);
     return st;

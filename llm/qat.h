@@ -24,6 +24,15 @@
  *   r3 (head_dim): q and k after RoPE, x <- x R3 per head, in the layers with r3_on;
  *   r4 (d_ff): the down projection's input, x <- x R4, in the layers with r4_on (the
  *       weight side W_down R4 is merged into the weights by llm/rotate.c);
+ *   r2 (head_dim), when online (llm_rotate with rc->r2_online, the authors' training): the
+ *       stored W_v, b_v and W_o stay in the original basis; the QKV and O sites of the
+ *       layers with r2_on compute with the merged form's weights, rotated on the fly
+ *       before Q_w: R2^T W_v per kv head (bias b_v R2) and W_o R2 per head, so the
+ *       quantizers see exactly the tensors of the merged form (the V cache and O's input
+ *       in the rotated basis, Q_w of the rotated weights) and the forward agrees with the
+ *       merged model to float rounding; the backward takes the gradient of the rotated
+ *       weight back to the stored basis (R2 dW_v, dW_o R2^T, db_v R2^T), so only the
+ *       optimizer (AdamW is not rotation-equivariant) sees a different problem;
  *   r1 (d_model, GPT-NeoX only): the final LayerNorm reads x R1^T (the residual stream is
  *       rotated, the final LayerNorm's mean subtraction and bias are kept exact this way:
  *       the model has no LM-head bias to fold them into);
@@ -76,8 +85,10 @@ typedef struct llm_qat {
     int n_layer;
     /* online rotations (NULL = none), owned */
     rot *r1, *r3, *r4;
-    rot *r2;                        /* merged into W_v / W_o (kept to undo a merge on re-selection) */
-    unsigned char *r3_on, *r4_on;   /* n_layer flags */
+    rot *r2;                        /* merged into W_v / W_o, or online in the layers with r2_on */
+    unsigned char *r2_on, *r3_on, *r4_on; /* n_layer flags (r2_on: R2 online, weights unrotated) */
+    int r2_trained_online;          /* R2 was applied online in training ("r2_mode" of the saved file) */
+    int n_head, n_kv_head, head_dim, d; /* the model's sizes (R2 on the weights) */
     int rms_norm;
     /* statistics */
     int collect;                    /* accumulate into stats while set */
@@ -91,6 +102,8 @@ typedef struct llm_qat {
     size_t n_wr;
     double *part;
     float *rws;                     /* rotation scratch (rot_apply_rows_f32_ws), grown on use */
+    float *weff, *dwr, *r2t, *beff, *dbeff; /* online R2: rotated weight, its gradient, V-rows
+                                     * transpose, rotated bias and its gradient (llm_qat_r2_reserve) */
     size_t rws_len;
     /* forward -> backward caches (fast = 1, the default) */
     int fast;
@@ -110,6 +123,9 @@ void llm_qat_free(llm_qat *q); /* NULL is a no-op */
 /* Workspace for N tokens of model m (forward and decode call it; grows only). */
 int llm_qat_reserve(llm_qat *q, const llm_model *m, int N);
 
+/* Workspace of the online R2 (llm_rotate calls it when rc->r2_online). */
+int llm_qat_r2_reserve(llm_qat *q);
+
 void llm_qat_stats_reset(llm_qat *q);
 /* Per-channel max |input| recording for one layer (-1: off); buffers allocated here. */
 int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer);
@@ -117,8 +133,10 @@ int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer);
 /* ---- saved configuration ----------------------------------------------------------------
  * dir/rostesim_qat.json: {"format": "rostesim-qat", "version": 1, "method": "ste"|"roste",
  *  "quant": {"wbits", "abits", "kvbits", "wclip", "aclip", "kvclip", "scheme", "clip_mode",
- *  "ste"}, "rotation": <rotation-config JSON of llm/rotate.h> or null}
- * The weights saved beside it hold R1, R2 and W_down R4 merged; loading attaches the
+ *  "ste"}, "rotation": <rotation-config JSON of llm/rotate.h> or null,
+ *  "r2_mode": "online"|"merged" (with a rotation: how R2 was applied in training; optional)}
+ * The weights saved beside it hold R1, R2 and W_down R4 merged (an online R2 must be
+ * merged first, llm_rotate_merge_r2: saving refuses otherwise); loading attaches the
  * quantizers and the online rotations (llm_model_load does it when the file exists). */
 #define LLM_QAT_FILE "rostesim_qat.json"
 struct llm_rot_config;

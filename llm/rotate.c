@@ -67,6 +67,7 @@ int llm_rot_config_copy(llm_rot_config *dst, const llm_rot_config *src)
     memcpy(dst->r2, src->r2, (size_t)src->n_layer);
     memcpy(dst->r3, src->r3, (size_t)src->n_layer);
     memcpy(dst->r4, src->r4, (size_t)src->n_layer);
+    dst->r2_online = src->r2_online;
     return RS_OK;
 }
 
@@ -263,6 +264,13 @@ int llm_rotate_attach(llm_model *m, const llm_rot_config *rc)
     q->rms_norm = rc->r1 && c->arch == LLM_GPT_NEOX;
     memcpy(q->r3_on, rc->r3, (size_t)c->n_layer);
     memcpy(q->r4_on, rc->r4, (size_t)c->n_layer);
+    if (rc->r2_online) {
+        if ((st = llm_qat_r2_reserve(q))) return st;
+        memcpy(q->r2_on, rc->r2, (size_t)c->n_layer);
+        q->r2_trained_online = 1;
+    } else {
+        memset(q->r2_on, 0, (size_t)c->n_layer);
+    }
     return RS_OK;
 }
 
@@ -298,7 +306,7 @@ int llm_rotate(llm_model **pm, const llm_rot_config *rc)
     }
     const llm_qat *q = m->qat;
     for (int l = 0; l < rc->n_layer && !st; l++) {
-        if (rc->r2[l]) st = set_r2(m, q->r2, l, 1);
+        if (rc->r2[l] && !rc->r2_online) st = set_r2(m, q->r2, l, 1);
         if (!st && rc->r4[l]) st = set_r4(m, q->r4, l, 1);
     }
     return st;
@@ -312,7 +320,9 @@ int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int o
                         layer);
     on = on != 0;
     int st = RS_OK;
-    if (which == 2) {
+    if (which == 2 && rc->r2_online) {
+        rc->r2[layer] = q->r2_on[layer] = (unsigned char)on; /* weights untouched */
+    } else if (which == 2) {
         if (rc->r2[layer] != on) st = set_r2(m, q->r2, layer, on);
         if (!st) rc->r2[layer] = (unsigned char)on;
     } else if (which == 3) {
@@ -324,6 +334,22 @@ int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int o
     } else {
         return RS_ERROR(RS_EINVAL, "llm_rotate_set: which must be 2, 3 or 4 (got %d)", which);
     }
+    return st;
+}
+
+int llm_rotate_merge_r2(llm_model *m, llm_rot_config *rc)
+{
+    llm_qat *q = m->qat;
+    if (!q) return RS_OK;
+    int st = RS_OK;
+    for (int l = 0; l < q->n_layer && !st; l++)
+        if (q->r2_on[l]) {
+            if (!q->r2) return RS_ERROR(RS_EINVAL, "llm_rotate_merge_r2: no R2 rotation object");
+            if (!(st = set_r2(m, q->r2, l, 1))) q->r2_on[l] = 0;
+        }
+    /* the forward->backward caches hold the weights of before */
+    for (int k = 0; k < q->n_layer * LLM_NSITES; k++) q->wc_src[k] = NULL;
+    if (!st && rc) rc->r2_online = 0;
     return st;
 }
 

@@ -14,6 +14,10 @@
  *     and its bias) and the LM head. GPT-NeoX's final LayerNorm is kept exact by reading
  *     x R1^T online (the model has no LM-head bias to fold its shift into);
  *   - R2: merged in double into W_v (R2^T W_v per kv head, bias b_v R2) and W_o (W_o R2);
+ *     or, with rc->r2_online (the authors' training), kept out of the weights and applied
+ *     on the fly to the weights the QKV and O sites compute with (m->qat->r2_on, qat.h):
+ *     same forward as merged up to float rounding, gradients of the stored (unrotated)
+ *     weights; llm_rotate_merge_r2 merges it (at the end of training, before saving);
  *   - R4: W_down R4 merged in double, x R4 online (m->qat->r4);
  *   - R3: online on q and k (m->qat->r3).
  * With every quantizer off the rotated model computes the same function.
@@ -33,6 +37,8 @@ typedef struct llm_rot_config {
     int n_layer;
     int r1;
     unsigned char *r2, *r3, *r4; /* n_layer flags each */
+    int r2_online;               /* R2 applied on the fly, weights unrotated (not in the JSON:
+                                  * a configuration read from JSON describes merged weights) */
     llm_signs signs;
     uint64_t seed;
 } llm_rot_config;
@@ -52,8 +58,14 @@ int llm_rotate_attach(llm_model *m, const llm_rot_config *rc);
 
 /* Change R2 / R3 / R4 (which = 2, 3, 4) of one layer of a rotated model to `on`, merging or
  * un-merging in double (rc is updated). The rotation objects must exist (llm_rotate made
- * them, with every kind present in the model's config or created on demand). */
+ * them, with every kind present in the model's config or created on demand). With
+ * rc->r2_online, R2 is switched without touching the weights (m->qat->r2_on). */
 int llm_rotate_set(llm_model *m, llm_rot_config *rc, int layer, int which, int on);
+
+/* Merge every online R2 into W_v / W_o (in double, as llm_rotate would have); the model
+ * then computes the same function with R2 merged (rc->r2_online becomes 0). No-op when
+ * nothing is online. */
+int llm_rotate_merge_r2(llm_model *m, llm_rot_config *rc);
 
 /* ---- the rotation-config JSON (the authors' layout, plus our fields) ------------------
  * {"is_rotate_R1": true, "in_block_rotation": {"0": {"is_rotate_R2": true, "is_rotate_R3":

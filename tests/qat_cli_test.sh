@@ -77,6 +77,30 @@ $B llm qat --method roste --rotation-config "$T/rot.json" --model "$T/m0" $OPTS 
 $B llm qat --method roste --calib 4 --reselect-every 5 --model "$T/m0" $OPTS --out "$T/ro4" >/dev/null 2>"$T/e" \
   && grep -q "2 re-selections" "$T/e" && ok "qat --reselect-every 5: 2 re-selections in 12 steps" || bad "reselect: $(tail -2 "$T/e")"
 
+# --r2-mode: R2 on in both layers (forced), online (default, the authors' code) vs merged
+# from the start: both complete, AdamW makes the final weights differ, both save R2 merged
+# and reload reproducibly, rostesim_qat.json records the mode
+printf '{"is_rotate_R1": true, "in_block_rotation": {"0": {"is_rotate_R2": true, "is_rotate_R3": true, "is_rotate_R4": true}, "1": {"is_rotate_R2": true, "is_rotate_R3": false, "is_rotate_R4": true}}, "signs": "all", "seed": 3}\n' >"$T/rot2.json"
+for mode in online merged; do
+  if $B llm qat --method roste --rotation-config "$T/rot2.json" --r2-mode $mode --model "$T/m0" $OPTS --out "$T/r2$mode" >"$T/o" 2>"$T/e" \
+    && grep -qE "\"r2_mode\":[[:space:]]+\"$mode\"" "$T/r2$mode/rostesim_qat.json"; then ok "qat --r2-mode $mode: $(cat "$T/o")"
+  else bad "qat --r2-mode $mode: $(tail -3 "$T/e")"; fi
+  $B llm eval --model "$T/r2$mode" --data $FIX/train.jsonl --threads 1 >"$T/ev$mode.1" 2>&1
+  $B llm eval --model "$T/r2$mode" --data $FIX/train.jsonl --threads 1 >"$T/ev$mode.2" 2>&1
+  $B llm generate --model "$T/r2$mode" --prompt "a b" --max-new-tokens 8 --threads 1 >"$T/g$mode.1" 2>/dev/null
+  $B llm generate --model "$T/r2$mode" --prompt "a b" --max-new-tokens 8 --threads 1 >"$T/g$mode.2" 2>/dev/null
+  grep -q "loss" "$T/ev$mode.1" && cmp -s <(grep -oE 'loss [0-9.]+ +perplexity [0-9.]+' "$T/ev$mode.1") \
+    <(grep -oE 'loss [0-9.]+ +perplexity [0-9.]+' "$T/ev$mode.2") && [ -s "$T/g$mode.1" ] && cmp -s "$T/g$mode.1" "$T/g$mode.2" \
+    && ok "--r2-mode $mode: eval and generate on the reloaded folder reproducible ($(grep -oE 'loss [0-9.]+' "$T/ev$mode.1"))" \
+    || bad "--r2-mode $mode reload: $(cat "$T/ev$mode.1")"
+done
+cmp -s "$T/r2online/model.safetensors" "$T/r2merged/model.safetensors" && bad "--r2-mode online and merged: same final weights" \
+  || ok "--r2-mode online and merged train different weights (AdamW is not rotation-equivariant)"
+$B llm qat --method roste --rotation-config "$T/rot2.json" --model "$T/m0" $OPTS --out "$T/r2def" >/dev/null 2>&1 \
+  && cmp -s "$T/r2def/model.safetensors" "$T/r2online/model.safetensors" && ok "--r2-mode online is the default (same bytes)" \
+  || bad "--r2-mode default is not online"
+expect_exit 2 "--r2-mode" $B llm qat --r2-mode sideways --model "$T/m0" $OPTS --out "$T/x"
+
 # diagnose
 if $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 4 --out "$T/diag" --runs "$T/ste,$T/ro" >"$T/o" 2>"$T/e"; then
   ok "diagnose: $(cat "$T/o")"; else bad "diagnose: $(cat "$T/e")"; fi

@@ -12,13 +12,23 @@
  *     projection's input gradient (qat->fast = 1) against the recomputing reference
  *     path (fast = 0) at W4A4KV4 with R1-R4, identity and clipped STE: same logits and
  *     loss bit for bit, gradients within 1e-5 (relative to the largest), the fast path
- *     deterministic. */
+ *     deterministic;
+ *   - the online R2 (rc.r2_online, the authors' training: W_v/W_o unrotated, R2 applied to
+ *     the weights on the fly): at 16 bits it reproduces the unrotated and the merged
+ *     logits (R2 alone and with R1/R3/R4) for all 5 fixtures; at W4A4KV4 its forward
+ *     equals the merged model's to float rounding (logits rel <= 1e-5) and its gradient,
+ *     rotated like the weights, equals the merged model's gradient; finite differences,
+ *     switching, decode and the fast/reference paths above also run with it online;
+ *     llm_rotate_merge_r2 keeps the function, saving refuses an unmerged R2, and the
+ *     saved merged model reloads (llm_model_load with rostesim_qat.json) with identical
+ *     logits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <omp.h>
+#include <unistd.h>
 
 #include "llm/model.h"
 #include "llm/qat.h"
@@ -105,12 +115,13 @@ static float loss_at(llm_model *m)
     return llm_model_forward(m, tok, tgt, B, T, &l, NULL) ? NAN : l;
 }
 
-static void test_fd_decode(const char *name, rs_rng *rng)
+static void test_fd_decode(const char *name, rs_rng *rng, int r2_online)
 {
     llm_model *m = NULL;
     llm_rot_config rc;
+    const char *mode = r2_online ? " (R2 online)" : "";
     if (load(name, &m) || llm_rot_config_init(&rc, m->cfg.n_layer, 1, 1, 1, 1, LLM_SIGNS_ALL, 3) ||
-        llm_rotate(&m, &rc)) {
+        (rc.r2_online = r2_online, llm_rotate(&m, &rc))) {
         CHECK(0, "%s: rotate (%s)", name, rs_last_error());
         return;
     }
@@ -125,8 +136,8 @@ static void test_fd_decode(const char *name, rs_rng *rng)
     st |= llm_rotate_set(m, &rc, 1, 2, 1) | llm_rotate_set(m, &rc, 1, 4, 1) | llm_rotate_set(m, &rc, 1, 3, 1);
     st |= llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
     double e2 = rel_err(m->logits, l0, NV);
-    CHECK(!st && e1 <= 1e-4 && e2 <= 1e-5, "%s: R2/R3/R4 of layer 1 off (rel err %.3g) and on again (%.3g)", name, e1,
-          e2);
+    CHECK(!st && e1 <= 1e-4 && e2 <= 1e-5, "%s%s: R2/R3/R4 of layer 1 off (rel err %.3g) and on again (%.3g)", name,
+          mode, e1, e2);
 
     /* finite differences through R3, R4 and the final R1^T (16 bits) */
     int ntok = 0;
@@ -168,8 +179,8 @@ static void test_fd_decode(const char *name, rs_rng *rng)
         free(u), free(x0);
     }
     omp_set_num_threads(nth);
-    CHECK(!st && nbad == 0, "%s: finite differences through the online rotations, %d tensors, worst rel %.3g", name,
-          nchk, worst);
+    CHECK(!st && nbad == 0, "%s%s: finite differences through the online rotations, %d tensors, worst rel %.3g", name,
+          mode, nchk, worst);
 
     /* decode = forward with rotations and W4A4KV4 */
     llm_qat_opts o;
@@ -197,8 +208,8 @@ static void test_fd_decode(const char *name, rs_rng *rng)
     /* one-token matrix products round differently from the batched ones; at 4 bits a value
      * within an ulp of a rounding boundary can then flip one code, which moves every later
      * position of that row: allow one such row-tail (a few positions) */
-    CHECK(!st && nflip <= T / 2, "%s: rotated W4A4KV4 decode vs forward: rel err %.3g at %d of %d positions, "
-          "%d positions after a rounding flip", name, e, B * T - nflip, B * T, nflip);
+    CHECK(!st && nflip <= T / 2, "%s%s: rotated W4A4KV4 decode vs forward: rel err %.3g at %d of %d positions, "
+          "%d positions after a rounding flip", name, mode, e, B * T - nflip, B * T, nflip);
     llm_kv_free(kv);
     free(dl), free(g), free(l0);
     llm_rot_config_free(&rc);
@@ -217,7 +228,7 @@ static int fwd_bwd(llm_model *m, float *loss, float *logits, float *grads)
     return 0;
 }
 
-static void test_fast_vs_ref(const char *name, qz_ste ste)
+static void test_fast_vs_ref(const char *name, qz_ste ste, int r2_online)
 {
     llm_model *m = NULL;
     llm_rot_config rc;
@@ -225,7 +236,7 @@ static void test_fast_vs_ref(const char *name, qz_ste ste)
     llm_qat_opts_default(&o);
     o.ste = ste;
     int st = load(name, &m) || llm_qat_attach(m, &o) || llm_rot_config_init(&rc, m->cfg.n_layer, 1, 1, 1, 1, LLM_SIGNS_ALL, 5);
-    if (!st) st = llm_rotate(&m, &rc) || llm_model_alloc_grads(m);
+    if (!st) rc.r2_online = r2_online, st = llm_rotate(&m, &rc) || llm_model_alloc_grads(m);
     if (st) {
         CHECK(0, "%s: set up W4A4KV4 R1-R4 (%s)", name, rs_last_error());
         llm_model_free(m);
@@ -240,8 +251,8 @@ static void test_fast_vs_ref(const char *name, qz_ste ste)
     st = st || fwd_bwd(m, &loss[2], l[2], g[2]);
     double e = st ? INFINITY : rel_err(g[0], g[2], P);
     CHECK(!st && loss[0] == loss[2] && !memcmp(l[0], l[2], NV * 4) && e <= 1e-5,
-          "%s (%s STE): cached/weight-side fast path vs reference: logits and loss identical, gradients rel err %.3g "
-          "(tol 1e-5)", name, ste == QZ_STE_CLIPPED ? "clipped" : "identity", e);
+          "%s (%s STE%s): cached/weight-side fast path vs reference: logits and loss identical, gradients rel err %.3g "
+          "(tol 1e-5)", name, ste == QZ_STE_CLIPPED ? "clipped" : "identity", r2_online ? ", R2 online" : "", e);
     CHECK(!st && loss[0] == loss[1] && !memcmp(g[0], g[1], P * 4), "%s: fast path deterministic (same bytes twice)",
           name);
     for (int i = 0; i < 3; i++) free(l[i]), free(g[i]);
@@ -249,12 +260,102 @@ static void test_fast_vs_ref(const char *name, qz_ste ste)
     llm_model_free(m);
 }
 
+/* A fixture with quantizers o (NULL: 16 bits) and rotations (R1, R2, R3, R4 as given),
+ * R2 online or merged. */
+static int setup(const char *name, llm_model **m, const llm_qat_opts *o, int r1, int r3r4, int r2_online,
+                 llm_rot_config *rc)
+{
+    *m = NULL;
+    if (load(name, m) || (o && llm_qat_attach(*m, o)) ||
+        llm_rot_config_init(rc, (*m)->cfg.n_layer, r1, 1, r3r4, r3r4, LLM_SIGNS_ALL, 9))
+        return 1;
+    rc->r2_online = r2_online;
+    return llm_rotate(m, rc) || llm_model_alloc_grads(*m);
+}
+
+static void test_r2_online(const char *name)
+{
+    llm_model *m = NULL, *mm = NULL, *ld = NULL;
+    llm_rot_config rc, rcm;
+    if (load(name, &m)) {
+        CHECK(0, "%s: load", name);
+        return;
+    }
+    size_t NV = (size_t)B * T * m->cfg.vocab;
+    float *ref = malloc(NV * 4), *lon = malloc(NV * 4);
+    llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
+    memcpy(ref, m->logits, NV * 4);
+    llm_model_free(m);
+    /* 16 bits: online R2 (alone, and with R1/R3/R4) against no rotation and merged R2 */
+    double e_ref = 0, e_mrg = 0;
+    int st = 0;
+    for (int all = 0; all < 2 && !st; all++) {
+        st = setup(name, &m, NULL, all, all, 1, &rc) || setup(name, &mm, NULL, all, all, 0, &rcm) ||
+             llm_model_forward(m, tok, NULL, B, T, NULL, NULL) || llm_model_forward(mm, tok, NULL, B, T, NULL, NULL);
+        if (!st) e_ref = fmax(e_ref, rel_err(m->logits, ref, NV)), e_mrg = fmax(e_mrg, rel_err(m->logits, mm->logits, NV));
+        llm_model_free(m), llm_model_free(mm);
+        llm_rot_config_free(&rc), llm_rot_config_free(&rcm);
+    }
+    CHECK(!st && e_ref <= 1e-4 && e_mrg <= 1e-4, "%s: online R2 at 16 bits (alone and with R1/R3/R4): rel err %.3g "
+          "against no rotation, %.3g against merged R2 (tol 1e-4)", name, e_ref, e_mrg);
+
+    /* W4A4KV4, every rotation: forward and gradients against the merged form */
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    st = setup(name, &m, &o, 1, 1, 1, &rc) || setup(name, &mm, &o, 1, 1, 0, &rcm);
+    size_t P = st ? 0 : m->nparams;
+    float *g = malloc(P * 4 + 4), *gm = malloc(P * 4 + 4), *w0 = malloc(P * 4 + 4), loss = 0, lossm = 0;
+    st = st || fwd_bwd(m, &loss, lon, g) || fwd_bwd(mm, &lossm, ref, gm);
+    double ef = st ? INFINITY : rel_err(lon, ref, NV);
+    CHECK(!st && ef <= 1e-5, "%s: W4A4KV4, online vs merged R2: logits rel err %.3g (tol 1e-5), loss %.7g vs %.7g", name,
+          ef, loss, lossm);
+    /* the gradient of the stored weights, rotated like the weights (llm_rotate_merge_r2 on
+     * a copy of the model whose parameters are the gradient), is the merged gradient */
+    double eg = INFINITY;
+    if (!st) {
+        memcpy(w0, m->params, P * 4);
+        memcpy(m->params, g, P * 4);
+        llm_rot_config rcg;
+        st = llm_rot_config_copy(&rcg, &rc) || llm_rotate_merge_r2(m, &rcg);
+        eg = st ? INFINITY : rel_err(m->params, gm, P);
+        memcpy(m->params, w0, P * 4);
+        memcpy(m->qat->r2_on, rc.r2, (size_t)rc.n_layer); /* online again, as before the merge */
+        llm_rot_config_free(&rcg);
+    }
+    CHECK(!st && eg <= 1e-5, "%s: W4A4KV4: online R2's gradient, rotated, equals the merged one: rel err %.3g (tol 1e-5)",
+          name, eg);
+    /* export: saving refuses the unmerged model; merged, the function is kept, and the
+     * saved folder reloads with identical logits */
+    char dir[64] = "/tmp/rostesim_r2XXXXXX";
+    int refused = !st && llm_qat_save(m, &rc, "roste", "/nonexistent") == RS_EINVAL;
+    st = st || !mkdtemp(dir) || llm_rotate_merge_r2(m, &rc) || llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
+    double em = st ? INFINITY : rel_err(m->logits, lon, NV);
+    if (!st) memcpy(ref, m->logits, NV * 4);
+    st = st || rc.r2_online || llm_model_save(m, dir) || llm_qat_save(m, &rc, "roste", dir) || llm_model_load(&ld, dir) ||
+         llm_model_forward(ld, tok, NULL, B, T, NULL, NULL);
+    int same = !st && !memcmp(ld->logits, ref, NV * 4) && ld->qat && ld->qat->r2_trained_online;
+    CHECK(refused && !st && em <= 1e-5 && same, "%s: online R2 merged for export: saving unmerged refused, rel err %.3g "
+          "after the merge (tol 1e-5), reload identical (r2_mode online recorded)", name, em);
+    if (dir[15] != 'X') {
+        char p[128];
+        const char *f[] = {"config.json", "model.safetensors", LLM_QAT_FILE};
+        for (int i = 0; i < 3; i++) snprintf(p, sizeof p, "%s/%s", dir, f[i]), remove(p);
+        rmdir(dir);
+    }
+    free(g), free(gm), free(w0), free(ref), free(lon);
+    llm_model_free(m), llm_model_free(mm), llm_model_free(ld);
+    llm_rot_config_free(&rc), llm_rot_config_free(&rcm);
+}
+
 int main(void)
 {
     rs_rng *rng = rs_rng_alloc(11, 1);
-    for (int i = 0; i < NFIX; i++) test_fast_vs_ref(FIXTURES[i], i == 2 ? QZ_STE_CLIPPED : QZ_STE_IDENTITY);
+    for (int i = 0; i < NFIX; i++) test_fast_vs_ref(FIXTURES[i], i == 2 ? QZ_STE_CLIPPED : QZ_STE_IDENTITY, 0);
+    for (int i = 0; i < NFIX; i++) test_fast_vs_ref(FIXTURES[i], i == 2 ? QZ_STE_CLIPPED : QZ_STE_IDENTITY, 1);
     for (int i = 0; i < NFIX; i++) test_invariance(FIXTURES[i]);
-    for (int i = 0; i < NFIX; i++) test_fd_decode(FIXTURES[i], rng);
+    for (int i = 0; i < NFIX; i++) test_r2_online(FIXTURES[i]);
+    for (int i = 0; i < NFIX; i++) test_fd_decode(FIXTURES[i], rng, 0);
+    for (int i = 0; i < NFIX; i++) test_fd_decode(FIXTURES[i], rng, 1);
     rs_rng_free(rng);
     return check_summary("test_rotate");
 }
