@@ -668,6 +668,7 @@ typedef struct {
 static const subcommand subs[] = {
     {"sft", cmd_llm_sft, "supervised fine-tuning (AdamW, fp32) with checkpoints and --resume"},
     {"qat", cmd_llm_qat, "quantization-aware fine-tuning: STE or RoSTE (fake-quantized W/A/KV, rotations)"},
+    {"ptq", cmd_llm_ptq, "post-training quantization baselines: RTN, GPTQ, QuaRot (rotations + RTN/GPTQ)"},
     {"search", cmd_llm_search, "choose R1-R4 rotations by quantization error (RoSTE's lower level)"},
     {"diagnose", cmd_llm_diagnose, "quantization error and activation range with/without rotation, plots"},
     {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},

@@ -20,6 +20,9 @@ int cmd_llm_qat(int argc, char **argv);
 int cmd_llm_search(int argc, char **argv);
 int cmd_llm_diagnose(int argc, char **argv);
 
+/* llm ptq: RTN, GPTQ, QuaRot (cli/cmd_llm_ptq.c) */
+int cmd_llm_ptq(int argc, char **argv);
+
 /* `llm sft` with hooks (cli/cmd_llm.c), for `llm qat`: every sft option, plus
  *   prepare     after the model and data are loaded, before the trainer (may replace *m);
  *   after_step  after every optimizer step: extra JSON fields for the train_log.jsonl record

@@ -688,6 +688,10 @@ typedef enum { SITE_QKV = LLM_SITE_QKV, SITE_O = LLM_SITE_O, SITE_UP = LLM_SITE_
 static int linear_forward(llm_model *m, linear_site site, int layer, float *out, const float *inp, const float *w,
                           const float *b, int N, int IC, int OC)
 {
+    if (m->tap && site != SITE_HEAD) {
+        int st = m->tap(m->tap_ctx, (int)site, layer, inp, N, IC);
+        if (st) return st;
+    }
     if (m->qat && site != SITE_HEAD) return llm_qat_linear_forward(m->qat, (int)site, layer, out, inp, w, b, N, IC, OC);
     lk_matmul_forward(out, inp, w, b, N, IC, OC);
     return RS_OK;

@@ -65,6 +65,11 @@ typedef struct llm_model {
     struct llm_qat *qat;    /* fake quantizers and online rotations (llm/qat.h); NULL = full precision.
                              * Owned: llm_model_free frees it. llm_model_load attaches it when the
                              * folder has rostesim_qat.json (written by llm_qat_save). */
+    /* Optional observer of each quantized linear site's input (N,IC), before online rotations
+     * and quantizers, called by the forward (llm/ptq.c builds GPTQ's Hessians with it);
+     * a non-zero return aborts the forward with that status. NULL = none. */
+    int (*tap)(void *ctx, int site, int layer, const float *inp, int N, int IC);
+    void *tap_ctx;
 } llm_model;
 
 /* Load a HF checkpoint folder: config.json + model.safetensors or sharded. Shapes are
