@@ -418,7 +418,9 @@ done:
 
 /* ---- llm diagnose ----------------------------------------------------------------------------- */
 
-static int run_gnuplot(const char *C, const char *script, const char *dir)
+/* Draw an embedded script over dir; `prelude` (may be NULL) holds gnuplot definitions
+ * the script reads (e.g. the runs' names). */
+static int run_gnuplot(const char *C, const char *script, const char *dir, const char *prelude)
 {
     const char *text = plot_gp_text(script);
     if (!text) return cli_error(C, "internal: no embedded script %s", script), 1;
@@ -427,7 +429,7 @@ static int run_gnuplot(const char *C, const char *script, const char *dir)
     snprintf(cmdline, sizeof cmdline, "%s 2>/dev/null", gp && *gp ? gp : "gnuplot");
     FILE *p = popen(cmdline, "w");
     if (!p) return 1;
-    fprintf(p, "datadir = \"%s\"\n%s\n", dir, text);
+    fprintf(p, "datadir = \"%s\"\n%s%s\n", dir, prelude ? prelude : "", text);
     return pclose(p) != 0;
 }
 
@@ -596,6 +598,7 @@ int cmd_llm_diagnose(int argc, char **argv)
             fprintf(f, "%s\t%zu\t%.9g\t%.9g\n", llm_site_name(s), j, m[0]->qat->chan_max[s][j], m[1]->qat->chan_max[s][j]);
     fclose(f);
     f = NULL;
+    char names[8192] = ""; /* gnuplot definitions of the runs' names, for fig4 */
     if (runs) {
         snprintf(p, sizeof p, "%s/fig4.tsv", out);
         if (!(f = fopen(p, "w"))) { rc = (cli_error(C, "cannot write '%s'", p), 1); goto done; }
@@ -603,18 +606,37 @@ int cmd_llm_diagnose(int argc, char **argv)
         char buf[4200];
         snprintf(buf, sizeof buf, "%s", runs);
         int idx = 0;
-        for (char *tokn = strtok(buf, ","); tokn; tokn = strtok(NULL, ","), idx++)
+        size_t nl = 0;
+        for (char *tokn = strtok(buf, ","); tokn; tokn = strtok(NULL, ","), idx++) {
             if (log_e(tokn, f, idx)) fprintf(stderr, "rostesim %s: warning: no %s/train_log.jsonl\n", C, tokn);
+            /* the legend names a run by its folder's last component (quotes dropped) */
+            const char *base = tokn + strlen(tokn);
+            while (base > tokn && base[-1] == '/') base--;
+            const char *end = base;
+            while (base > tokn && base[-1] != '/') base--;
+            nl += (size_t)snprintf(names + nl, nl < sizeof names ? sizeof names - nl : 0, "rn[%d] = \"", idx + 1);
+            for (const char *c = base; c < end && nl + 4 < sizeof names; c++)
+                if (*c != '"' && *c != '\\') names[nl++] = *c;
+            nl += (size_t)snprintf(names + nl, nl < sizeof names ? sizeof names - nl : 0, "\"\n");
+        }
+        char head[64];
+        snprintf(head, sizeof head, "nruns = %d\narray rn[%d]\n", idx, idx > 0 ? idx : 1);
+        if (strlen(head) + nl < sizeof names) {
+            memmove(names + strlen(head), names, nl + 1);
+            memcpy(names, head, strlen(head));
+        } else {
+            snprintf(names, sizeof names, "nruns = 0\narray rn[1]\n");
+        }
         fclose(f);
         f = NULL;
         if ((rc = fig6(C, runs, ds, calib, layer, out))) goto done;
     }
     int drawn = 0;
     if (plot_gnuplot_available()) {
-        drawn += !run_gnuplot(C, "llm_fig7", out);
-        drawn += !run_gnuplot(C, "llm_fig3", out);
-        if (runs) drawn += !run_gnuplot(C, "llm_fig4", out);
-        if (runs) drawn += !run_gnuplot(C, "llm_fig6", out);
+        drawn += !run_gnuplot(C, "llm_fig7", out, NULL);
+        drawn += !run_gnuplot(C, "llm_fig3", out, NULL);
+        if (runs) drawn += !run_gnuplot(C, "llm_fig4", out, names);
+        if (runs) drawn += !run_gnuplot(C, "llm_fig6", out, NULL);
     } else {
         fprintf(stderr, "rostesim %s: gnuplot not found: tables only (apt-get install gnuplot-nox)\n", C);
     }
