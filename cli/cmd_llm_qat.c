@@ -433,6 +433,20 @@ static int run_gnuplot(const char *C, const char *script, const char *dir, const
     return pclose(p) != 0;
 }
 
+/* A run's label in figures: the last component of its folder (trailing '/' ignored,
+ * quotes and backslashes dropped so that gnuplot strings stay intact). */
+static void run_label(const char *path, char *out, size_t n)
+{
+    const char *end = path + strlen(path);
+    while (end > path && end[-1] == '/') end--;
+    const char *b = end;
+    while (b > path && b[-1] != '/') b--;
+    size_t k = 0;
+    for (; b < end && k + 1 < n; b++)
+        if (*b != '"' && *b != '\\') out[k++] = *b;
+    out[k] = 0;
+}
+
 /* E per step of a qat run's train_log.jsonl into f as "run step E" lines. */
 static int log_e(const char *run, FILE *f, int idx)
 {
@@ -490,9 +504,9 @@ static int fig6(const char *C, const char *runs, const llm_dataset *ds, int cali
     if (!f) { rc = (cli_error(C, "cannot write '%s': %s", p, strerror(errno)), 1); goto done; }
     fprintf(f, "site\tchannel");
     for (int k = 0; k < nr; k++) {
-        const char *b = strrchr(name[k], '/');
-        b = b && b[1] ? b + 1 : name[k];
-        fprintf(f, "\t%s", b);
+        char lab[256];
+        run_label(name[k], lab, sizeof lab);
+        fprintf(f, "\t%s", lab);
     }
     fprintf(f, "\n");
     for (int s = 0; s < LLM_NSITES; s += 3)
@@ -609,15 +623,9 @@ int cmd_llm_diagnose(int argc, char **argv)
         size_t nl = 0;
         for (char *tokn = strtok(buf, ","); tokn; tokn = strtok(NULL, ","), idx++) {
             if (log_e(tokn, f, idx)) fprintf(stderr, "rostesim %s: warning: no %s/train_log.jsonl\n", C, tokn);
-            /* the legend names a run by its folder's last component (quotes dropped) */
-            const char *base = tokn + strlen(tokn);
-            while (base > tokn && base[-1] == '/') base--;
-            const char *end = base;
-            while (base > tokn && base[-1] != '/') base--;
-            nl += (size_t)snprintf(names + nl, nl < sizeof names ? sizeof names - nl : 0, "rn[%d] = \"", idx + 1);
-            for (const char *c = base; c < end && nl + 4 < sizeof names; c++)
-                if (*c != '"' && *c != '\\') names[nl++] = *c;
-            nl += (size_t)snprintf(names + nl, nl < sizeof names ? sizeof names - nl : 0, "\"\n");
+            char lab[256];
+            run_label(tokn, lab, sizeof lab);
+            if (nl < sizeof names) nl += (size_t)snprintf(names + nl, sizeof names - nl, "rn[%d] = \"%s\"\n", idx + 1, lab);
         }
         char head[64];
         snprintf(head, sizeof head, "nruns = %d\narray rn[%d]\n", idx, idx > 0 ? idx : 1);
