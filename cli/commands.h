@@ -12,6 +12,7 @@ int cmd_hadamard(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
 int cmd_llm_import_gguf(int argc, char **argv); /* cli/cmd_llm_gguf.c, under 'llm' */
 int cmd_lsq(int argc, char **argv);
+int cmd_paper(int argc, char **argv); /* paper table1 / table3 (cli/cmd_paper.c) */
 int cmd_plot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

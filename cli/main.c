@@ -18,6 +18,7 @@ static const command commands[] = {
     {"verify", cmd_verify, "run the theory checks of a paper folder and print pass/fail per claim"},
     {"llm", cmd_llm, "language models: fine-tune (sft), eval, generate, info, init"},
     {"data", cmd_data, "build data sets from the machine itself (debian-tldr: TL;DR pairs from Debian)"},
+    {"paper", cmd_paper, "the paper's Tables 1 and 3 at CPU scale: baselines, STE and RoSTE, ROUGE"},
     {"hadamard", cmd_hadamard, "tell which Hadamard construction covers an order; check and time it"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,743 @@
+/* rostesim paper table1 / table3: the paper's comparison (ROSTE.md §6) at CPU scale, driven
+ * through the binary's own `llm` subcommands in-process (argv arrays, cmd_llm), so that every
+ * cell can be rerun by hand with the command line printed for it.
+ *
+ * Layout of --out: base/, sft/, and BITS/METHOD[-lrLR-cC]/ per quantized cell; each cell
+ * folder holds model/ (the trained or quantized checkpoint; not for base), train.done
+ * (written after the trainer returned 0), SPLIT_predictions.jsonl and SPLIT.json (ROUGE of
+ * that split, written atomically, last: the done-marker). A cell whose marker exists is
+ * skipped, so an interrupted run resumes. Deterministic: fixed seeds throughout. */
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "llm/ptq.h"
+#include "llm/rouge.h"
+#include "plots/plot.h"
+#include "sim/lsq_out.h"
+
+#define MAXBITS 4
+#define MAXGRID 9
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int mkdir_p(const char *C, const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return cli_error(C, "cannot create '%s': %s", buf, strerror(errno)), 1;
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return 0;
+}
+
+/* ---- methods: one table, rows of the paper's Table 1 -------------------------------------- */
+
+enum { K_BASE, K_SFT, K_PTQ, K_QAT };
+enum { ROT_SEARCH, ROT_NONE, ROT_ALL }; /* RoSTE's rotations (table3) */
+
+static int avail_always(void) { return 1; }
+/* SpinQuant is one more entry: present when this build's `llm ptq` knows the method. */
+static int avail_ptq(const char *m) { return llm_ptq_method_parse(m) >= 0; }
+static int avail_spinquant(void) { return avail_ptq("spinquant"); }
+
+typedef struct {
+    const char *name;  /* folder and row key */
+    const char *label; /* row label */
+    int kind;
+    const char *method; /* llm ptq / llm qat --method */
+    int rot;            /* K_QAT roste: ROT_* */
+    int (*available)(void);
+    int paper; /* column of paper_rows (-1: none) */
+} paper_method;
+
+static const paper_method table1_methods[] = {
+    {"base", "Base (pretrained, no fine-tuning)", K_BASE, NULL, 0, avail_always, -1},
+    {"sft", "SFT (full precision)", K_SFT, NULL, 0, avail_always, 0},
+    {"rtn", "RTN", K_PTQ, "rtn", 0, avail_always, 1},
+    {"gptq", "GPTQ", K_PTQ, "gptq", 0, avail_always, 2},
+    {"quarot", "QuaRot", K_PTQ, "quarot", 0, avail_always, 3},
+    {"spinquant", "SpinQuant", K_PTQ, "spinquant", 0, avail_spinquant, 4},
+    {"ste", "STE", K_QAT, "ste", 0, avail_always, 5},
+    {"roste", "RoSTE", K_QAT, "roste", ROT_SEARCH, avail_always, 6},
+};
+static const paper_method table3_methods[] = {
+    {"roste-none", "RoSTE, no rotation", K_QAT, "roste", ROT_NONE, avail_always, -1},
+    {"roste-all", "RoSTE, every rotation (R1-R4)", K_QAT, "roste", ROT_ALL, avail_always, -1},
+    {"roste-adaptive", "RoSTE, adaptive (searched)", K_QAT, "roste", ROT_SEARCH, avail_always, -1},
+};
+
+/* The paper's Table 1 at W4A4KV4, ROUGE average (ROSTE.md §6; also
+ * papers/roste-2502.09003/table1_paper.tsv): SFT, RTN, GPTQ, QuaRot, SpinQuant, STE, RoSTE. */
+static const struct {
+    const char *model;
+    double v[7];
+} paper_rows[] = {
+    {"Qwen2.5-0.5B", {23.90, 6.73, 8.51, 6.67, 8.70, 21.67, 22.28}},
+    {"Pythia-1B", {23.91, 4.25, 6.93, 11.39, 9.06, 22.37, 23.07}},
+};
+#define NPAPER (sizeof paper_rows / sizeof paper_rows[0])
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *model, *data, *out, *bits;
+    int steps, batch, max_len, calib, threads, sweep;
+    long test_limit, seed;
+    double lr;
+    int nbits, wb[MAXBITS], ab[MAXBITS], kb[MAXBITS];
+    char bname[MAXBITS][32];
+    char train[4200], valid[4200], test[4200];
+    double t0;
+    int ncells, cell;
+} paper_opts;
+
+typedef struct {
+    double r1, r2, rl, rlsum, mean;
+    long n;
+    int ok;
+} pscore;
+
+/* ---- running a step ------------------------------------------------------------------------ */
+
+typedef struct {
+    char *v[64];
+    int n;
+    char buf[16384];
+    size_t used;
+} argvb;
+
+static void av_add(argvb *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void av_add(argvb *a, const char *fmt, ...)
+{
+    if (a->n >= 63 || a->used >= sizeof a->buf - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(a->buf + a->used, sizeof a->buf - a->used, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= sizeof a->buf - a->used) return;
+    a->v[a->n++] = a->buf + a->used;
+    a->v[a->n] = NULL;
+    a->used += (size_t)k + 1;
+}
+
+/* Print the equivalent command line (shell-quoted where needed), then run it in-process. */
+static int av_run(const argvb *a)
+{
+    printf("  $ rostesim");
+    for (int i = 0; i < a->n; i++) {
+        const char *s = a->v[i];
+        int plain = *s != 0;
+        for (const char *p = s; *p; p++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%", *p)) plain = 0;
+        if (plain) printf(" %s", s);
+        else {
+            printf(" '");
+            for (const char *p = s; *p; p++) *p == '\'' ? printf("'\\''") : putchar(*p);
+            putchar('\'');
+        }
+    }
+    putchar('\n');
+    fflush(stdout);
+    char *v[64];
+    for (int i = 0; i <= a->n; i++) v[i] = a->v[i];
+    int rc = cmd_llm(a->n, v);
+    fflush(stdout);
+    fflush(stderr);
+    return rc;
+}
+
+static int read_score(const char *path, pscore *s)
+{
+    memset(s, 0, sizeof *s);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *o = cJSON_Parse(buf);
+    const char *k[] = {"R1", "R2", "RL", "RLsum", "mean"};
+    double *d[] = {&s->r1, &s->r2, &s->rl, &s->rlsum, &s->mean};
+    int ok = o != NULL;
+    for (int i = 0; i < 5 && ok; i++) {
+        const cJSON *x = cJSON_GetObjectItem(o, k[i]);
+        if (cJSON_IsNumber(x)) *d[i] = x->valuedouble;
+        else ok = 0;
+    }
+    const cJSON *nn = cJSON_GetObjectItem(o, "n");
+    if (ok && cJSON_IsNumber(nn)) s->n = (long)nn->valuedouble;
+    cJSON_Delete(o);
+    s->ok = ok;
+    return !ok;
+}
+
+/* ROUGE of a predictions file of `llm eval --generate` (rouge library, stemmed, over the
+ * prediction/reference pairs it holds), written to json_path atomically. */
+static int score_predictions(const char *C, const char *pred, const char *split, const char *json_path, double secs,
+                             pscore *s)
+{
+    FILE *f = fopen(pred, "rb");
+    if (!f) return cli_error(C, "cannot read '%s'", pred), 1;
+    rouge_acc acc = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (getline(&line, &cap, f) > 0) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *p = cJSON_GetObjectItem(o, "prediction"), *r = cJSON_GetObjectItem(o, "reference");
+        rouge_scores sc;
+        if (!cJSON_IsString(p) || !cJSON_IsString(r) || rouge_score(r->valuestring, p->valuestring, 1, &sc) != 0) rc = 1;
+        else rouge_acc_add(&acc, &sc);
+        cJSON_Delete(o);
+        if (rc) break;
+    }
+    free(line);
+    fclose(f);
+    if (rc || acc.n == 0) return cli_error(C, "%s: no predictions to score", pred), 1;
+    rouge_scores m;
+    rouge_acc_mean(&acc, &m);
+    s->r1 = m.r1.f, s->r2 = m.r2.f, s->rl = m.rl.f, s->rlsum = m.rlsum.f;
+    s->mean = (s->r1 + s->r2 + s->rl + s->rlsum) / 4;
+    s->n = (long)acc.n, s->ok = 1;
+    char tmp[4400];
+    FILE *o = rs_atomic_open(json_path, tmp, sizeof tmp);
+    if (!o) return cli_error(C, "cannot create '%s'", json_path), 1;
+    fprintf(o,
+            "{\"split\": \"%s\", \"n\": %ld, \"R1\": %.6f, \"R2\": %.6f, \"RL\": %.6f, \"RLsum\": %.6f, \"mean\": %.6f, "
+            "\"stemmed\": true, \"eval_seconds\": %.1f}\n",
+            split, s->n, s->r1, s->r2, s->rl, s->rlsum, s->mean, secs);
+    if (rs_atomic_close(o, tmp, json_path) != 0) return cli_error(C, "cannot write '%s'", json_path), 1;
+    return 0;
+}
+
+static void progress(const char *C, paper_opts *o, const char *what, const char *dir)
+{
+    printf("[%s %d/%d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, now_s() - o->t0, what, dir);
+    fflush(stdout);
+}
+
+/* Evaluate dir/model (or the base model) on a split: dir/SPLIT.json is the done-marker. */
+static int eval_split(const char *C, paper_opts *o, const char *dir, const char *model, const char *split, pscore *s)
+{
+    char js[4300], pred[4300];
+    snprintf(js, sizeof js, "%s/%s.json", dir, split);
+    if (is_file(js) && read_score(js, s) == 0) {
+        printf("  skip: %s already done (%s: mean %.4f)\n", split, js, s->mean);
+        return 0;
+    }
+    snprintf(pred, sizeof pred, "%s/%s_predictions.jsonl", dir, split);
+    argvb a = {0};
+    av_add(&a, "llm");
+    av_add(&a, "eval");
+    av_add(&a, "--model");
+    av_add(&a, "%s", model);
+    av_add(&a, "--data");
+    av_add(&a, "%s", !strcmp(split, "test") ? o->test : o->valid);
+    av_add(&a, "--generate");
+    av_add(&a, "--limit");
+    av_add(&a, "%ld", o->test_limit);
+    av_add(&a, "--max-len");
+    av_add(&a, "%d", o->max_len);
+    av_add(&a, "--predictions");
+    av_add(&a, "%s", pred);
+    av_add(&a, "--threads");
+    av_add(&a, "%d", o->threads);
+    double t = now_s();
+    int rc = av_run(&a);
+    if (rc) return cli_error(C, "eval of %s on %s failed (exit %d)", model, split, rc), 1;
+    return score_predictions(C, pred, split, js, now_s() - t, s);
+}
+
+/* Train or quantize into dir/model unless dir/train.done exists. */
+static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, double lr, double clip,
+                      const char *sft_model, const char *dir)
+{
+    char done[4300], model[4300];
+    snprintf(done, sizeof done, "%s/train.done", dir);
+    snprintf(model, sizeof model, "%s/model", dir);
+    if (is_file(done)) {
+        printf("  skip: %s already trained (%s)\n", pm->name, done);
+        return 0;
+    }
+    if (mkdir_p(C, dir)) return 1;
+    argvb a = {0};
+    av_add(&a, "llm");
+    if (pm->kind == K_PTQ) {
+        av_add(&a, "ptq");
+        av_add(&a, "--method");
+        av_add(&a, "%s", pm->method);
+        av_add(&a, "--model");
+        av_add(&a, "%s", sft_model);
+        av_add(&a, "--data");
+        av_add(&a, "%s", o->train);
+        av_add(&a, "--calib");
+        av_add(&a, "%d", o->calib);
+        if (!strcmp(pm->method, "quarot")) av_add(&a, "--quarot-weights"), av_add(&a, "gptq");
+    } else {
+        av_add(&a, pm->kind == K_SFT ? "sft" : "qat");
+        if (pm->kind == K_QAT) av_add(&a, "--method"), av_add(&a, "%s", pm->method);
+        av_add(&a, "--model");
+        av_add(&a, "%s", o->model);
+        av_add(&a, "--data");
+        av_add(&a, "%s", o->train);
+        av_add(&a, "--lr");
+        av_add(&a, "%g", lr);
+        av_add(&a, "--max-steps");
+        av_add(&a, "%d", o->steps);
+        av_add(&a, "--batch");
+        av_add(&a, "%d", o->batch);
+        av_add(&a, "--warmup");
+        av_add(&a, "0.03");
+        av_add(&a, "--seed");
+        av_add(&a, "%ld", o->seed);
+        av_add(&a, "--quiet");
+    }
+    av_add(&a, "--out");
+    av_add(&a, "%s", model);
+    av_add(&a, "--max-len");
+    av_add(&a, "%d", o->max_len);
+    if (pm->kind == K_PTQ || pm->kind == K_QAT) {
+        av_add(&a, "--wbits"), av_add(&a, "%d", o->wb[bi]);
+        av_add(&a, "--abits"), av_add(&a, "%d", o->ab[bi]);
+        av_add(&a, "--kvbits"), av_add(&a, "%d", o->kb[bi]);
+    }
+    if (pm->kind == K_QAT) {
+        if (clip != 1) {
+            av_add(&a, "--wclip"), av_add(&a, "%g", clip);
+            av_add(&a, "--aclip"), av_add(&a, "%g", clip);
+            av_add(&a, "--kvclip"), av_add(&a, "%g", clip);
+        }
+        if (!strcmp(pm->method, "roste")) {
+            av_add(&a, "--calib"), av_add(&a, "%d", o->calib);
+            if (pm->rot != ROT_SEARCH) {
+                /* a fixed rotation configuration: every R1-R4 on, or every one off */
+                char cfg[4300], mc[4300];
+                snprintf(cfg, sizeof cfg, "%s/rotation_fixed.json", dir);
+                snprintf(mc, sizeof mc, "%s/config.json", o->model);
+                FILE *f = fopen(mc, "rb");
+                char buf[65536];
+                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+                if (f) fclose(f);
+                buf[n] = 0;
+                cJSON *j = cJSON_Parse(buf);
+                const cJSON *nl = cJSON_GetObjectItem(j, "num_hidden_layers");
+                int L = cJSON_IsNumber(nl) ? nl->valueint : -1;
+                cJSON_Delete(j);
+                if (L <= 0) return cli_error(C, "--model: no num_hidden_layers in '%s'", mc), 1;
+                const char *on = pm->rot == ROT_ALL ? "true" : "false";
+                char tmp[4400];
+                FILE *w = rs_atomic_open(cfg, tmp, sizeof tmp);
+                if (!w) return cli_error(C, "cannot create '%s'", cfg), 1;
+                fprintf(w, "{\"is_rotate_R1\": %s, \"in_block_rotation\": {", on);
+                for (int l = 0; l < L; l++)
+                    fprintf(w, "%s\"%d\": {\"is_rotate_R2\": %s, \"is_rotate_R3\": %s, \"is_rotate_R4\": %s}", l ? ", " : "",
+                            l, on, on, on);
+                fprintf(w, "}, \"signs\": \"all\", \"seed\": 0}\n");
+                if (rs_atomic_close(w, tmp, cfg)) return cli_error(C, "cannot write '%s'", cfg), 1;
+                av_add(&a, "--rotation-config"), av_add(&a, "%s", cfg);
+            }
+        }
+    }
+    av_add(&a, "--threads");
+    av_add(&a, "%d", o->threads);
+    int rc = av_run(&a);
+    if (rc) return cli_error(C, "%s failed (exit %d); rerun the same command to retry", pm->name, rc), 1;
+    char tmp[4400];
+    FILE *w = rs_atomic_open(done, tmp, sizeof tmp);
+    if (!w) return cli_error(C, "cannot create '%s'", done), 1;
+    fprintf(w, "done\n");
+    if (rs_atomic_close(w, tmp, done)) return cli_error(C, "cannot write '%s'", done), 1;
+    return 0;
+}
+
+/* ---- the sweep grid (--sweep) ----------------------------------------------------------------- */
+static const double sweep_lr_mult[3] = {0.5, 1, 2};
+static const double sweep_clip[3] = {1, 0.95, 0.9};
+
+static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double lr, double clip, int grid, char *d,
+                     size_t n)
+{
+    if (pm->kind == K_BASE || pm->kind == K_SFT) snprintf(d, n, "%s/%s", o->out, pm->name);
+    else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g", o->out, o->bname[bi], pm->name, lr, clip);
+    else snprintf(d, n, "%s/%s/%s", o->out, o->bname[bi], pm->name);
+}
+
+/* One row-cell: train (or quantize) and evaluate on test; with --sweep for QA-SFT rows, the
+ * nine grid points are each evaluated on validation and the best one (ties: first) on test. */
+static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, const char *sft_model, pscore *s,
+                    char *chosen, size_t nchosen)
+{
+    char dir[4300], model[4400];
+    double lr = o->lr, clip = 1;
+    if (pm->kind == K_QAT && o->sweep) {
+        double best = -1;
+        for (int g = 0; g < MAXGRID; g++) {
+            double glr = o->lr * sweep_lr_mult[g / 3], gc = sweep_clip[g % 3];
+            cell_dir(o, pm, bi, glr, gc, 1, dir, sizeof dir);
+            o->cell++;
+            char what[256];
+            snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train, ROUGE on validation", o->bname[bi], pm->name, glr,
+                     gc);
+            progress(C, o, what, dir);
+            snprintf(model, sizeof model, "%s/model", dir);
+            pscore v;
+            if (train_cell(C, o, pm, bi, glr, gc, sft_model, dir) || eval_split(C, o, dir, model, "validation", &v)) return 1;
+            if (v.mean > best) best = v.mean, lr = glr, clip = gc;
+        }
+        printf("  chosen on validation: %s %s lr %g clip %g (mean %.4f)\n", o->bname[bi], pm->name, lr, clip, best);
+        cell_dir(o, pm, bi, lr, clip, 1, dir, sizeof dir);
+    } else {
+        cell_dir(o, pm, bi, lr, clip, 0, dir, sizeof dir);
+        o->cell++;
+        char what[256];
+        snprintf(what, sizeof what, "%s%s%s: %s, ROUGE on test", pm->kind <= K_SFT ? "" : o->bname[bi],
+                 pm->kind <= K_SFT ? "" : " ", pm->name,
+                 pm->kind == K_BASE ? "no training" : pm->kind == K_PTQ ? "quantize the SFT model" : "train");
+        progress(C, o, what, dir);
+        if (pm->kind == K_BASE) {
+            if (mkdir_p(C, dir)) return 1;
+        } else if (train_cell(C, o, pm, bi, lr, clip, sft_model, dir))
+            return 1;
+    }
+    snprintf(model, sizeof model, "%s/model", dir);
+    snprintf(chosen, nchosen, "%s", dir);
+    return eval_split(C, o, dir, pm->kind == K_BASE ? o->model : model, "test", s);
+}
+
+/* ---- outputs ----------------------------------------------------------------------------------- */
+
+static int write_outputs(const char *C, const char *name, paper_opts *o, const paper_method *ms, size_t nm,
+                         pscore (*sc)[MAXBITS], char (*dirs)[MAXBITS][4300], const int *avail)
+{
+    char path[4300], tmp[4400];
+    /* TSV: one line per method and bit setting */
+    snprintf(path, sizeof path, "%s/%s.tsv", o->out, name);
+    FILE *f = rs_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return cli_error(C, "cannot create '%s'", path), 1;
+    fprintf(f, "method\tbits\tR1\tR2\tRL\tRLsum\tmean\tn\tfolder\n");
+    for (size_t i = 0; i < nm; i++)
+        for (int b = 0; b < o->nbits; b++) {
+            if (!avail[i]) {
+                fprintf(f, "%s\t%s\tNaN\tNaN\tNaN\tNaN\tNaN\t0\tnot available in this build\n", ms[i].name, o->bname[b]);
+                continue;
+            }
+            const pscore *s = &sc[i][ms[i].kind <= K_SFT ? 0 : b];
+            fprintf(f, "%s\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%ld\t%s\n", ms[i].name, ms[i].kind <= K_SFT ? "fp32" : o->bname[b],
+                    s->r1, s->r2, s->rl, s->rlsum, s->mean, s->n, dirs[i][ms[i].kind <= K_SFT ? 0 : b]);
+            if (ms[i].kind <= K_SFT) break;
+        }
+    if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
+    /* chart data: rows = methods, columns = bit settings (ROUGE mean) */
+    snprintf(path, sizeof path, "%s/%s_chart.tsv", o->out, name);
+    f = rs_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return cli_error(C, "cannot create '%s'", path), 1;
+    fprintf(f, "method");
+    for (int b = 0; b < o->nbits; b++) fprintf(f, "\t%s", o->bname[b]);
+    fprintf(f, "\n");
+    for (size_t i = 0; i < nm; i++) {
+        if (!avail[i]) continue;
+        fprintf(f, "%s", ms[i].name);
+        for (int b = 0; b < o->nbits; b++) fprintf(f, "\t%.6f", sc[i][ms[i].kind <= K_SFT ? 0 : b].mean);
+        fprintf(f, "\n");
+    }
+    if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
+    /* JSON */
+    cJSON *root = cJSON_CreateObject(), *rows = cJSON_AddArrayToObject(root, "rows");
+    cJSON_AddStringToObject(root, "table", name);
+    cJSON_AddStringToObject(root, "model", o->model);
+    cJSON_AddStringToObject(root, "data", o->data);
+    cJSON *st = cJSON_AddObjectToObject(root, "settings");
+    cJSON_AddNumberToObject(st, "steps", o->steps);
+    cJSON_AddNumberToObject(st, "batch", o->batch);
+    cJSON_AddNumberToObject(st, "lr", o->lr);
+    cJSON_AddNumberToObject(st, "max_len", o->max_len);
+    cJSON_AddNumberToObject(st, "test_limit", (double)o->test_limit);
+    cJSON_AddNumberToObject(st, "calib", o->calib);
+    cJSON_AddNumberToObject(st, "seed", (double)o->seed);
+    cJSON_AddBoolToObject(st, "sweep", o->sweep);
+    for (size_t i = 0; i < nm; i++)
+        for (int b = 0; b < o->nbits; b++) {
+            int bb = ms[i].kind <= K_SFT ? 0 : b;
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "method", ms[i].name);
+            cJSON_AddStringToObject(r, "bits", ms[i].kind <= K_SFT ? "fp32" : o->bname[b]);
+            cJSON_AddBoolToObject(r, "available", avail[i]);
+            if (avail[i]) {
+                const pscore *s = &sc[i][bb];
+                cJSON_AddNumberToObject(r, "R1", s->r1);
+                cJSON_AddNumberToObject(r, "R2", s->r2);
+                cJSON_AddNumberToObject(r, "RL", s->rl);
+                cJSON_AddNumberToObject(r, "RLsum", s->rlsum);
+                cJSON_AddNumberToObject(r, "mean", s->mean);
+                cJSON_AddNumberToObject(r, "n", (double)s->n);
+                cJSON_AddStringToObject(r, "folder", dirs[i][bb]);
+            }
+            if (ms[i].paper >= 0) {
+                cJSON *p = cJSON_AddObjectToObject(r, "paper_W4A4KV4_mean");
+                for (size_t k = 0; k < NPAPER; k++) cJSON_AddNumberToObject(p, paper_rows[k].model, paper_rows[k].v[ms[i].paper]);
+            }
+            cJSON_AddItemToArray(rows, r);
+            if (ms[i].kind <= K_SFT) break;
+        }
+    char *js = cJSON_Print(root);
+    cJSON_Delete(root);
+    snprintf(path, sizeof path, "%s/%s.json", o->out, name);
+    f = rs_atomic_open(path, tmp, sizeof tmp);
+    if (!f || !js) {
+        free(js);
+        if (f) fclose(f), remove(tmp);
+        return cli_error(C, "cannot create '%s'", path), 1;
+    }
+    fprintf(f, "%s\n", js);
+    free(js);
+    if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
+    return 0;
+}
+
+static void print_markdown(const char *title, paper_opts *o, const paper_method *ms, size_t nm, pscore (*sc)[MAXBITS],
+                           const int *avail, int with_paper)
+{
+    printf("\n%s (ROUGE F x 100, stemmed; first %ld test pairs)\n\n| method |", title, o->test_limit);
+    for (int b = 0; b < o->nbits; b++) printf(" %s R1 | R2 | RL | RLsum | mean |", o->bname[b]);
+    if (with_paper)
+        for (size_t k = 0; k < NPAPER; k++) printf(" paper %s W4A4KV4 mean |", paper_rows[k].model);
+    printf("\n|---|");
+    for (int b = 0; b < o->nbits * 5 + (with_paper ? (int)NPAPER : 0); b++) printf("---|");
+    printf("\n");
+    for (size_t i = 0; i < nm; i++) {
+        printf("| %s |", ms[i].label);
+        for (int b = 0; b < o->nbits; b++) {
+            if (!avail[i]) {
+                printf(" n/a | n/a | n/a | n/a | n/a |");
+                continue;
+            }
+            const pscore *s = &sc[i][ms[i].kind <= K_SFT ? 0 : b];
+            printf(" %.2f | %.2f | %.2f | %.2f | %.2f |", 100 * s->r1, 100 * s->r2, 100 * s->rl, 100 * s->rlsum, 100 * s->mean);
+        }
+        if (with_paper)
+            for (size_t k = 0; k < NPAPER; k++)
+                ms[i].paper >= 0 ? printf(" %.2f |", paper_rows[k].v[ms[i].paper]) : printf(" - |");
+        printf("\n");
+    }
+    for (size_t i = 0; i < nm; i++)
+        if (!avail[i]) printf("\n%s: not available in this build ('llm ptq --method %s' unknown).\n", ms[i].label, ms[i].method);
+    printf("\n");
+}
+
+static void draw_chart(const char *name, const char *title, const paper_opts *o)
+{
+    if (!plot_gnuplot_available()) {
+        printf("gnuplot not found: %s_chart.tsv written, no chart drawn\n", name);
+        return;
+    }
+    const char *text = plot_gp_text("table1");
+    if (!text) return;
+    const char *gp = getenv("ROSTESIM_GNUPLOT");
+    char cmdline[4400];
+    snprintf(cmdline, sizeof cmdline, "%s 2>/dev/null", gp && *gp ? gp : "gnuplot");
+    FILE *p = popen(cmdline, "w");
+    if (!p) return;
+    fprintf(p, "datadir = \"%s\"\nname = \"%s\"\nttl = \"%s\"\nnbits = %d\n%s\n", o->out, name, title, o->nbits, text);
+    if (pclose(p) == 0) printf("chart: %s/%s.png\n", o->out, name);
+    else printf("gnuplot failed: no chart drawn (data in %s/%s_chart.tsv)\n", o->out, name);
+}
+
+/* ---- the commands ------------------------------------------------------------------------------ */
+
+static int parse_bits(const char *C, paper_opts *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->bits);
+    o->nbits = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int w, a, k, n = 0;
+        if (o->nbits == MAXBITS) return cli_error(C, "--bits: at most %d settings", MAXBITS), 2;
+        if (sscanf(t, "W%dA%dKV%d%n", &w, &a, &k, &n) != 3 || t[n] || w < 1 || w > 16 || a < 1 || a > 16 || k < 1 || k > 16)
+            return cli_error(C, "--bits: '%s' is not like W4A4KV4 (bits 1-16)", t), 2;
+        o->wb[o->nbits] = w, o->ab[o->nbits] = a, o->kb[o->nbits] = k;
+        snprintf(o->bname[o->nbits], sizeof o->bname[0], "W%dA%dKV%d", w, a, k);
+        o->nbits++;
+    }
+    return o->nbits ? 0 : (cli_error(C, "--bits: empty"), 2);
+}
+
+/* The cached steps are only valid for the settings that made them: OUT/settings.txt records
+ * them on the first run and a rerun with different ones is refused (--bits, --sweep and
+ * --threads may change: other bit settings and sweep cells live in their own folders). */
+static int check_settings(const char *C, const paper_opts *o)
+{
+    char want[8192], path[4300], have[8192];
+    snprintf(want, sizeof want, "model %s\ndata %s\nsteps %d\nbatch %d\nlr %.17g\nmax-len %d\ntest-limit %ld\ncalib %d\nseed %ld\n",
+             o->model, o->data, o->steps, o->batch, o->lr, o->max_len, o->test_limit, o->calib, o->seed);
+    snprintf(path, sizeof path, "%s/settings.txt", o->out);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        size_t n = fread(have, 1, sizeof have - 1, f);
+        fclose(f);
+        have[n] = 0;
+        if (strcmp(have, want))
+            return cli_error(C, "--out: '%s' holds steps of other settings (%s); use another --out or remove it", o->out, path), 2;
+        return 0;
+    }
+    char tmp[4400];
+    f = rs_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return cli_error(C, "cannot create '%s'", path), 1;
+    fputs(want, f);
+    return rs_atomic_close(f, tmp, path) ? (cli_error(C, "cannot write '%s'", path), 1) : 0;
+}
+
+static int paper_table(int argc, char **argv, int which)
+{
+    const char *C = which == 1 ? "paper table1" : "paper table3";
+    paper_opts o = {0};
+    o.model = "data/base-tiny", o.data = "data/debian-tldr", o.out = which == 1 ? "out/table1" : "out/table3";
+    o.bits = "W4A4KV4", o.steps = 600, o.batch = 8, o.max_len = 128, o.calib = 128, o.lr = 1e-3;
+    o.test_limit = 300, o.seed = 42;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &o.model, 0, -1, "DIR", "base model (Hugging Face checkpoint folder)", 0},
+        {"--data", OPT_STRING, &o.data, 0, -1, "DIR", "folder with train.jsonl, validation.jsonl, test.jsonl", 0},
+        {"--out", OPT_STRING, &o.out, 0, -1, "DIR", "output folder (one sub-folder per step; reused to resume)", 0},
+        {"--bits", OPT_STRING, &o.bits, 0, -1, "LIST", "bit settings, comma-separated, e.g. W4A4KV4,W4A8KV4", 0},
+        {"--steps", OPT_INT, &o.steps, 1, 100000000, "N", "optimizer steps of SFT and QA-SFT", 0},
+        {"--batch", OPT_INT, &o.batch, 1, 4096, "B", "rows per step", 0},
+        {"--lr", OPT_DOUBLE, &o.lr, 1e-12, 10, "LR", "peak learning rate (cosine, 3% warm-up)", 0},
+        {"--max-len", OPT_INT, &o.max_len, 1, 1 << 20, "T", "tokens per training / calibration row", 0},
+        {"--test-limit", OPT_LONG, &o.test_limit, 1, 1000000000L, "N", "ROUGE on the first N rows of test (and validation)", 0},
+        {"--calib", OPT_INT, &o.calib, 1, 1000000, "N", "calibration rows (GPTQ, QuaRot, RoSTE's search)", 0},
+        {"--seed", OPT_LONG, &o.seed, 0, 2147483647L, "S", "seed of the training order", 0},
+        {"--sweep", OPT_FLAG, &o.sweep, 0, -1, NULL, "QA-SFT rows: lr x clip grid, chosen on validation", 0},
+        {"--threads", OPT_INT, &o.threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+    };
+    const char *desc1 =
+        "The paper's Table 1 (ROSTE.md §6) at CPU scale: Base (evaluated only), SFT (full\n"
+        "precision, from --model), then per --bits setting the post-training baselines RTN,\n"
+        "GPTQ, QuaRot (GPTQ weights, clips 0.9/0.95) and SpinQuant (when this build's 'llm ptq'\n"
+        "has it) applied to the SFT model, and QA-SFT with STE and RoSTE from --model. Each is\n"
+        "scored by greedy generation (32 new tokens) and ROUGE-1/2/L/Lsum F (stemmed) and their\n"
+        "mean on the first --test-limit rows of DATA/test.jsonl; the markdown table is printed\n"
+        "beside the paper's W4A4KV4 means (Qwen2.5-0.5B, Pythia-1B) for the shape comparison.\n";
+    const char *desc3 =
+        "The paper's Table 3 (rotation ablation) at CPU scale: RoSTE QA-SFT from --model with\n"
+        "no rotation, every rotation (R1-R4 in every layer) and the adaptive (searched)\n"
+        "rotations, per --bits setting, scored as in 'paper table1'.\n";
+    const char *common =
+        "\nEvery step runs one 'rostesim llm ...' subcommand in-process and prints its exact\n"
+        "command line, so any cell can be rerun by hand. Steps write into their own folder of\n"
+        "--out (base/, sft/, BITS/METHOD/) and finish with a marker (train.done after training,\n"
+        "test.json / validation.json holding the scores, written atomically); a step whose marker\n"
+        "exists is skipped, so rerunning an interrupted command resumes it. --out/settings.txt\n"
+        "records the settings; a rerun with other ones (but --bits, --sweep, --threads) is refused.\n\n"
+        "--sweep (QA-SFT rows): lr in {0.5, 1, 2} x --lr and clipping factor c in {1, 0.95, 0.9}\n"
+        "(--wclip = --aclip = --kvclip = c), nine runs per row and bit setting in folders\n"
+        "METHOD-lrLR-cC, each scored on the first --test-limit rows of DATA/validation.jsonl;\n"
+        "the best mean (ties: the first in that order) is then scored on test. Test is never\n"
+        "used for the choice.\n\n"
+        "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean,\n"
+        "gnuplot) into --out, NAME being table1 or table3. Deterministic (fixed seeds).";
+    char descbuf[4096];
+    snprintf(descbuf, sizeof descbuf, "%s%s", which == 1 ? desc1 : desc3, common);
+    cli_cmd cmd = {C, "[--model DIR] [--data DIR] [--out DIR] [--bits LIST] [options]", descbuf, opts,
+                   sizeof opts / sizeof opts[0], 0, 0,
+                   which == 1 ? "examples:\n  rostesim paper table1\n"
+                                "  rostesim paper table1 --bits W4A4KV4,W4A8KV4 --sweep --out out/table1-sweep\n"
+                                "  rostesim paper table1 --model my-base --data my-data --steps 200 --test-limit 100"
+                              : "example:\n  rostesim paper table3 --bits W4A4KV4"};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    int rc = parse_bits(C, &o);
+    if (rc) return rc;
+    char mc[4300];
+    snprintf(mc, sizeof mc, "%s/config.json", o.model);
+    if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json", o.model), 2;
+    snprintf(o.train, sizeof o.train, "%s/train.jsonl", o.data);
+    snprintf(o.valid, sizeof o.valid, "%s/validation.jsonl", o.data);
+    snprintf(o.test, sizeof o.test, "%s/test.jsonl", o.data);
+    if (!is_file(o.train) || !is_file(o.test) || (o.sweep && !is_file(o.valid)))
+        return cli_error(C, "--data: '%s' needs train.jsonl, validation.jsonl (--sweep) and test.jsonl", o.data), 2;
+    if (mkdir_p(C, o.out)) return 1;
+    if ((rc = check_settings(C, &o))) return rc;
+
+    const paper_method *ms = which == 1 ? table1_methods : table3_methods;
+    size_t nm = which == 1 ? sizeof table1_methods / sizeof *table1_methods : sizeof table3_methods / sizeof *table3_methods;
+    int avail[16];
+    pscore sc[16][MAXBITS];
+    static char dirs[16][MAXBITS][4300];
+    memset(sc, 0, sizeof sc);
+    o.ncells = 0;
+    for (size_t i = 0; i < nm; i++) {
+        avail[i] = ms[i].available();
+        if (!avail[i]) printf("%s: %s not available in this build: its row is left empty\n", C, ms[i].label);
+        else o.ncells += ms[i].kind <= K_SFT ? 1 : o.nbits * (ms[i].kind == K_QAT && o.sweep ? MAXGRID : 1);
+    }
+    o.t0 = now_s();
+    printf("%s: %d steps into %s (model %s, data %s, %d steps x %d rows, lr %g, max-len %d, %ld test rows)\n", C, o.ncells,
+           o.out, o.model, o.data, o.steps, o.batch, o.lr, o.max_len, o.test_limit);
+    char sft_model[4400] = "";
+    for (size_t i = 0; i < nm && !rc; i++) {
+        if (!avail[i]) continue;
+        for (int b = 0; b < o.nbits && !rc; b++) {
+            rc = run_cell(C, &o, &ms[i], b, sft_model, &sc[i][b], dirs[i][b], sizeof dirs[i][b]);
+            if (!rc && ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%s/model", dirs[i][b]);
+            if (ms[i].kind <= K_SFT) break;
+        }
+    }
+    if (rc) return rc;
+    printf("%s: all steps done in %.1f s\n", C, now_s() - o.t0);
+    const char *name = which == 1 ? "table1" : "table3";
+    if ((rc = write_outputs(C, name, &o, ms, nm, sc, dirs, avail))) return rc;
+    print_markdown(which == 1 ? "Table 1: PTQ baselines and QA-SFT against full-precision SFT"
+                              : "Table 3: RoSTE's rotations (none / every / adaptive)",
+                   &o, ms, nm, sc, avail, which == 1);
+    printf("wrote %s/%s.tsv, %s/%s.json, %s/%s_chart.tsv\n", o.out, name, o.out, name, o.out, name);
+    draw_chart(name, which == 1 ? "Table 1: ROUGE mean per method" : "Table 3: RoSTE rotation ablation, ROUGE mean", &o);
+    return 0;
+}
+
+static void paper_usage(FILE *f)
+{
+    fprintf(f, "usage: rostesim paper table1|table3 [options]\n\n"
+               "The RoSTE paper's comparisons run at CPU scale on the embedded task (or --model/--data):\n"
+               "  table1   Base, SFT, RTN, GPTQ, QuaRot, SpinQuant, STE, RoSTE: ROUGE table and chart\n"
+               "  table3   RoSTE's rotation ablation: none / every rotation / adaptive\n"
+               "'rostesim paper table1 --help' describes the options.\n");
+}
+
+int cmd_paper(int argc, char **argv)
+{
+    if (argc < 2) return paper_usage(stderr), 2;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return paper_usage(stdout), 0;
+    if (!strcmp(argv[1], "table1")) return paper_table(argc - 1, argv + 1, 1);
+    if (!strcmp(argv[1], "table3")) return paper_table(argc - 1, argv + 1, 3);
+    fprintf(stderr, "rostesim paper: unknown subcommand '%s' (see 'rostesim paper --help')\n", argv[1]);
+    return 2;
+}

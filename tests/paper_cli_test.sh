@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tests/paper_cli_test.sh: rostesim paper table1 / table3 end to end on a micro setup (a
+# tiny GPT-NeoX from `llm init` and the committed TL;DR sample split into train/validation/
+# test): every method row, the files, the paper's numbers beside ours, the printed command
+# lines rerun by hand, cached steps skipped on rerun, an interrupted run resumed to the same
+# table, --sweep choosing on validation, table3's rotations, usage errors naming the flag.
+set -u
+B=${BIN:-bin}/rostesim
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "PASS $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+expect_exit() {
+  local code=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 120 "$T/err" | tr '\n' ' '))"
+  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
+}
+
+$B --help | grep -q "paper " && ok "rostesim --help lists paper" || bad "--help lacks paper"
+for t in table1 table3; do
+  $B paper $t --help >"$T/h" 2>&1 && grep -q "usage: rostesim paper $t" "$T/h" && ok "paper $t --help" || bad "paper $t --help"
+done
+$B paper --help | grep -q table3 && ok "paper --help" || bad "paper --help"
+
+# micro setup: data split from the committed sample, a tiny random model with room for the prompts
+mkdir -p "$T/d"
+cp tests/fixtures/tldr/sample_train.jsonl "$T/d/train.jsonl"
+head -8 tests/fixtures/tldr/sample_test.jsonl >"$T/d/validation.jsonl"
+tail -20 tests/fixtures/tldr/sample_test.jsonl >"$T/d/test.jsonl"
+sed 's/"max_position_embeddings": 64/"max_position_embeddings": 512/' tests/fixtures/sft/tiny_neox.json >"$T/cfg.json"
+$B llm init --config "$T/cfg.json" --tokenizer tests/fixtures/tok/neox --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+A="--model $T/m0 --data $T/d --steps 3 --batch 2 --max-len 384 --test-limit 3 --calib 3 --threads 1"
+
+# table1, two bit settings
+if $B paper table1 $A --bits W4A4KV4,W4A8KV4 --out "$T/t1" >"$T/o1" 2>"$T/e1"; then ok "paper table1 ($(grep 'all steps done' "$T/o1"))"
+else bad "paper table1: $(tail -5 "$T/e1")"; fi
+for f in table1.tsv table1.json table1_chart.tsv settings.txt base/test.json sft/train.done sft/test.json \
+         W4A4KV4/rtn/test.json W4A4KV4/gptq/test.json W4A4KV4/quarot/test.json W4A4KV4/ste/test.json \
+         W4A4KV4/roste/test.json W4A8KV4/roste/test.json W4A4KV4/roste/model/rostesim_qat.json; do
+  [ -s "$T/t1/$f" ] || { bad "table1 did not write $f"; continue; }; ok "table1 wrote $f"; done
+for row in "Base" "SFT (full precision)" "RTN" "GPTQ" "QuaRot" "SpinQuant" "STE" "RoSTE"; do
+  grep -q "^| $row" "$T/o1" && ok "markdown row: $row" || bad "markdown lacks the $row row"; done
+grep -q "^| method | W4A4KV4 R1 | R2 | RL | RLsum | mean | W4A8KV4 R1 |" "$T/o1" && ok "markdown header: R1/R2/RL/RLsum/mean per bit setting" \
+  || bad "markdown header: $(grep '^| method' "$T/o1")"
+for m in base sft rtn gptq quarot spinquant ste roste; do
+  grep -q "^$m	" "$T/t1/table1.tsv" && ok "table1.tsv: $m" || bad "table1.tsv lacks $m"; done
+[ "$(grep -c '	W4A8KV4	' "$T/t1/table1.tsv")" -ge 5 ] && ok "table1.tsv: W4A8KV4 rows" || bad "table1.tsv: no W4A8KV4 rows"
+# the paper's numbers printed beside ours are those of table1_paper.tsv
+P=papers/roste-2502.09003/table1_paper.tsv
+q=$(awk -F'\t' '$1 == "Qwen2.5-0.5B" { print $8 }' $P); p=$(awk -F'\t' '$1 == "Pythia-1B" { print $2 }' $P)
+grep -q "^| RoSTE |.* $q |" "$T/o1" && grep -q "^| SFT (full precision) |.* $p |" "$T/o1" \
+  && ok "paper columns match $P (RoSTE Qwen2.5-0.5B $q, SFT Pythia-1B $p)" || bad "paper columns differ from $P"
+grep -q '"paper_W4A4KV4_mean"' "$T/t1/table1.json" && grep -q '"steps":[[:space:]]*3' "$T/t1/table1.json" \
+  && ok "table1.json: settings and paper numbers" || bad "table1.json: $(head -c 300 "$T/t1/table1.json")"
+if command -v gnuplot >/dev/null; then [ -s "$T/t1/table1.png" ] && ok "table1.png drawn" || bad "no table1.png"; fi
+n=$(grep -c '^  \$ rostesim llm ' "$T/o1")
+[ "$n" -ge 20 ] && grep -q '^\[paper table1 12/12, ' "$T/o1" && ok "progress and $n command lines printed" \
+  || bad "progress: $(grep -c '^\[paper' "$T/o1") lines, $n commands"
+if grep -q "spinquant" <($B llm ptq --help 2>&1); then
+  [ -s "$T/t1/W4A4KV4/spinquant/test.json" ] && ok "spinquant row run (available in this build)" || bad "spinquant available but not run"
+else
+  grep -q "SpinQuant: not available in this build" "$T/o1" && grep -q "^spinquant	.*not available" "$T/t1/table1.tsv" \
+    && ok "spinquant: 'not available in this build'" || bad "spinquant: no 'not available' note"
+fi
+
+# a printed command line, rerun by hand, gives the same result
+cmdl=$(grep '^  \$ rostesim llm ptq --method gptq .*W4A4KV4' "$T/o1" | head -1 | sed 's/^  \$ rostesim //')
+eval "$B ${cmdl//$T\/t1\/W4A4KV4\/gptq\/model/$T/gptq_by_hand}" >/dev/null 2>&1
+cmp -s "$T/gptq_by_hand/model.safetensors" "$T/t1/W4A4KV4/gptq/model/model.safetensors" \
+  && ok "printed gptq command rerun by hand: same model bytes" || bad "gptq by hand differs ($cmdl)"
+
+# rerun: every step skipped, same table
+cp "$T/t1/table1.tsv" "$T/tsv1"
+$B paper table1 $A --bits W4A4KV4,W4A8KV4 --out "$T/t1" >"$T/o2" 2>"$T/e2" || bad "rerun: $(tail -3 "$T/e2")"
+ns=$(grep -c "skip: .* already" "$T/o2"); nr=$(grep -c '^  \$ rostesim' "$T/o2")
+[ "$ns" -ge 12 ] && [ "$nr" -eq 0 ] && cmp -s "$T/tsv1" "$T/t1/table1.tsv" && ok "rerun: $ns steps skipped, nothing run, same table1.tsv" \
+  || bad "rerun: $ns skipped, $nr run"
+
+# interrupted, then resumed: the same scores as the uninterrupted run
+$B paper table1 $A --bits W4A4KV4,W4A8KV4 --out "$T/t2" >"$T/o3" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ -e "$T/t2/W4A4KV4/rtn" ] && break; sleep 0.02; done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+[ ! -e "$T/t2/table1.tsv" ] && ok "killed mid-run (no table yet; $(ls "$T/t2" | tr '\n' ' '))" || bad "the run finished before the kill"
+$B paper table1 $A --bits W4A4KV4,W4A8KV4 --out "$T/t2" >"$T/o4" 2>"$T/e4" || bad "resume: $(tail -3 "$T/e4")"
+cmp -s <(cut -f1-8 "$T/tsv1") <(cut -f1-8 "$T/t2/table1.tsv") && grep -q "skip: " "$T/o4" \
+  && ok "resumed after the kill: $(grep -c 'skip: ' "$T/o4") steps skipped, same scores as uninterrupted" \
+  || bad "resume differs: $(diff <(cut -f1-8 "$T/tsv1") <(cut -f1-8 "$T/t2/table1.tsv") | head -5)"
+
+# table3 with --sweep: nine cells per row on validation, the chosen one on test
+if $B paper table3 $A --steps 2 --test-limit 2 --sweep --out "$T/t3" >"$T/o5" 2>"$T/e5"; then ok "paper table3 --sweep"
+else bad "paper table3: $(tail -5 "$T/e5")"; fi
+for row in "RoSTE, no rotation" "RoSTE, every rotation" "RoSTE, adaptive"; do
+  grep -q "^| $row" "$T/o5" && ok "table3 row: $row" || bad "table3 lacks $row"; done
+[ "$(ls -d "$T"/t3/W4A4KV4/roste-*-lr*-c* | wc -l)" -eq 27 ] && [ "$(ls "$T"/t3/W4A4KV4/*/validation.json | wc -l)" -eq 27 ] \
+  && ok "sweep: 27 cells scored on validation" || bad "sweep cells: $(ls "$T/t3/W4A4KV4" | tr '\n' ' ')"
+[ "$(ls "$T"/t3/W4A4KV4/*/test.json | wc -l)" -eq 3 ] && [ "$(grep -c 'chosen on validation' "$T/o5")" -eq 3 ] \
+  && ok "sweep: only the 3 chosen cells scored on test" || bad "sweep: test.json in $(ls "$T"/t3/W4A4KV4/*/test.json | wc -l) cells"
+grep -qE "\"is_rotate_R1\":[[:space:]]+true" "$T/t3/W4A4KV4/roste-all-lr0.0005-c1/model/rostesim_qat.json" 2>/dev/null \
+  && grep -q '"is_rotate_R1": false' "$T/t3/W4A4KV4/roste-none-lr0.0005-c1/rotation_fixed.json" \
+  && ok "table3: every rotation on / off in the fixed configs" || bad "table3 rotation configs"
+[ -s "$T/t3/table3.tsv" ] && [ "$(wc -l <"$T/t3/table3.tsv")" -eq 4 ] && ok "table3.tsv: 3 rows" || bad "table3.tsv"
+
+# usage errors name the flag
+expect_exit 2 "--bits" $B paper table1 $A --bits W4X4 --out "$T/x"
+expect_exit 2 "--steps" $B paper table1 $A --steps 0 --out "$T/x"
+expect_exit 2 "--data" $B paper table1 --model "$T/m0" --data "$T/nodata" --out "$T/x"
+expect_exit 2 "--model" $B paper table1 --model "$T/nomodel" --data "$T/d" --out "$T/x"
+expect_exit 2 "--frobnicate" $B paper table1 $A --frobnicate --out "$T/x"
+expect_exit 2 "--out" $B paper table1 $A --steps 4 --out "$T/t1"
+expect_exit 2 "table9" $B paper table9
+
+echo "paper_cli_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
