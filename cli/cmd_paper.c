@@ -678,7 +678,8 @@ static int paper_table(int argc, char **argv, int which)
     if (rc) return rc;
     char mc[4300];
     snprintf(mc, sizeof mc, "%s/config.json", o.model);
-    if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json", o.model), 2;
+    if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json%s", o.model,
+                         strcmp(o.model, "data/base-tiny") ? "" : " (build the embedded default with 'make model')"), 2;
     snprintf(o.train, sizeof o.train, "%s/train.jsonl", o.data);
     snprintf(o.valid, sizeof o.valid, "%s/validation.jsonl", o.data);
     snprintf(o.test, sizeof o.test, "%s/test.jsonl", o.data);
