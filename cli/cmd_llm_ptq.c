@@ -1,4 +1,4 @@
-/* rostesim llm ptq: post-training quantization baselines (RTN, GPTQ, QuaRot) of a
+/* rostesim llm ptq: post-training quantization baselines (RTN, GPTQ, QuaRot, SpinQuant) of a
  * full-precision checkpoint, written as a folder that `llm eval` / `llm generate` load like
  * a QAT model. Thin: parse, call llm/ptq.h, print. Exit codes: 0 success, 1 runtime
  * failure, 2 usage error. */
@@ -31,7 +31,14 @@ static const char PTQ_DESC[] =
     "          quantizer is off (wbits 16 in rostesim_qat.json, the real bits under \"ptq\");\n"
     "          activations and K/V stay RTN;\n"
     "  quarot  every rotation on (R1-R4, Hadamards with random signs, seed --rot-seed), then RTN\n"
-    "          or GPTQ weights (--quarot-weights); --aclip 0.9 and --kvclip 0.95 by default.\n"
+    "          or GPTQ weights (--quarot-weights); --aclip 0.9 and --kvclip 0.95 by default;\n"
+    "  spinquant R1 and R2 (one per layer) learned by Cayley SGD on the orthogonal group through\n"
+    "          the fake-quantized model with STE, the next-token loss on --spin-rows rows of --data\n"
+    "          per step (cycling over the first --calib), --spin-steps steps from lr --spin-lr with\n"
+    "          a cosine decay (the step capped at 1/||W||_1 as SpinQuant's optimizer); R3/R4 fixed\n"
+    "          random Hadamards; then RTN or GPTQ weights (--spinquant-weights; with GPTQ the\n"
+    "          rotations are learned with 16-bit weights). Starts from QuaRot's rotations (seed\n"
+    "          --rot-seed), same clips; GPT-NeoX learns R2 only (R1 stays the Hadamard).\n"
     "The output folder holds the checkpoint, the tokenizer files and rostesim_qat.json; for\n"
     "GPTQ also gptq_errors.tsv (per layer and site: RTN and GPTQ layer-output error\n"
     "||X W^T - X Q^T||^2 on the calibration inputs, and their ratio).";
@@ -40,16 +47,18 @@ int cmd_llm_ptq(int argc, char **argv)
 {
     const char *C = "llm ptq";
     const char *method_s = NULL, *model = NULL, *out = NULL, *data = NULL, *scheme = "asym", *clipmode = "code";
-    const char *qw = "rtn";
+    const char *qw = "rtn", *sw = "rtn";
+    int spin_steps = 100, spin_rows = 4;
+    double spin_lr = 1.5, spin_mom = 0;
     int max_len = 0, threads = 0, calib = 128, act_order = 0, group = 0;
     int wbits = 4, abits = 4, kvbits = 4;
     double wclip = 1, aclip = 1, kvclip = 1, damp = 0.01;
     long rot_seed = 0;
     cli_opt opts[] = {
-        {"--method", OPT_STRING, &method_s, 0, -1, "M", "rtn, gptq or quarot (required)", 0},
+        {"--method", OPT_STRING, &method_s, 0, -1, "M", "rtn, gptq, quarot or spinquant (required)", 0},
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "full-precision Hugging Face checkpoint folder (required)", 0},
         {"--out", OPT_STRING, &out, 0, -1, "DIR", "output folder (required)", 0},
-        {"--data", OPT_STRING, &data, 0, -1, "FILE", "calibration data, .jsonl or .txt as for llm sft (GPTQ)", 0},
+        {"--data", OPT_STRING, &data, 0, -1, "FILE", "calibration data, .jsonl or .txt as for llm sft (GPTQ, SpinQuant)", 0},
         {"--calib", OPT_INT, &calib, 1, 1000000, "N", "calibration rows (the data's first N)", 0},
         {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per calibration row (0: min(512, model))", 0},
         {"--wbits", OPT_INT, &wbits, 1, 16, "B", "weight bits, per output channel (16: off)", 0},
@@ -64,14 +73,20 @@ int cmd_llm_ptq(int argc, char **argv)
         {"--act-order", OPT_FLAG, &act_order, 0, -1, NULL, "GPTQ: columns in decreasing diag(H)", 0},
         {"--group", OPT_INT, &group, 0, 1 << 20, "G", "GPTQ weight groups of G inputs (0: per output channel)", 0},
         {"--quarot-weights", OPT_STRING, &qw, 0, -1, "W", "quarot: rtn or gptq weights", 0},
-        {"--rot-seed", OPT_LONG, &rot_seed, 0, 2147483647L, "S", "quarot: seed of the Hadamards' random signs", 0},
+        {"--spinquant-weights", OPT_STRING, &sw, 0, -1, "W", "spinquant: rtn or gptq weights", 0},
+        {"--spin-steps", OPT_INT, &spin_steps, 0, 1000000, "N", "spinquant: Cayley SGD steps (100)", 0},
+        {"--spin-lr", OPT_DOUBLE, &spin_lr, 0, 1e6, "LR", "spinquant: initial learning rate, cosine decay (1.5)", 0},
+        {"--spin-momentum", OPT_DOUBLE, &spin_mom, 0, 0.999999, "B", "spinquant: Cayley SGD momentum (0)", 0},
+        {"--spin-rows", OPT_INT, &spin_rows, 1, 1000000, "N", "spinquant: calibration rows per step (4)", 0},
+        {"--rot-seed", OPT_LONG, &rot_seed, 0, 2147483647L, "S", "quarot, spinquant: seed of the Hadamards' random signs", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
-    cli_cmd cmd = {C, "--method rtn|gptq|quarot --model DIR --out DIR [--data FILE] [options]", PTQ_DESC, opts,
+    cli_cmd cmd = {C, "--method rtn|gptq|quarot|spinquant --model DIR --out DIR [--data FILE] [options]", PTQ_DESC, opts,
                    sizeof opts / sizeof opts[0], 0, 0,
                    "examples:\n  rostesim llm ptq --method rtn --model sft --out sft-rtn\n"
                    "  rostesim llm ptq --method gptq --model sft --data train.jsonl --calib 128 --out sft-gptq\n"
                    "  rostesim llm ptq --method quarot --quarot-weights gptq --model sft --data train.jsonl --out sft-quarot\n"
+                   "  rostesim llm ptq --method spinquant --model sft --data train.jsonl --spin-steps 100 --out sft-spin\n"
                    "  rostesim llm eval --model sft-gptq --data test.jsonl"};
     char *pos[1];
     size_t npos;
@@ -80,12 +95,13 @@ int cmd_llm_ptq(int argc, char **argv)
     if (pr != CLI_OK) return 2;
     if (!method_s || !model || !out) return cli_error(C, "--method, --model DIR and --out DIR are required (see --help)"), 2;
     int meth = llm_ptq_method_parse(method_s);
-    if (meth < 0) return cli_error(C, "--method: '%s' is not rtn, gptq or quarot", method_s), 2;
+    if (meth < 0) return cli_error(C, "--method: '%s' is not rtn, gptq, quarot or spinquant", method_s), 2;
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, (llm_ptq_method)meth);
     o.q.wbits = wbits, o.q.abits = abits, o.q.kvbits = kvbits, o.q.wclip = wclip;
-    if (cli_find(&cmd, "--aclip")->seen || meth != LLM_PTQ_QUAROT) o.q.aclip = aclip;
-    if (cli_find(&cmd, "--kvclip")->seen || meth != LLM_PTQ_QUAROT) o.q.kvclip = kvclip;
+    int rotm = meth == LLM_PTQ_QUAROT || meth == LLM_PTQ_SPINQUANT;
+    if (cli_find(&cmd, "--aclip")->seen || !rotm) o.q.aclip = aclip;
+    if (cli_find(&cmd, "--kvclip")->seen || !rotm) o.q.kvclip = kvclip;
     if (!strcmp(scheme, "sym")) o.q.scheme = QZ_SYM;
     else if (strcmp(scheme, "asym")) return cli_error(C, "--scheme: '%s' is not asym or sym", scheme), 2;
     if (!strcmp(clipmode, "paper")) o.q.clipmode = QZ_CLIP_PAPER;
@@ -93,14 +109,26 @@ int cmd_llm_ptq(int argc, char **argv)
     if (strcmp(qw, "rtn") && strcmp(qw, "gptq")) return cli_error(C, "--quarot-weights: '%s' is not rtn or gptq", qw), 2;
     if (cli_find(&cmd, "--quarot-weights")->seen && meth != LLM_PTQ_QUAROT)
         return cli_error(C, "--quarot-weights applies to --method quarot only"), 2;
-    o.gptq_weights = meth == LLM_PTQ_GPTQ || !strcmp(qw, "gptq");
+    if (strcmp(sw, "rtn") && strcmp(sw, "gptq")) return cli_error(C, "--spinquant-weights: '%s' is not rtn or gptq", sw), 2;
+    if (meth != LLM_PTQ_SPINQUANT) {
+        const char *so[] = {"--spinquant-weights", "--spin-steps", "--spin-lr", "--spin-momentum", "--spin-rows"};
+        for (int i = 0; i < 5; i++)
+            if (cli_find(&cmd, so[i])->seen) return cli_error(C, "%s applies to --method spinquant only", so[i]), 2;
+    }
+    o.gptq_weights = meth == LLM_PTQ_GPTQ || (meth == LLM_PTQ_QUAROT && !strcmp(qw, "gptq")) ||
+                     (meth == LLM_PTQ_SPINQUANT && !strcmp(sw, "gptq"));
+    o.spin.steps = spin_steps, o.spin.lr = spin_lr, o.spin.momentum = spin_mom, o.spin.rows = spin_rows;
+    llm_spin_report srep = {0};
+    if (meth == LLM_PTQ_SPINQUANT) o.spin_report = &srep;
     o.damp = damp, o.act_order = act_order, o.group = group, o.calib = calib;
     o.rot_seed = (uint64_t)rot_seed;
     int g = llm_ptq_uses_gptq(&o);
     if (!g && (act_order || group || cli_find(&cmd, "--gptq-damp")->seen))
         return cli_error(C, "--gptq-damp, --act-order and --group need GPTQ weights (--method gptq, or quarot "
-                            "with --quarot-weights gptq)"), 2;
-    if (g && !data) return cli_error(C, "--data FILE is required for GPTQ weights (the calibration rows)"), 2;
+                            "or spinquant with --quarot-weights / --spinquant-weights gptq)"), 2;
+    int need_data = g || meth == LLM_PTQ_SPINQUANT;
+    if (need_data && !data)
+        return cli_error(C, "--data FILE is required for GPTQ weights and SpinQuant (the calibration rows)"), 2;
     if (llm_ptq_opts_check(&o)) return cli_error(C, "%s", rs_last_error()), 2;
     if (threads > 0) omp_set_num_threads(threads);
 
@@ -116,7 +144,7 @@ int cmd_llm_ptq(int argc, char **argv)
                          LLM_QAT_FILE), 2);
         goto done;
     }
-    if (g) {
+    if (need_data) {
         char p[4200];
         snprintf(p, sizeof p, "%s/tokenizer.json", model);
         int eos = -1, pad = -1;
@@ -132,6 +160,8 @@ int cmd_llm_ptq(int argc, char **argv)
             goto done;
         }
         if (ds->n == 0) { rc_ = (cli_error(C, "--data: '%s' has no rows", data), 2); goto done; }
+    }
+    if (g) {
         err = calloc((size_t)m->cfg.n_layer, sizeof *err);
         if (!err) { rc_ = (cli_error(C, "out of memory"), 1); goto done; }
     }
@@ -158,9 +188,15 @@ int cmd_llm_ptq(int argc, char **argv)
         for (int s = 0; s < LLM_NSITES; s++) fprintf(stderr, " %s %.3f", llm_site_name(s), lr[s] / m->cfg.n_layer);
         fprintf(stderr, " (%d calibration rows; per layer in %s)\n", o.calib < (int)ds->n ? o.calib : (int)ds->n, p);
     }
+    if (meth == LLM_PTQ_SPINQUANT)
+        fprintf(stderr, "rostesim %s: SpinQuant: %s learned, %d Cayley steps; calibration loss (first %d rows, "
+                "quantized%s) %.6f with the random Hadamards -> %.6f; max |R^T R - I| %.3g\n", C,
+                srep.learn_r1 ? "R1 and R2" : "R2 (GPT-NeoX: R1 stays the Hadamard)", srep.steps,
+                (int)((size_t)o.spin.eval_rows < ds->n && o.spin.eval_rows <= o.calib ? (size_t)o.spin.eval_rows : (size_t)o.calib < ds->n ? (size_t)o.calib : ds->n), g ? ", weights 16-bit" : "", srep.loss0,
+                srep.loss1, srep.orth_f64);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("ptq: %s%s W%dA%dKV%d (aclip %g, kvclip %g) in %.2fs: wrote %s\n", llm_ptq_method_name(o.method),
-           o.method == LLM_PTQ_QUAROT ? (g ? "+gptq" : "+rtn") : "", o.q.wbits, o.q.abits, o.q.kvbits, o.q.aclip,
+           rotm ? (g ? "+gptq" : "+rtn") : "", o.q.wbits, o.q.abits, o.q.kvbits, o.q.aclip,
            o.q.kvclip, secs, out);
 done:
     free(err);

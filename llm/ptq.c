@@ -15,13 +15,13 @@
 
 const char *llm_ptq_method_name(llm_ptq_method m)
 {
-    static const char *const n[] = {"rtn", "gptq", "quarot"};
-    return m >= LLM_PTQ_RTN && m <= LLM_PTQ_QUAROT ? n[m] : "?";
+    static const char *const n[] = {"rtn", "gptq", "quarot", "spinquant"};
+    return m >= LLM_PTQ_RTN && m <= LLM_PTQ_SPINQUANT ? n[m] : "?";
 }
 
 int llm_ptq_method_parse(const char *s)
 {
-    for (int i = LLM_PTQ_RTN; i <= LLM_PTQ_QUAROT; i++)
+    for (int i = LLM_PTQ_RTN; i <= LLM_PTQ_SPINQUANT; i++)
         if (s && !strcmp(s, llm_ptq_method_name((llm_ptq_method)i))) return i;
     return -1;
 }
@@ -31,7 +31,8 @@ void llm_ptq_opts_default(llm_ptq_opts *o, llm_ptq_method method)
     memset(o, 0, sizeof *o);
     o->method = method;
     llm_qat_opts_default(&o->q);
-    if (method == LLM_PTQ_QUAROT) o->q.aclip = 0.9, o->q.kvclip = 0.95;
+    if (method == LLM_PTQ_QUAROT || method == LLM_PTQ_SPINQUANT) o->q.aclip = 0.9, o->q.kvclip = 0.95;
+    llm_spin_opts_default(&o->spin);
     o->gptq_weights = method == LLM_PTQ_GPTQ;
     o->damp = 0.01;
     o->block = 128;
@@ -40,13 +41,13 @@ void llm_ptq_opts_default(llm_ptq_opts *o, llm_ptq_method method)
 
 int llm_ptq_uses_gptq(const llm_ptq_opts *o)
 {
-    return o->method == LLM_PTQ_GPTQ || (o->method == LLM_PTQ_QUAROT && o->gptq_weights);
+    return o->method == LLM_PTQ_GPTQ || ((o->method == LLM_PTQ_QUAROT || o->method == LLM_PTQ_SPINQUANT) && o->gptq_weights);
 }
 
 int llm_ptq_opts_check(const llm_ptq_opts *o)
 {
-    if (o->method < LLM_PTQ_RTN || o->method > LLM_PTQ_QUAROT)
-        return RS_ERROR(RS_EINVAL, "ptq: unknown method %d (rtn, gptq, quarot)", (int)o->method);
+    if (o->method < LLM_PTQ_RTN || o->method > LLM_PTQ_SPINQUANT)
+        return RS_ERROR(RS_EINVAL, "ptq: unknown method %d (rtn, gptq, quarot, spinquant)", (int)o->method);
     int st = llm_qat_opts_check(&o->q);
     if (st) return st;
     if (!(o->damp >= 0 && o->damp < 1e6)) return RS_ERROR(RS_EINVAL, "ptq: GPTQ damping %g must be >= 0", o->damp);
@@ -55,6 +56,14 @@ int llm_ptq_opts_check(const llm_ptq_opts *o)
         return RS_ERROR(RS_EINVAL, "ptq: weight groups need GPTQ weights (the RTN weight quantizer is per channel)");
     if (o->block < 1) return RS_ERROR(RS_EINVAL, "ptq: GPTQ block %d must be >= 1", o->block);
     if (o->calib < 1) return RS_ERROR(RS_EINVAL, "ptq: calibration rows %d must be >= 1", o->calib);
+    if (o->method == LLM_PTQ_SPINQUANT) {
+        const llm_spin_opts *s = &o->spin;
+        if (s->steps < 0) return RS_ERROR(RS_EINVAL, "ptq: SpinQuant steps %d must be >= 0", s->steps);
+        if (!(s->lr >= 0 && s->lr < 1e6)) return RS_ERROR(RS_EINVAL, "ptq: SpinQuant lr %g must be >= 0", s->lr);
+        if (!(s->momentum >= 0 && s->momentum < 1))
+            return RS_ERROR(RS_EINVAL, "ptq: SpinQuant momentum %g must be in [0, 1)", s->momentum);
+        if (s->rows < 1) return RS_ERROR(RS_EINVAL, "ptq: SpinQuant rows per step %d must be >= 1", s->rows);
+    }
     return RS_OK;
 }
 
@@ -231,8 +240,20 @@ int llm_ptq_apply(llm_model **m, const llm_ptq_opts *o, const llm_dataset *ds, l
     int st = llm_ptq_opts_check(o);
     if (st) return st;
     if ((*m)->qat) return RS_ERROR(RS_EINVAL, "ptq: the model is already quantized (give the full-precision model)");
-    if (llm_ptq_uses_gptq(o) && (!ds || ds->n == 0))
+    if ((llm_ptq_uses_gptq(o) || o->method == LLM_PTQ_SPINQUANT) && (!ds || ds->n == 0))
         return RS_ERROR(RS_EINVAL, "ptq: %s needs calibration data", llm_ptq_method_name(o->method));
+    if (o->method == LLM_PTQ_SPINQUANT) {
+        llm_qat_opts q = o->q;
+        if (o->gptq_weights) q.wbits = 16; /* GPTQ quantizes the weights after the learning */
+        llm_spin_opts so = o->spin;
+        so.calib = o->calib, so.seed = o->rot_seed;
+        llm_rot_config tmp, *r = rc ? rc : &tmp;
+        st = llm_spinquant(m, &q, &so, ds, r, o->spin_report);
+        if (r == &tmp) llm_rot_config_free(&tmp);
+        if (st) return st;
+        if (llm_ptq_uses_gptq(o)) st = llm_ptq_gptq(*m, o, ds, err);
+        return st;
+    }
     if ((st = llm_qat_attach(*m, &o->q))) return st;
     if (o->method == LLM_PTQ_QUAROT) {
         llm_rot_config tmp, *r = rc ? rc : &tmp;
@@ -250,7 +271,8 @@ int llm_ptq_apply(llm_model **m, const llm_ptq_opts *o, const llm_dataset *ds, l
 int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opts *o, const char *dir)
 {
     int st = llm_model_save(m, dir);
-    if (!st) st = llm_qat_save(m, o->method == LLM_PTQ_QUAROT ? rc : NULL, llm_ptq_method_name(o->method), dir);
+    int rotated = o->method == LLM_PTQ_QUAROT || o->method == LLM_PTQ_SPINQUANT;
+    if (!st) st = llm_qat_save(m, rotated ? rc : NULL, llm_ptq_method_name(o->method), dir);
     if (st) return st;
     /* add the "ptq" record to the file llm_qat_save wrote */
     char path[4200], tmp[4300];
@@ -277,7 +299,21 @@ int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opt
         cJSON_AddBoolToObject(p, "act_order", o->act_order);
         cJSON_AddNumberToObject(p, "calib", o->calib);
     }
-    if (o->method == LLM_PTQ_QUAROT) cJSON_AddNumberToObject(p, "rot_seed", (double)o->rot_seed);
+    if (rotated) cJSON_AddNumberToObject(p, "rot_seed", (double)o->rot_seed);
+    if (o->method == LLM_PTQ_SPINQUANT) {
+        if (!g) cJSON_AddNumberToObject(p, "calib", o->calib);
+        cJSON_AddNumberToObject(p, "spin_steps", o->spin.steps);
+        cJSON_AddNumberToObject(p, "spin_lr", o->spin.lr);
+        cJSON_AddNumberToObject(p, "spin_momentum", o->spin.momentum);
+        cJSON_AddNumberToObject(p, "spin_rows", o->spin.rows);
+        cJSON_AddStringToObject(p, "spin_schedule", "cosine");
+        cJSON_AddStringToObject(p, "r2", "per layer");
+        if (o->spin_report) {
+            cJSON_AddNumberToObject(p, "spin_loss_before", o->spin_report->loss0);
+            cJSON_AddNumberToObject(p, "spin_loss_after", o->spin_report->loss1);
+            cJSON_AddBoolToObject(p, "r1_learned", o->spin_report->learn_r1);
+        }
+    }
     cJSON_AddItemToObject(j, "ptq", p);
     char *out = cJSON_Print(j);
     cJSON_Delete(j);

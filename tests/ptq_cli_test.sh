@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/ptq_cli_test.sh: rostesim llm ptq end to end on a tiny GPT-NeoX (tests/fixtures/sft):
-# --help, rtn / gptq / quarot (RTN and GPTQ weights) folders with their rostesim_qat.json,
+# --help, rtn / gptq / quarot / spinquant (RTN and GPTQ weights) folders with their rostesim_qat.json,
 # `llm eval` on each (quantizers applied at load), determinism, usage errors naming the flag.
 set -u
 B=${BIN:-bin}/rostesim
@@ -30,6 +30,7 @@ run() { # name, ptq args...
   local n=$1; shift
   if $B llm ptq --model "$T/m0" --out "$T/$n" "$@" >"$T/o" 2>"$T/e"; then ok "ptq $*: $(cat "$T/o")"
   else bad "ptq $n: $(tail -3 "$T/e")"; return; fi
+  cp "$T/e" "$T/$n.err"
   for f in rostesim_qat.json model.safetensors config.json tokenizer.json; do
     [ -s "$T/$n/$f" ] || bad "$n did not write $f"; done
   $B llm eval --model "$T/$n" --data $FIX/train.jsonl --threads 1 >"$T/ev_$n" 2>&1
@@ -41,6 +42,10 @@ run rtn --method rtn
 run gptq --method gptq $D
 run quarot --method quarot
 run qg --method quarot --quarot-weights gptq $D --act-order --group 8
+run spin --method spinquant $D --spin-steps 4 --spin-rows 2
+run sg --method spinquant --spinquant-weights gptq $D --spin-steps 3 --spin-rows 2
+grep -qE "SpinQuant: R2 .*learned, 4 Cayley steps; calibration loss .* -> [0-9.]+; max \|R\^T R - I\| [0-9.e-]+" "$T/spin.err" \
+  && ok "spinquant: reports the learning ($(grep SpinQuant "$T/spin.err" | cut -c1-160))" || bad "spinquant report: $(cat "$T/spin.err")"
 
 J() { grep -qE "$2" "$T/$1/rostesim_qat.json"; }
 J rtn '"method":[[:space:]]+"rtn"' && J rtn '"wbits":[[:space:]]+4' && J rtn '"rotation":[[:space:]]+null' \
@@ -51,6 +56,11 @@ J gptq '"wbits":[[:space:]]+16' && J gptq '"weights_on_grid":[[:space:]]+true' &
   && ok "gptq_errors.tsv: 2 layers x 4 sites, every GPTQ/RTN ratio < 1" || bad "gptq_errors.tsv: $(cat "$T/gptq/gptq_errors.tsv")"
 J quarot '"is_rotate_R1":[[:space:]]+true' && J quarot '"aclip":[[:space:]]+0.9,' && J quarot '"kvclip":[[:space:]]+0.95' \
   && ok "quarot: json (R1-R4, QuaRot's clips)" || bad "quarot json: $(cat "$T/quarot/rostesim_qat.json")"
+J spin '"method":[[:space:]]+"spinquant"' && J spin '"is_rotate_R2":[[:space:]]+true' && J spin '"spin_steps":[[:space:]]+4' \
+  && J spin '"aclip":[[:space:]]+0.9,' && J spin '"spin_loss_after"' && ok "spinquant: json (rotations, QuaRot's clips, the learning recorded)" \
+  || bad "spinquant json: $(cat "$T/spin/rostesim_qat.json")"
+J sg '"weights":[[:space:]]+"gptq"' && J sg '"wbits":[[:space:]]+16' && ok "spinquant+gptq: json (GPTQ weights)" \
+  || bad "sg json: $(cat "$T/sg/rostesim_qat.json")"
 J qg '"act_order":[[:space:]]+true' && J qg '"group":[[:space:]]+8' && ok "quarot+gptq: act-order and groups recorded" \
   || bad "qg json: $(cat "$T/qg/rostesim_qat.json")"
 $B llm generate --model "$T/qg" --prompt "the" --max-new-tokens 4 --threads 1 >"$T/g1" 2>&1 && \
@@ -67,6 +77,9 @@ expect_exit 2 "--method" $B llm ptq --method awq --model "$T/m0" --out "$T/x"
 expect_exit 2 "required" $B llm ptq --model "$T/m0" --out "$T/x"
 expect_exit 2 "--data" $B llm ptq --method gptq --model "$T/m0" --out "$T/x"
 expect_exit 2 "--data" $B llm ptq --method quarot --quarot-weights gptq --model "$T/m0" --out "$T/x"
+expect_exit 2 "--data" $B llm ptq --method spinquant --model "$T/m0" --out "$T/x"
+expect_exit 2 "spinquant only" $B llm ptq --method quarot --spin-steps 3 --model "$T/m0" --out "$T/x"
+expect_exit 2 "--spinquant-weights" $B llm ptq --method spinquant --spinquant-weights awq $D --model "$T/m0" --out "$T/x"
 expect_exit 2 "--wbits" $B llm ptq --method rtn --wbits 17 --model "$T/m0" --out "$T/x"
 expect_exit 2 "--abits" $B llm ptq --method rtn --abits 0 --model "$T/m0" --out "$T/x"
 expect_exit 2 "GPTQ" $B llm ptq --method rtn --group 8 --model "$T/m0" --out "$T/x"

@@ -4,9 +4,11 @@
  *     on the calibration inputs, for every linear site of every layer (per channel, with
  *     act-order, with groups of 8; QuaRot + GPTQ too); the ratios are printed;
  *   - the QuaRot-rotated model at 16 bits reproduces the unrotated logits (rel err <= 1e-4);
+ *   - so does the SpinQuant model (rotations learned at W4A4KV4 for a few steps, merged)
+ *     with its quantizers then turned off;
  *   - RTN is the QAT forward with the same quantizers, bit for bit;
  *   - a saved PTQ folder reloads (llm_model_load attaches its rostesim_qat.json) and gives
- *     the in-memory quantized model's logits, bit for bit, for rtn, gptq and quarot;
+ *     the in-memory quantized model's logits, bit for bit, for rtn, gptq, quarot and spinquant;
  *   - re-quantizing GPTQ's output per row is not the identity (why it is stored with the
  *     weight quantizer off);
  *   - same options, same weights (determinism); errors. */
@@ -170,6 +172,40 @@ static void test_quarot_invariance(const char *name)
     llm_model_free(m);
 }
 
+static void test_spinquant_invariance(const char *name)
+{
+    llm_model *m = load(name);
+    if (!m) {
+        CHECK(0, "%s: load", name);
+        return;
+    }
+    calib_t c;
+    calib_init(&c, m->cfg.vocab, 11);
+    float *l0 = logits_of(m, &c);
+    llm_ptq_opts o;
+    llm_ptq_opts_default(&o, LLM_PTQ_SPINQUANT);
+    o.spin.steps = 5, o.spin.rows = 2;
+    o.rot_seed = 5;
+    llm_spin_report rep;
+    o.spin_report = &rep;
+    llm_rot_config rc;
+    int st = llm_ptq_apply(&m, &o, &c.ds, &rc, NULL);
+    if (!st) { /* quantizers off: the learned rotations alone */
+        llm_qat *q = m->qat;
+        q->w.bits = q->a.bits = q->kv.bits = 16;
+        q->o.wbits = q->o.abits = q->o.kvbits = 16;
+    }
+    float *l1 = st ? NULL : logits_of(m, &c);
+    double e = l0 && l1 ? rel_err(l1, l0, (size_t)2 * TROW * m->cfg.vocab) : INFINITY;
+    CHECK(!st && rc.r1 && rc.r2[0] && e <= 1e-4 && rep.orth_f32 <= 1e-5,
+          "%s: SpinQuant (%d steps at W4A4KV4, loss %.5f -> %.5f, max|R^T R - I| %.2g) with the quantizers off "
+          "reproduces the logits: rel err %.3g (tol 1e-4)%s", name, o.spin.steps, rep.loss0, rep.loss1, rep.orth_f64,
+          e, st ? rs_last_error() : "");
+    free(l0), free(l1);
+    if (!st) llm_rot_config_free(&rc);
+    llm_model_free(m);
+}
+
 static void test_rtn_is_qat(const char *name)
 {
     llm_model *a = load(name), *b = load(name);
@@ -199,6 +235,7 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, method);
     o.gptq_weights = gptq_weights || method == LLM_PTQ_GPTQ;
+    o.spin.steps = 4, o.spin.rows = 2;
     llm_rot_config rc;
     int st = llm_ptq_apply(&m, &o, &c.ds, &rc, NULL);
     float *l0 = st ? NULL : logits_of(m, &c), *l1 = NULL;
@@ -227,7 +264,7 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
     size_t NV = (size_t)2 * TROW * m->cfg.vocab;
     CHECK(l0 && l1 && !memcmp(l0, l1, NV * sizeof(float)),
           "%s %s%s: the saved folder reloads with the same logits (bit-identical)%s%s", name,
-          llm_ptq_method_name(method), method == LLM_PTQ_QUAROT ? (gptq_weights ? "+gptq" : "+rtn") : "",
+          llm_ptq_method_name(method), method >= LLM_PTQ_QUAROT ? (gptq_weights ? "+gptq" : "+rtn") : "",
           st ? ": " : "", st ? rs_last_error() : "");
     /* determinism: the same options give the same weights */
     llm_model *m2 = load(name);
@@ -245,7 +282,8 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
 static void test_errors(void)
 {
     CHECK(llm_ptq_method_parse("rtn") == LLM_PTQ_RTN && llm_ptq_method_parse("gptq") == LLM_PTQ_GPTQ &&
-          llm_ptq_method_parse("quarot") == LLM_PTQ_QUAROT && llm_ptq_method_parse("awq") == -1 &&
+          llm_ptq_method_parse("quarot") == LLM_PTQ_QUAROT &&
+          llm_ptq_method_parse("spinquant") == LLM_PTQ_SPINQUANT && llm_ptq_method_parse("awq") == -1 &&
           llm_ptq_method_parse(NULL) == -1, "method names parse; unknown ones are -1");
     llm_model *m = load("llama_gqa");
     llm_ptq_opts o;
@@ -253,6 +291,13 @@ static void test_errors(void)
     int st = llm_ptq_apply(&m, &o, NULL, NULL, NULL);
     CHECK(st == RS_EINVAL && strstr(rs_last_error(), "calibration data") && m && !m->qat,
           "gptq without data: RS_EINVAL (%s)", rs_last_error());
+    llm_ptq_opts_default(&o, LLM_PTQ_SPINQUANT);
+    st = llm_ptq_apply(&m, &o, NULL, NULL, NULL);
+    CHECK(st == RS_EINVAL && strstr(rs_last_error(), "calibration data") && m && !m->qat,
+          "spinquant without data: RS_EINVAL (%s)", rs_last_error());
+    o.spin.momentum = 1;
+    CHECK(llm_ptq_opts_check(&o) == RS_EINVAL && strstr(rs_last_error(), "momentum"),
+          "spinquant momentum 1: RS_EINVAL (%s)", rs_last_error());
     llm_ptq_opts_default(&o, LLM_PTQ_RTN);
     o.q.wbits = 0;
     st = llm_ptq_apply(&m, &o, NULL, NULL, NULL);
@@ -299,8 +344,12 @@ int main(void)
         test_reload(FIX[f], LLM_PTQ_RTN, 0);
         test_reload(FIX[f], LLM_PTQ_GPTQ, 0);
         test_reload(FIX[f], LLM_PTQ_QUAROT, 1);
+        test_reload(FIX[f], LLM_PTQ_SPINQUANT, 0);
+        test_reload(FIX[f], LLM_PTQ_SPINQUANT, 1);
+        test_spinquant_invariance(FIX[f]);
     }
     test_quarot_invariance("qwen2_gqa");
+    test_spinquant_invariance("qwen2_gqa");
     test_errors();
     return check_summary("test_ptq");
 }
