@@ -668,7 +668,7 @@ typedef struct {
 static const subcommand subs[] = {
     {"sft", cmd_llm_sft, "supervised fine-tuning (AdamW, fp32) with checkpoints and --resume"},
     {"qat", cmd_llm_qat, "quantization-aware fine-tuning: STE or RoSTE (fake-quantized W/A/KV, rotations)"},
-    {"ptq", cmd_llm_ptq, "post-training quantization baselines: RTN, GPTQ, QuaRot (rotations + RTN/GPTQ)"},
+    {"ptq", cmd_llm_ptq, "post-training quantization baselines: RTN, GPTQ, QuaRot, SpinQuant"},
     {"search", cmd_llm_search, "choose R1-R4 rotations by quantization error (RoSTE's lower level)"},
     {"diagnose", cmd_llm_diagnose, "quantization error and activation range with/without rotation, plots"},
     {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},
@@ -685,7 +685,8 @@ static void llm_usage(FILE *f)
 {
     fprintf(f, "usage: rostesim llm SUBCOMMAND [options]\n\n"
                "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
-               "and their tokenizers, fp32 fine-tuning, evaluation and generation.\n\nsubcommands:\n");
+               "and their tokenizers: fine-tuning in fp32 or quantization-aware (STE, RoSTE), post-training\n"
+               "quantization baselines, evaluation (perplexity, ROUGE) and generation.\n\nsubcommands:\n");
     for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-15s %s\n", subs[i].name, subs[i].summary);
     fprintf(f, "\n'rostesim llm SUBCOMMAND --help' describes a subcommand.\n");
 }

@@ -16,7 +16,7 @@ static const command commands[] = {
     {"lsq", cmd_lsq, "simulate quantized training on least squares; check Theorem 4.3 / Prop. 4.4 / Remark 4.5"},
     {"plot", cmd_plot, "redraw the figures of an lsq output folder from its saved data"},
     {"verify", cmd_verify, "run the theory checks of a paper folder and print pass/fail per claim"},
-    {"llm", cmd_llm, "language models: fine-tune (sft), eval, generate, info, init"},
+    {"llm", cmd_llm, "language models: sft, qat (STE/RoSTE), ptq, search, eval, generate, import-gguf, pretrain, ..."},
     {"data", cmd_data, "build data sets from the machine itself (debian-tldr: TL;DR pairs from Debian)"},
     {"paper", cmd_paper, "the paper's Tables 1 and 3 at CPU scale: baselines, STE and RoSTE, ROUGE"},
     {"hadamard", cmd_hadamard, "tell which Hadamard construction covers an order; check and time it"},
