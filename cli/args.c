@@ -153,3 +153,29 @@ int cli_parse_list(const char *s, double *vals, int maxn)
     }
     return n;
 }
+
+static void dispatch_usage(FILE *f, const char *cmd, const char *intro, const cli_sub *subs, size_t n)
+{
+    int w = 10;
+    for (size_t i = 0; i < n; i++)
+        if ((int)strlen(subs[i].name) > w) w = (int)strlen(subs[i].name);
+    fprintf(f, "usage: rostesim %s SUBCOMMAND [options]\n\n%s\n\nsubcommands:\n", cmd, intro);
+    for (size_t i = 0; i < n; i++) fprintf(f, "  %-*s %s\n", w, subs[i].name, subs[i].summary);
+    fprintf(f, "\n'rostesim %s SUBCOMMAND --help' describes a subcommand.\n", cmd);
+}
+
+int cli_dispatch(const char *cmd, const char *intro, const cli_sub *subs, size_t nsubs, int argc, char **argv)
+{
+    if (argc < 2) {
+        dispatch_usage(stderr, cmd, intro, subs, nsubs);
+        return CLI_ERROR;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        dispatch_usage(stdout, cmd, intro, subs, nsubs);
+        return 0;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "rostesim %s: unknown subcommand '%s' (see 'rostesim %s --help')\n", cmd, argv[1], cmd);
+    return CLI_ERROR;
+}

@@ -40,6 +40,18 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Find an option by name (NULL if absent). */
 cli_opt *cli_find(cli_cmd *cmd, const char *name);
 
+/* A command with subcommands ("rostesim llm sft ..."): one table entry per subcommand. */
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} cli_sub;
+
+/* Run argv[1] of the table (argv[0] is the command name). --help/-h/help prints the usage
+ * ("usage: rostesim CMD SUBCOMMAND [options]", intro, the table) to stdout and returns 0;
+ * no subcommand prints it to stderr and returns 2; an unknown one is one line and 2. */
+int cli_dispatch(const char *cmd, const char *intro, const cli_sub *subs, size_t nsubs, int argc, char **argv);
+
 /* Parse a comma-separated list of doubles ("2,3,4"); returns the count or -1. */
 int cli_parse_list(const char *s, double *vals, int maxn);
 

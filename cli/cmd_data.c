@@ -230,37 +230,12 @@ static int cmd_data_debian_tldr(int argc, char **argv)
     return rc;
 }
 
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} subcommand;
-
-static const subcommand subs[] = {
+static const cli_sub subs[] = {
     {"debian-tldr", cmd_data_debian_tldr, "TL;DR pairs (long description -> synopsis) from Debian's package descriptions"},
 };
-#define NSUBS (sizeof subs / sizeof subs[0])
-
-static void data_usage(FILE *f)
-{
-    fprintf(f, "usage: rostesim data SUBCOMMAND [options]\n\n"
-               "Data sets built from what the machine itself has (no hub needed).\n\nsubcommands:\n");
-    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-12s %s\n", subs[i].name, subs[i].summary);
-    fprintf(f, "\n'rostesim data SUBCOMMAND --help' describes a subcommand.\n");
-}
 
 int cmd_data(int argc, char **argv)
 {
-    if (argc < 2) {
-        data_usage(stderr);
-        return 2;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        data_usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < NSUBS; i++)
-        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "rostesim data: unknown subcommand '%s' (see 'rostesim data --help')\n", argv[1]);
-    return 2;
+    return cli_dispatch("data", "Data sets built from what the machine itself has (no hub needed).", subs,
+                        sizeof subs / sizeof subs[0], argc, argv);
 }

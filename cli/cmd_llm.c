@@ -659,13 +659,7 @@ static int cmd_llm_init(int argc, char **argv)
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} subcommand;
-
-static const subcommand subs[] = {
+static const cli_sub subs[] = {
     {"sft", cmd_llm_sft, "supervised fine-tuning (AdamW, fp32) with checkpoints and --resume"},
     {"qat", cmd_llm_qat, "quantization-aware fine-tuning: STE or RoSTE (fake-quantized W/A/KV, rotations)"},
     {"ptq", cmd_llm_ptq, "post-training quantization baselines: RTN, GPTQ, QuaRot, SpinQuant"},
@@ -679,30 +673,11 @@ static const subcommand subs[] = {
     {"tokenizer-train", cmd_llm_tokenizer_train, "train a byte-level BPE tokenizer (HF BpeTrainer's merges)"},
     {"pretrain", cmd_llm_pretrain, "pretrain a small Llama base model from scratch (embedded default)"},
 };
-#define NSUBS (sizeof subs / sizeof subs[0])
-
-static void llm_usage(FILE *f)
-{
-    fprintf(f, "usage: rostesim llm SUBCOMMAND [options]\n\n"
-               "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
-               "and their tokenizers: fine-tuning in fp32 or quantization-aware (STE, RoSTE), post-training\n"
-               "quantization baselines, evaluation (perplexity, ROUGE) and generation.\n\nsubcommands:\n");
-    for (size_t i = 0; i < NSUBS; i++) fprintf(f, "  %-15s %s\n", subs[i].name, subs[i].summary);
-    fprintf(f, "\n'rostesim llm SUBCOMMAND --help' describes a subcommand.\n");
-}
-
 int cmd_llm(int argc, char **argv)
 {
-    if (argc < 2) {
-        llm_usage(stderr);
-        return 2;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        llm_usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < NSUBS; i++)
-        if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "rostesim llm: unknown subcommand '%s' (see 'rostesim llm --help')\n", argv[1]);
-    return 2;
+    return cli_dispatch("llm",
+                        "Language models on the CPU: Hugging Face checkpoints (GPT-NeoX/Pythia, Llama, Qwen2)\n"
+                        "and their tokenizers: fine-tuning in fp32 or quantization-aware (STE, RoSTE), post-training\n"
+                        "quantization baselines, evaluation (perplexity, ROUGE) and generation.",
+                        subs, sizeof subs / sizeof subs[0], argc, argv);
 }

@@ -724,21 +724,15 @@ static int paper_table(int argc, char **argv, int which)
     return 0;
 }
 
-static void paper_usage(FILE *f)
-{
-    fprintf(f, "usage: rostesim paper table1|table3 [options]\n\n"
-               "The RoSTE paper's comparisons run at CPU scale on the embedded task (or --model/--data):\n"
-               "  table1   Base, SFT, RTN, GPTQ, QuaRot, SpinQuant, STE, RoSTE: ROUGE table and chart\n"
-               "  table3   RoSTE's rotation ablation: none / every rotation / adaptive\n"
-               "'rostesim paper table1 --help' describes the options.\n");
-}
+static int paper_table1(int argc, char **argv) { return paper_table(argc, argv, 1); }
+static int paper_table3(int argc, char **argv) { return paper_table(argc, argv, 3); }
 
 int cmd_paper(int argc, char **argv)
 {
-    if (argc < 2) return paper_usage(stderr), 2;
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return paper_usage(stdout), 0;
-    if (!strcmp(argv[1], "table1")) return paper_table(argc - 1, argv + 1, 1);
-    if (!strcmp(argv[1], "table3")) return paper_table(argc - 1, argv + 1, 3);
-    fprintf(stderr, "rostesim paper: unknown subcommand '%s' (see 'rostesim paper --help')\n", argv[1]);
-    return 2;
+    static const cli_sub subs[] = {
+        {"table1", paper_table1, "Base, SFT, RTN, GPTQ, QuaRot, SpinQuant, STE, RoSTE: ROUGE table and chart"},
+        {"table3", paper_table3, "RoSTE's rotation ablation: none / every rotation / adaptive"},
+    };
+    return cli_dispatch("paper", "The RoSTE paper's comparisons run at CPU scale on the embedded task (or --model/--data).",
+                        subs, sizeof subs / sizeof subs[0], argc, argv);
 }
