@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "llm/fileio.h"
 #include "cli/commands.h"
 #include "cli/llm_pre.h"
 #include "llm/config.h"
@@ -48,21 +49,10 @@ static int is_file(const char *p)
 /* A runtime failure of the library: print its message, exit code 1. */
 static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }
 
+/* mkdir -p through llm_mkdir_p; a failure is printed; returns 0 or 1. */
 static int mkdir_p(const char *cmd, const char *dir)
 {
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) return cli_error(cmd, "invalid folder name '%s'", dir), 1;
-    memcpy(buf, dir, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return cli_error(cmd, "cannot create '%s': %s", buf, strerror(errno)), 1;
-            buf[i] = c;
-        }
-    if (!is_dir(dir)) return cli_error(cmd, "'%s' exists and is not a folder", dir), 1;
-    return 0;
+    return llm_mkdir_p(dir) == RS_OK ? 0 : (cli_error(cmd, "%s", rs_last_error()), 1);
 }
 
 static void set_threads(int n)

@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "llm/fileio.h"
+#include "quant/status.h"
 #include "cli/commands.h"
 #include "llm/ptq.h"
 #include "llm/rouge.h"
@@ -40,21 +42,10 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* mkdir -p through llm_mkdir_p; a failure is printed; returns 0 or 1. */
 static int mkdir_p(const char *C, const char *dir)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return cli_error(C, "cannot create '%s': %s", buf, strerror(errno)), 1;
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return 0;
+    return llm_mkdir_p(dir) == RS_OK ? 0 : (cli_error(C, "%s", rs_last_error()), 1);
 }
 
 /* ---- methods: one table, rows of the paper's Table 1 -------------------------------------- */

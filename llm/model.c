@@ -12,6 +12,7 @@
  * linear_forward / linear_backward, with the site it is: the place where fake quantization
  * of weights and activations and online rotations attach. */
 #include "llm/model.h"
+#include "llm/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -459,29 +460,9 @@ int llm_model_load(llm_model **out, const char *dir)
     return RS_OK;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) return RS_ERROR(RS_EIO, "llm_model_save: bad folder name '%s'", dir);
-    memcpy(buf, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char ch = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return RS_ERROR(RS_EIO, "llm_model_save: cannot create %s: %s", buf, strerror(errno));
-            buf[i] = ch;
-        }
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return RS_ERROR(RS_EIO, "llm_model_save: %s is not a folder", dir);
-    return RS_OK;
-}
-
 int llm_model_save(const llm_model *m, const char *dir)
 {
-    int st = mkdir_p(dir);
+    int st = llm_mkdir_p(dir);
     if (st) return st;
     const llm_config *c = &m->cfg;
     char path[4096];
@@ -563,7 +544,7 @@ int llm_copy_tokenizer_files(const char *src_dir, const char *dst_dir)
 {
     static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                         "vocab.json", "merges.txt", "generation_config.json"};
-    int st = mkdir_p(dst_dir);
+    int st = llm_mkdir_p(dst_dir);
     if (st) return st;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char a[4096], b[4096];
