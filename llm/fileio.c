@@ -98,3 +98,22 @@ int llm_mkdir_p(const char *dir)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return RS_ERROR(RS_EIO, "'%s' exists and is not a folder", dir);
     return RS_OK;
 }
+
+void llm_buf_put(llm_buf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *p = realloc(b->v, c);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->v = p;
+        b->cap = c;
+    }
+    memcpy(b->v + b->n, s, n);
+    b->n += n;
+    b->v[b->n] = 0;
+}

@@ -13,4 +13,14 @@ int llm_read_file(const char *path, size_t cap, char **out, size_t *len);
 /* Create a folder and its parents (like mkdir -p); an existing folder is fine. */
 int llm_mkdir_p(const char *dir);
 
+/* A growable NUL-terminated byte buffer; on allocation failure `oom` is set and further
+ * appends are ignored (check it once at the end). Free v when done. */
+typedef struct {
+    char *v;
+    size_t n, cap;
+    int oom;
+} llm_buf;
+
+void llm_buf_put(llm_buf *b, const char *s, size_t n);
+
 #endif

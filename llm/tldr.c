@@ -1,5 +1,6 @@
 /* rostesim LLM: the Debian TL;DR data set (see tldr.h). */
 #include "llm/tldr.h"
+#include "llm/fileio.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -11,23 +12,7 @@
 
 /* ---------------------------------------------------------------- small helpers */
 
-typedef struct { char *v; size_t n, cap; int oom; } sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *p = realloc(b->v, c);
-        if (!p) { b->oom = 1; return; }
-        b->v = p;
-        b->cap = c;
-    }
-    memcpy(b->v + b->n, s, n);
-    b->n += n;
-    b->v[b->n] = 0;
-}
+typedef llm_buf sbuf;
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -46,20 +31,20 @@ static void put_collapsed(sbuf *b, const char *s, size_t n, const char *sep)
     while (i < n && is_ws((unsigned char)s[i])) i++;
     while (n > i && is_ws((unsigned char)s[n - 1])) n--;
     if (i >= n) return;
-    if (b->n && sep) sb_put(b, sep, strlen(sep));
+    if (b->n && sep) llm_buf_put(b, sep, strlen(sep));
     int space = 0;
     for (; i < n; i++) {
         if (is_ws((unsigned char)s[i])) { space = 1; continue; }
-        if (space) sb_put(b, " ", 1);
+        if (space) llm_buf_put(b, " ", 1);
         space = 0;
-        sb_put(b, s + i, 1);
+        llm_buf_put(b, s + i, 1);
     }
 }
 
 char *tldr_clean_desc(const char *s, size_t len)
 {
     sbuf out = {0}, para = {0};
-    sb_put(&out, "", 0);
+    llm_buf_put(&out, "", 0);
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && s[j] != '\n') j++;
@@ -78,8 +63,8 @@ char *tldr_clean_desc(const char *s, size_t len)
             put_collapsed(&out, l, n, "\n");
             continue;
         }
-        if (para.n) sb_put(&para, " ", 1);
-        sb_put(&para, l, n);
+        if (para.n) llm_buf_put(&para, " ", 1);
+        llm_buf_put(&para, l, n);
     }
     if (para.n) put_collapsed(&out, para.v, para.n, "\n");
     free(para.v);
@@ -142,7 +127,7 @@ static int flush_stanza(tldr_set *s, stanza *st, size_t *cap, const char *name)
     e->package = st->package;
     e->source = st->package;
     sbuf syn = {0};
-    sb_put(&syn, "", 0);
+    llm_buf_put(&syn, "", 0);
     put_collapsed(&syn, st->synopsis, strlen(st->synopsis), NULL);
     free(st->synopsis);
     e->synopsis = syn.v;
@@ -178,8 +163,8 @@ int tldr_parse(tldr_set *s, const char *text, size_t len, const char *name)
         }
         if (l[0] == ' ' || l[0] == '\t') { /* continuation */
             if (in_desc) {
-                sb_put(&st.desc, l, n);
-                sb_put(&st.desc, "\n", 1);
+                llm_buf_put(&st.desc, l, n);
+                llm_buf_put(&st.desc, "\n", 1);
             } else if (!st.package && !st.has_desc) {
                 rc = RS_ERROR(RS_EINVAL, "%s:%zu: continuation line outside a field", name, lineno);
             }
@@ -509,13 +494,13 @@ done:
 char *tldr_jsonl(const tldr_entry *e)
 {
     sbuf p = {0}, c = {0};
-    sb_put(&p, "Package: ", 9);
-    sb_put(&p, e->package, strlen(e->package));
-    sb_put(&p, "\n", 1);
-    sb_put(&p, e->desc, strlen(e->desc));
-    sb_put(&p, "\nTL;DR:", 7);
-    sb_put(&c, " ", 1);
-    sb_put(&c, e->synopsis, strlen(e->synopsis));
+    llm_buf_put(&p, "Package: ", 9);
+    llm_buf_put(&p, e->package, strlen(e->package));
+    llm_buf_put(&p, "\n", 1);
+    llm_buf_put(&p, e->desc, strlen(e->desc));
+    llm_buf_put(&p, "\nTL;DR:", 7);
+    llm_buf_put(&c, " ", 1);
+    llm_buf_put(&c, e->synopsis, strlen(e->synopsis));
     char *out = NULL;
     cJSON *o = cJSON_CreateObject();
     if (o && !p.oom && !c.oom && cJSON_AddStringToObject(o, "prompt", p.v) &&

@@ -5,6 +5,7 @@
  * model), with the vocabulary in id order and merges as ["a", "b"] pairs (unambiguous even
  * for tokens holding a space). Same spec, same bytes. */
 #include "llm/tokenizer_write.h"
+#include "llm/fileio.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -44,42 +45,26 @@ int tok_pre_style_parse(const char *name, tok_pre_style *s)
 
 /* ---------------------------------------------------------------- output buffer */
 
-typedef struct { char *v; size_t n, cap; int oom; } obuf;
-
-static void put(obuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 4096;
-        while (c < b->n + n + 1) c *= 2;
-        char *p = realloc(b->v, c);
-        if (!p) { b->oom = 1; return; }
-        b->v = p;
-        b->cap = c;
-    }
-    memcpy(b->v + b->n, s, n);
-    b->n += n;
-    b->v[b->n] = 0;
-}
-static void puts_(obuf *b, const char *s) { put(b, s, strlen(s)); }
+typedef llm_buf obuf;
+static void puts_(obuf *b, const char *s) { llm_buf_put(b, s, strlen(s)); }
 
 /* A JSON string literal; s is valid UTF-8 (checked by the caller). */
 static void put_str(obuf *b, const char *s)
 {
-    put(b, "\"", 1);
+    llm_buf_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char e[8];
-        if (*p == '"') put(b, "\\\"", 2);
-        else if (*p == '\\') put(b, "\\\\", 2);
-        else if (*p == '\n') put(b, "\\n", 2);
-        else if (*p == '\r') put(b, "\\r", 2);
-        else if (*p == '\t') put(b, "\\t", 2);
+        if (*p == '"') llm_buf_put(b, "\\\"", 2);
+        else if (*p == '\\') llm_buf_put(b, "\\\\", 2);
+        else if (*p == '\n') llm_buf_put(b, "\\n", 2);
+        else if (*p == '\r') llm_buf_put(b, "\\r", 2);
+        else if (*p == '\t') llm_buf_put(b, "\\t", 2);
         else if (*p < 0x20 || *p == 0x7F) {
             snprintf(e, sizeof e, "\\u%04x", *p);
-            put(b, e, 6);
-        } else put(b, (const char *)p, 1);
+            llm_buf_put(b, e, 6);
+        } else llm_buf_put(b, (const char *)p, 1);
     }
-    put(b, "\"", 1);
+    llm_buf_put(b, "\"", 1);
 }
 
 static int utf8_valid(const char *s)
