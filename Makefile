@@ -36,7 +36,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/librostesim.a
 
-.PHONY: all deps test test-asan bench clean help run verify model
+.PHONY: all deps test test-asan test-matrix bench clean help run verify model
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -45,6 +45,7 @@ help:
 	@echo "make run        build and run 'rostesim lsq --bits 4'"
 	@echo "make test       build and run every test (prints 'N passed, N failed')"
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (in build-asan/)"
+	@echo "make test-matrix the test suite under several OpenBLAS kernels x 1 and 2 threads (slow; tests/matrix.sh)"
 	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
 	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
 	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
@@ -105,6 +106,9 @@ test: $(TESTS) $(BIN)/rostesim
 test-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
+
+test-matrix: $(TESTS) $(BIN)/rostesim
+	@BIN=$(BIN) BUILD=$(BUILD) bash tests/matrix.sh
 
 bench: $(BENCHES) $(BIN)/rostesim
 	@# bench_lsq runs inside bench/lsq_vs_numpy.sh, beside its numpy peer
