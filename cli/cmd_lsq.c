@@ -150,7 +150,8 @@ static void print_fits(const lsq_results *R, const lsq_fitset *fs, int sweep)
         for (int k = 0; k < LSQ_NROT; k++) {
             if (!R->points[0].rot[k].present) continue;
             snprintf(lab, sizeof lab, "%s, across %s", lsq_rot_name((lsq_rot)k), R->sweep_var);
-            if (fs->across[k].n < 3) printf("  %-26s %4zu  (fewer than 3 distinct runs: not fitted)\n", lab, fs->across[k].n);
+            if (fs->across[k].n == 0) printf("  %-26s %4s  every run repeats another rotation's: shown, not fitted\n", lab, "-");
+            else if (fs->across[k].n < 3) printf("  %-26s %4zu  (fewer than 3 distinct runs: not fitted)\n", lab, fs->across[k].n);
             else fit_line(lab, &fs->across[k]);
         }
     for (size_t p = 0; p < R->npoints; p++)
