@@ -414,22 +414,39 @@ static int theorem_bound(lsq_rotres *r, double mu)
     return RS_OK;
 }
 
+/* Σ_{k<h} q^k and Σ_{k<h} k q^k for q = 1 − mu, without a loop: closed forms through
+ * expm1/log1p, or (mu h < 1e-3, where the second closed form cancels) the series in
+ * L = log q to third order (relative error below 1e-10). */
+static void geo_sums(double mu, size_t h, double *A0, double *A1)
+{
+    const double H = (double)h, L = log1p(-mu);
+    if (mu * H < 1e-3) {
+        double s1 = H * (H - 1) / 2, s2 = (H - 1) * H * (2 * H - 1) / 6, s3 = s1 * s1;
+        double s4 = H * (H - 1) * (2 * H - 1) * (3 * H * H - 3 * H - 1) / 30;
+        *A0 = H + L * s1 + L * L / 2 * s2 + L * L * L / 6 * s3;
+        *A1 = s1 + L * s2 + L * L / 2 * s3 + L * L * L / 6 * s4;
+    } else {
+        double q = 1.0 - mu, qh = exp(H * L), qh1 = exp((H - 1) * L);
+        *A0 = -expm1(H * L) / mu;
+        *A1 = q * (1.0 - H * qh1 + (H - 1) * qh) / (mu * mu);
+    }
+}
+
 /* The recursion model at the logged steps for one mu: P[i] = (1−mu)^t_i D_0 and
- * S[i] = Σ_{s<t_i} (1−mu)^{t_i−1−s} e_s (e interpolated per step). */
+ * S[i] = Σ_{s<t_i} (1−mu)^{t_i−1−s} e_s, e linear between logged steps: over an interval
+ * of h steps from e0 to e1, S ← q^h S + e0 A0 + (e1 − e0)/h ((h−1) A0 − A1). */
 static void recur_terms(const size_t *t, const double *e, size_t n, double D0, double mu, double *P, double *S)
 {
-    const double q = 1.0 - mu;
-    double pw = 1.0, acc = 0.0;
+    const double L = log1p(-mu);
+    double acc = 0.0;
     P[0] = D0;
     S[0] = 0.0;
     for (size_t li = 1; li < n; li++) {
-        const size_t t0 = t[li - 1], h = t[li] - t0;
-        for (size_t s = t0; s < t[li]; s++) {
-            double es = e[li - 1] + (e[li] - e[li - 1]) * (double)(s - t0) / (double)h;
-            acc = q * acc + es;
-            pw *= q;
-        }
-        P[li] = pw * D0;
+        const size_t h = t[li] - t[li - 1];
+        double A0, A1;
+        geo_sums(mu, h, &A0, &A1);
+        acc = exp((double)h * L) * acc + e[li - 1] * A0 + (e[li] - e[li - 1]) / (double)h * (((double)h - 1) * A0 - A1);
+        P[li] = exp((double)t[li] * L) * D0;
         S[li] = acc;
     }
 }
