@@ -292,13 +292,13 @@ typedef struct {
     metrics *m;       /* nlog entries */
     int ended_hadamard;
     int switches;
-    uint64_t vhash;   /* FNV-1a of the final iterate's bytes (duplicate detection) */
+    uint64_t vhash;   /* FNV-1a over the iterate's bytes at every logged step */
+    double *vfinal;   /* the final iterate (d), compared byte for byte */
 } run_out;
 
-static uint64_t fnv1a(const void *p, size_t n)
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
@@ -317,6 +317,7 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
         goto done;
     }
     if ((st = lsq_ste_alloc(N, d, &s))) goto done;
+    out->vhash = 1469598103934665603ull; /* FNV offset basis */
     problem *p;
     int cur = 0; /* adaptive: 0 identity, 1 Hadamard */
     if (which == LSQ_R_ADAPTIVE) {
@@ -332,7 +333,10 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
     size_t T = c->reselect_every;
     int round = 1;
     while (1) {
-        while (li < nlog && ts[li] == t) measure(c, p, s->v, qv, td, tN, &out->m[li++]);
+        while (li < nlog && ts[li] == t) {
+            measure(c, p, s->v, qv, td, tN, &out->m[li++]);
+            out->vhash = fnv1a(out->vhash, s->v, d * sizeof *s->v);
+        }
         if (t >= steps) break;
         size_t next = li < nlog ? ts[li] : steps;
         if (which == LSQ_R_ADAPTIVE && round < c->rounds) {
@@ -359,7 +363,7 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
         t = next;
     }
     out->ended_hadamard = cur;
-    out->vhash = fnv1a(s->v, d * sizeof *s->v);
+    memcpy(out->vfinal, s->v, d * sizeof *s->v);
 done:
     lsq_ste_free(s);
     rs_rng_free(order);
@@ -531,8 +535,11 @@ int lsq_recursion_fit(const size_t *t, const double *D, const double *eG, size_t
 }
 
 /* Duplicate runs: run m of rotation index ri repeats a run of an earlier rotation when
- * every logged metric is byte-identical and the final iterates hash the same. */
-static void find_duplicates(lsq_point *pt, const int *rots, int nr, int M, const run_out *outs, size_t nlog)
+ * its trajectory is the same: the iterates at every logged step hash the same, the final
+ * iterates are byte-identical, and so are the logged loss and D. (The e-terms are left
+ * out of the comparison: at t = 1 they are rounding residues, ~1e-36, whose last bits can
+ * depend on memory alignment.) */
+static void find_duplicates(lsq_point *pt, const int *rots, int nr, int M, const run_out *outs, size_t nlog, size_t d)
 {
     for (int ri = 0; ri < nr; ri++) {
         lsq_rotres *res = &pt->rot[rots[ri]];
@@ -544,7 +551,11 @@ static void find_duplicates(lsq_point *pt, const int *rots, int nr, int M, const
             for (int rj = 0; rj < ri && res->dup_rot[m] < 0; rj++)
                 for (int mj = 0; mj < M; mj++) {
                     const run_out *p = &outs[(size_t)rj * (size_t)M + (size_t)mj];
-                    if (p->vhash == o->vhash && memcmp(p->m, o->m, nlog * sizeof *o->m) == 0) {
+                    int same = p->vhash == o->vhash && memcmp(p->vfinal, o->vfinal, d * sizeof *o->vfinal) == 0;
+                    for (size_t li = 0; same && li < nlog; li++)
+                        same = memcmp(&p->m[li].loss, &o->m[li].loss, sizeof o->m[li].loss) == 0 &&
+                               memcmp(&p->m[li].D, &o->m[li].D, sizeof o->m[li].D) == 0;
+                    if (same) {
                         res->dup_rot[m] = rots[rj];
                         res->dup_seed[m] = mj;
                         break;
@@ -599,6 +610,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     size_t *ts = NULL;
     run_out *outs = NULL;
     metrics *mbuf = NULL;
+    double *vbuf = NULL;
     if (!X || !wt) {
         st = RS_ERROR(RS_ENOMEM, "out of memory for the data (N=%zu, d=%zu)", N, d);
         goto done;
@@ -685,8 +697,12 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     size_t nruns = (size_t)nr * (size_t)M;
     outs = calloc(nruns, sizeof *outs);
     mbuf = calloc(nruns * nlog, sizeof *mbuf);
-    if (!outs || !mbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
-    for (size_t k = 0; k < nruns; k++) outs[k].m = mbuf + k * nlog;
+    vbuf = calloc(nruns * d, sizeof *vbuf);
+    if (!outs || !mbuf || !vbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
+    for (size_t k = 0; k < nruns; k++) {
+        outs[k].m = mbuf + k * nlog;
+        outs[k].vfinal = vbuf + k * d;
+    }
     int fail = RS_OK;
     size_t done_runs = 0;
     /* Runs are parallel; BLAS inside each works on vectors of length d and must not
@@ -777,7 +793,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
         }
         measured_constants(res);
     }
-    find_duplicates(pt, rots, nr, M, outs, nlog);
+    find_duplicates(pt, rots, nr, M, outs, nlog, d);
 done:
     for (int r = 0; r < LSQ_NROT; r++) problem_free(&probs[r]);
     rot_free(RH);
@@ -787,6 +803,7 @@ done:
     free(ts);
     free(outs);
     free(mbuf);
+    free(vbuf);
     if (st) lsq_point_free(pt);
     return st;
 }

@@ -86,8 +86,9 @@ typedef struct {
     int choice_hadamard_first; /* 1 if the first choice was the Hadamard */
     double switches_mean;      /* mean number of changes of R per run */
     double frac_hadamard_final;/* fraction of runs ending on the Hadamard */
-    /* duplicates: run m repeats, byte for byte (every logged metric and the final
-     * iterate), run dup_seed[m] of rotation dup_rot[m] listed earlier; -1: distinct */
+    /* duplicates: run m repeats run dup_seed[m] of rotation dup_rot[m] listed earlier
+     * (the same iterates at every logged step, by hash; the same final iterate, loss
+     * and D, byte for byte); -1: distinct */
     int *dup_rot, *dup_seed;
     int ndup;             /* duplicate runs of this setting */
     int dup_of;           /* every run duplicates a run of this rotation (-1: not all) */

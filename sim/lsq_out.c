@@ -372,8 +372,9 @@ static cJSON *fits_json(const lsq_results *r, const lsq_fitset *fs)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "quantity", "log10 final D against log10 final ||e(R w_T)||_G^2, one point per run");
     cJSON_AddStringToObject(o, "duplicates",
-                            "a run whose logged metrics and final iterate are byte-identical to an earlier rotation's "
-                            "run is shown but left out of every fit except all_with_duplicates");
+                            "a run whose trajectory repeats an earlier rotation's run (iterates at every logged step, "
+                            "final iterate, logged loss and D identical) is shown but left out of every fit except "
+                            "all_with_duplicates");
     cJSON_AddStringToObject(o, "ci", "95% percentile bootstrap over runs, seeded");
     cJSON_AddNumberToObject(o, "runs", (double)(fs->nruns + fs->ndup));
     cJSON_AddNumberToObject(o, "duplicate_runs", (double)fs->ndup);
