@@ -190,8 +190,8 @@ static void print_measured(const lsq_results *R)
 {
     const lsq_point *P = &R->points[0];
     printf("\nTheorem 4.3's recursion D_{t+1} <= (1 - mu) D_t + (6 + 2/mu) e_t with measured constants: the fit of\n"
-           "D_{t+1} = (1 - mu_m) D_t + kappa_m e_t to the mean curve%s (final D_T against each curve's final value)\n",
-           R->npoints > 1 ? " of the first sweep point" : "");
+           "D_{t+1} = (1 - mu_m) D_t + kappa_m e_t to the mean curve (final D_T against each curve's final value)%s\n",
+           R->npoints > 1 ? ",\nfirst sweep point" : "");
     for (int k = 0; k < LSQ_NROT; k++) {
         const lsq_rotres *r = &P->rot[k];
         if (!r->present) continue;
