@@ -1,6 +1,7 @@
 # rostesim plots: settings shared by every figure. The C driver (plots/plot.c) sends
 # this first, after defining: datadir, outfile, fmt ("png" or "pdf"), runtitle,
-# sweepvar, delta, fit_slope, fit_intercept, fit_pearson, fit_spearman, fit_n.
+# sweepvar, delta, fit_slope, fit_intercept, fit_pearson, fit_spearman, fit_n, dupof
+# (per rotation, the 1-based index of the rotation whose runs it repeats, else 0).
 set encoding utf8
 set datafile separator "\t"
 # Rows of other rotations are filtered to NaN; treating NaN as missing keeps each
@@ -25,6 +26,8 @@ set linetype 3 lc rgb "#E69F00" lw 1 pt 9  ps 1.5 dt 1
 set linetype 4 lc rgb "#D55E00" lw 1 pt 13 ps 1.6 dt 1
 rotcolor(i) = word("#3B3B3B #0072B2 #E69F00 #D55E00", i)
 rotopen(i) = word("6 4 8 12", i) + 0
+dup(i) = word(dupof, i) + 0
+duplabel(i) = dup(i) > 0 ? rotlabel(i) . " = " . rotlabel(dup(i)) . " (same runs)" : rotlabel(i)
 
 set border 3 lw 1
 set tics nomirror out scale 0.6

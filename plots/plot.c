@@ -31,6 +31,8 @@ typedef struct {
     char sweep_var[64];
     double delta;
     double slope, intercept, pearson, spearman, n; /* NaN when fit.tsv is absent */
+    char dupof[64]; /* per rotation (none hadamard haar adaptive): the 1-based index of the
+                     * rotation whose runs it repeats at point 0, else 0 (summary.tsv) */
 } plot_info;
 
 static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
@@ -185,6 +187,43 @@ static void read_fit(const char *dir, plot_info *info)
     fclose(f);
 }
 
+/* summary.tsv's duplicate_of column at point 0 into info->dupof ("0 0 0 2"); all zeros
+ * when the column is absent (folders written before it existed). */
+static void read_dups(const char *dir, plot_info *info)
+{
+    static const char *const rots[4] = {"none", "hadamard", "haar", "adaptive"};
+    int dup[4] = {0, 0, 0, 0};
+    char path[4096], line[4096];
+    snprintf(path, sizeof path, "%s/summary.tsv", dir);
+    FILE *f = fopen(path, "r");
+    int col = -1;
+    if (f && fgets(line, sizeof line, f)) {
+        chomp(line);
+        int k = 0;
+        for (char *tok = strtok(line, "\t"); tok; tok = strtok(NULL, "\t"), k++)
+            if (!strcmp(tok, "duplicate_of")) col = k;
+    }
+    while (f && col >= 0 && fgets(line, sizeof line, f)) {
+        chomp(line);
+        char *fld[64];
+        int k = 0;
+        for (char *p = line; k < 64;) {
+            fld[k++] = p;
+            char *tab = strchr(p, '\t');
+            if (!tab) break;
+            *tab = '\0';
+            p = tab + 1;
+        }
+        if (k <= col || strcmp(fld[0], "0") != 0) continue;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(fld[2], rots[i]))
+                for (int j = 0; j < 4; j++)
+                    if (!strcmp(fld[col], rots[j])) dup[i] = j + 1;
+    }
+    if (f) fclose(f);
+    snprintf(info->dupof, sizeof info->dupof, "%d %d %d %d", dup[0], dup[1], dup[2], dup[3]);
+}
+
 /* 1 if DIR/name exists and has a data row after its header. */
 static int has_rows(const char *dir, const char *name)
 {
@@ -262,6 +301,7 @@ static int run_gnuplot(const char *dir, const plot_info *info, const char *fig, 
     gp_number(gp, "fit_pearson", info->pearson);
     gp_number(gp, "fit_spearman", info->spearman);
     gp_number(gp, "fit_n", info->n);
+    gp_string(gp, "dupof", info->dupof);
     fputs(common, gp);
     fputs("\n", gp);
     fputs(script, gp);
@@ -292,6 +332,7 @@ int plot_draw(const char *dir, plot_written_fn *on_written, void *ctx, char *err
     int st = read_meta(dir, &info, err, errlen);
     if (st) return st;
     read_fit(dir, &info);
+    read_dups(dir, &info);
     if (!plot_gnuplot_available()) return install_message(dir, err, errlen);
     int sweep = info.sweep_var[0] && strcmp(info.sweep_var, "none") != 0;
 

@@ -292,7 +292,16 @@ typedef struct {
     metrics *m;       /* nlog entries */
     int ended_hadamard;
     int switches;
+    uint64_t vhash;   /* FNV-1a over the iterate's bytes at every logged step */
+    double *vfinal;   /* the final iterate (d), compared byte for byte */
 } run_out;
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
 
 static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double eta_fixed, size_t steps,
                    const size_t *ts, size_t nlog, int seed_index, run_out *out)
@@ -308,6 +317,7 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
         goto done;
     }
     if ((st = lsq_ste_alloc(N, d, &s))) goto done;
+    out->vhash = 1469598103934665603ull; /* FNV offset basis */
     problem *p;
     int cur = 0; /* adaptive: 0 identity, 1 Hadamard */
     if (which == LSQ_R_ADAPTIVE) {
@@ -323,7 +333,10 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
     size_t T = c->reselect_every;
     int round = 1;
     while (1) {
-        while (li < nlog && ts[li] == t) measure(c, p, s->v, qv, td, tN, &out->m[li++]);
+        while (li < nlog && ts[li] == t) {
+            measure(c, p, s->v, qv, td, tN, &out->m[li++]);
+            out->vhash = fnv1a(out->vhash, s->v, d * sizeof *s->v);
+        }
         if (t >= steps) break;
         size_t next = li < nlog ? ts[li] : steps;
         if (which == LSQ_R_ADAPTIVE && round < c->rounds) {
@@ -350,6 +363,7 @@ static int run_one(const lsq_config *c, problem *probs, lsq_rot which, double et
         t = next;
     }
     out->ended_hadamard = cur;
+    memcpy(out->vfinal, s->v, d * sizeof *s->v);
 done:
     lsq_ste_free(s);
     rs_rng_free(order);
@@ -404,6 +418,184 @@ static int theorem_bound(lsq_rotres *r, double mu)
     return RS_OK;
 }
 
+/* Σ_{k<h} q^k and Σ_{k<h} k q^k for q = 1 − mu, without a loop: closed forms through
+ * expm1/log1p, or (mu h < 1e-3, where the second closed form cancels) the series in
+ * L = log q to third order (relative error below 1e-10). */
+static void geo_sums(double mu, size_t h, double *A0, double *A1)
+{
+    const double H = (double)h, L = log1p(-mu);
+    if (mu * H < 1e-3) {
+        double s1 = H * (H - 1) / 2, s2 = (H - 1) * H * (2 * H - 1) / 6, s3 = s1 * s1;
+        double s4 = H * (H - 1) * (2 * H - 1) * (3 * H * H - 3 * H - 1) / 30;
+        *A0 = H + L * s1 + L * L / 2 * s2 + L * L * L / 6 * s3;
+        *A1 = s1 + L * s2 + L * L / 2 * s3 + L * L * L / 6 * s4;
+    } else {
+        double q = 1.0 - mu, qh = exp(H * L), qh1 = exp((H - 1) * L);
+        *A0 = -expm1(H * L) / mu;
+        *A1 = q * (1.0 - H * qh1 + (H - 1) * qh) / (mu * mu);
+    }
+}
+
+/* The recursion model at the logged steps for one mu: P[i] = (1−mu)^t_i D_0 and
+ * S[i] = Σ_{s<t_i} (1−mu)^{t_i−1−s} e_s, e linear between logged steps: over an interval
+ * of h steps from e0 to e1, S ← q^h S + e0 A0 + (e1 − e0)/h ((h−1) A0 − A1). */
+static void recur_terms(const size_t *t, const double *e, size_t n, double D0, double mu, double *P, double *S)
+{
+    const double L = log1p(-mu);
+    double acc = 0.0;
+    P[0] = D0;
+    S[0] = 0.0;
+    for (size_t li = 1; li < n; li++) {
+        const size_t h = t[li] - t[li - 1];
+        double A0, A1;
+        geo_sums(mu, h, &A0, &A1);
+        acc = exp((double)h * L) * acc + e[li - 1] * A0 + (e[li] - e[li - 1]) / (double)h * (((double)h - 1) * A0 - A1);
+        P[li] = exp((double)t[li] * L) * D0;
+        S[li] = acc;
+    }
+}
+
+/* For one mu: the best kappa >= 0 and the objective Σ ((P + kappa S − D)/D)². */
+static double recur_objective(const size_t *t, const double *D, const double *e, size_t n, double mu, double *P,
+                              double *S, double *kappa)
+{
+    recur_terms(t, e, n, D[0], mu, P, S);
+    double ab = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(D[i] > 0) || !isfinite(D[i])) continue;
+        double a = (P[i] - D[i]) / D[i], b = S[i] / D[i];
+        ab += a * b;
+        bb += b * b;
+    }
+    double k = bb > 0 ? -ab / bb : 0.0;
+    if (!(k > 0)) k = 0.0;
+    double f = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(D[i] > 0) || !isfinite(D[i])) continue;
+        double r = (P[i] + k * S[i] - D[i]) / D[i];
+        f += r * r;
+    }
+    *kappa = k;
+    return f;
+}
+
+int lsq_recursion_fit(const size_t *t, const double *D, const double *eG, size_t n, double *mu, double *kappa,
+                      double *model)
+{
+    *mu = *kappa = NAN;
+    size_t usable = 0, efin = 0;
+    for (size_t i = 0; i < n; i++) {
+        usable += D[i] > 0 && isfinite(D[i]);
+        efin += isfinite(eG[i]) != 0;
+    }
+    if (n < 3 || usable < 3 || !(D[0] > 0) || !isfinite(D[0]) || efin < n)
+        return RS_ERROR(RS_EINVAL, "recursion fit needs >= 3 logged steps with finite D > 0 (got %zu of %zu)", usable, n);
+    for (size_t i = 1; i < n; i++)
+        if (t[i] <= t[i - 1]) return RS_ERROR(RS_EINVAL, "recursion fit: logged steps must increase");
+    double *P = malloc(n * sizeof *P), *S = malloc(n * sizeof *S);
+    if (!P || !S) {
+        free(P), free(S);
+        return RS_ERROR(RS_ENOMEM, "out of memory");
+    }
+    /* grid over log10 mu in [-9, log10 0.5], 8 points per decade */
+    const double lo = -9.0, hi = log10(0.5);
+    const int ng = (int)ceil((hi - lo) * 8.0) + 1;
+    double best = INFINITY, bx = lo, k;
+    for (int g = 0; g < ng; g++) {
+        double x = lo + (hi - lo) * g / (ng - 1);
+        double f = recur_objective(t, D, eG, n, pow(10.0, x), P, S, &k);
+        if (f < best) best = f, bx = x;
+    }
+    /* golden section on [bx − h, bx + h] */
+    const double h = (hi - lo) / (ng - 1), gr = 0.5 * (sqrt(5.0) - 1.0);
+    double a = fmax(lo, bx - h), b = fmin(hi, bx + h);
+    double x1 = b - gr * (b - a), x2 = a + gr * (b - a);
+    double f1 = recur_objective(t, D, eG, n, pow(10.0, x1), P, S, &k);
+    double f2 = recur_objective(t, D, eG, n, pow(10.0, x2), P, S, &k);
+    for (int it = 0; it < 60 && b - a > 1e-10; it++) {
+        if (f1 < f2) {
+            b = x2, x2 = x1, f2 = f1;
+            x1 = b - gr * (b - a);
+            f1 = recur_objective(t, D, eG, n, pow(10.0, x1), P, S, &k);
+        } else {
+            a = x1, x1 = x2, f1 = f2;
+            x2 = a + gr * (b - a);
+            f2 = recur_objective(t, D, eG, n, pow(10.0, x2), P, S, &k);
+        }
+    }
+    double x = f1 < f2 ? x1 : x2;
+    if (fmin(f1, f2) > best) x = bx;
+    *mu = pow(10.0, x);
+    recur_objective(t, D, eG, n, *mu, P, S, kappa);
+    if (model)
+        for (size_t i = 0; i < n; i++) model[i] = P[i] + *kappa * S[i];
+    free(P);
+    free(S);
+    return RS_OK;
+}
+
+/* Duplicate runs: run m of rotation index ri repeats a run of an earlier rotation when
+ * its trajectory is the same: the iterates at every logged step hash the same, the final
+ * iterates are byte-identical, and so are the logged loss and D. (The e-terms are left
+ * out of the comparison: at t = 1 they are rounding residues, ~1e-36, whose last bits can
+ * depend on memory alignment.) */
+static void find_duplicates(lsq_point *pt, const int *rots, int nr, int M, const run_out *outs, size_t nlog, size_t d)
+{
+    for (int ri = 0; ri < nr; ri++) {
+        lsq_rotres *res = &pt->rot[rots[ri]];
+        res->ndup = 0;
+        int all_of = -1, all = 1;
+        for (int m = 0; m < M; m++) {
+            const run_out *o = &outs[(size_t)ri * (size_t)M + (size_t)m];
+            res->dup_rot[m] = res->dup_seed[m] = -1;
+            for (int rj = 0; rj < ri && res->dup_rot[m] < 0; rj++)
+                for (int mj = 0; mj < M; mj++) {
+                    const run_out *p = &outs[(size_t)rj * (size_t)M + (size_t)mj];
+                    int same = p->vhash == o->vhash && memcmp(p->vfinal, o->vfinal, d * sizeof *o->vfinal) == 0;
+                    for (size_t li = 0; same && li < nlog; li++)
+                        same = memcmp(&p->m[li].loss, &o->m[li].loss, sizeof o->m[li].loss) == 0 &&
+                               memcmp(&p->m[li].D, &o->m[li].D, sizeof o->m[li].D) == 0;
+                    if (same) {
+                        res->dup_rot[m] = rots[rj];
+                        res->dup_seed[m] = mj;
+                        break;
+                    }
+                }
+            if (res->dup_rot[m] >= 0) res->ndup++;
+            if (res->dup_rot[m] < 0 || (all_of >= 0 && res->dup_rot[m] != all_of)) all = 0;
+            else all_of = res->dup_rot[m];
+        }
+        res->dup_of = all ? all_of : -1;
+    }
+}
+
+/* Thm 4.3 with the measured rate, and the measured recursion, on the logged means. */
+static void measured_constants(lsq_rotres *r)
+{
+    size_t n = r->nlog;
+    size_t *t = malloc(n * sizeof *t);
+    double *D = malloc(n * sizeof *D), *e = malloc(n * sizeof *e), *m = malloc(n * sizeof *m), *b = malloc(n * sizeof *b);
+    r->mu_meas = r->kappa_meas = r->bound_mrate_final = r->recur_final = NAN;
+    for (size_t i = 0; i < n; i++) r->log[i].bound_mrate = r->log[i].recur = NAN;
+    if (t && D && e && m && b) {
+        for (size_t i = 0; i < n; i++) {
+            t[i] = r->log[i].t;
+            D[i] = r->log[i].D;
+            e[i] = r->log[i].eG;
+        }
+        if (lsq_recursion_fit(t, D, e, n, &r->mu_meas, &r->kappa_meas, m) == RS_OK) {
+            lsq_theorem_bound(t, e, n, D[0], r->mu_meas, b);
+            for (size_t i = 0; i < n; i++) {
+                r->log[i].recur = m[i];
+                r->log[i].bound_mrate = b[i];
+            }
+            r->recur_final = m[n - 1];
+            r->bound_mrate_final = b[n - 1];
+        }
+    }
+    free(t), free(D), free(e), free(m), free(b);
+}
+
 int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress, void *ctx)
 {
     int st = lsq_config_check(c);
@@ -418,6 +610,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     size_t *ts = NULL;
     run_out *outs = NULL;
     metrics *mbuf = NULL;
+    double *vbuf = NULL;
     if (!X || !wt) {
         st = RS_ERROR(RS_ENOMEM, "out of memory for the data (N=%zu, d=%zu)", N, d);
         goto done;
@@ -504,8 +697,12 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     size_t nruns = (size_t)nr * (size_t)M;
     outs = calloc(nruns, sizeof *outs);
     mbuf = calloc(nruns * nlog, sizeof *mbuf);
-    if (!outs || !mbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
-    for (size_t k = 0; k < nruns; k++) outs[k].m = mbuf + k * nlog;
+    vbuf = calloc(nruns * d, sizeof *vbuf);
+    if (!outs || !mbuf || !vbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
+    for (size_t k = 0; k < nruns; k++) {
+        outs[k].m = mbuf + k * nlog;
+        outs[k].vfinal = vbuf + k * d;
+    }
     int fail = RS_OK;
     size_t done_runs = 0;
     /* Runs are parallel; BLAS inside each works on vectors of length d and must not
@@ -543,8 +740,11 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
         res->final_D = malloc((size_t)M * sizeof(double));
         res->final_eG = malloc((size_t)M * sizeof(double));
         res->final_e2 = malloc((size_t)M * sizeof(double));
+        res->dup_rot = malloc((size_t)M * sizeof(int));
+        res->dup_seed = malloc((size_t)M * sizeof(int));
         double *tmp = malloc((size_t)M * sizeof(double));
-        if (!res->log || !res->final_loss || !res->final_D || !res->final_eG || !res->final_e2 || !tmp) {
+        if (!res->log || !res->final_loss || !res->final_D || !res->final_eG || !res->final_e2 || !res->dup_rot ||
+            !res->dup_seed || !tmp) {
             free(tmp);
             st = RS_ERROR(RS_ENOMEM, "out of memory");
             goto done;
@@ -591,7 +791,9 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
                 if (res->log[li].D > res->log[li].bound + 2.0 * res->log[li].D_se) res->violations++;
             res->bound_final = res->log[nlog - 1].bound;
         }
+        measured_constants(res);
     }
+    find_duplicates(pt, rots, nr, M, outs, nlog, d);
 done:
     for (int r = 0; r < LSQ_NROT; r++) problem_free(&probs[r]);
     rot_free(RH);
@@ -601,6 +803,7 @@ done:
     free(ts);
     free(outs);
     free(mbuf);
+    free(vbuf);
     if (st) lsq_point_free(pt);
     return st;
 }
@@ -614,6 +817,9 @@ void lsq_point_free(lsq_point *p)
         free(res->final_D);
         free(res->final_eG);
         free(res->final_e2);
+        free(res->dup_rot);
+        free(res->dup_seed);
+        res->dup_rot = res->dup_seed = NULL;
         res->log = NULL;
         res->final_loss = res->final_D = res->final_eG = res->final_e2 = NULL;
     }

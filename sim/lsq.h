@@ -59,6 +59,8 @@ const char *lsq_rot_name(lsq_rot r);
 typedef struct {
     size_t t;
     double loss, loss_se, D, D_se, eG, eG_se, e2, bound;
+    double bound_mrate; /* Theorem 4.3's right-hand side with the measured rate mu_meas (not a proven bound) */
+    double recur;       /* the measured recursion D_{t+1} = (1 - mu_meas) D_t + kappa_meas e_t (a fit) */
 } lsq_logpt;
 
 typedef struct {
@@ -84,6 +86,15 @@ typedef struct {
     int choice_hadamard_first; /* 1 if the first choice was the Hadamard */
     double switches_mean;      /* mean number of changes of R per run */
     double frac_hadamard_final;/* fraction of runs ending on the Hadamard */
+    /* duplicates: run m repeats run dup_seed[m] of rotation dup_rot[m] listed earlier
+     * (the same iterates at every logged step, by hash; the same final iterate, loss
+     * and D, byte for byte); -1: distinct */
+    int *dup_rot, *dup_seed;
+    int ndup;             /* duplicate runs of this setting */
+    int dup_of;           /* every run duplicates a run of this rotation (-1: not all) */
+    /* Theorem 4.3's argument with measured constants (lsq_recursion_fit on the means) */
+    double mu_meas, kappa_meas;
+    double bound_mrate_final, recur_final;
 } lsq_rotres;
 
 typedef struct {
@@ -108,6 +119,15 @@ void lsq_theorem_bound(const size_t *t, const double *eG, size_t n, double D0, d
  * b-bit symmetric per-tensor Q with c = 1 (b = c->wq.bits). out: nvec rows of
  * [norm2, maxabs2, err_none, bound20, err_rh, bound21]. */
 int lsq_prop44(const lsq_config *c, size_t nvec, double *out);
+
+/* The recursion of Theorem 4.3's proof, D_{t+1} = (1 − mu) D_t + kappa e_t with D_0 = D[0],
+ * fitted to logged means (t[0] = 0 < t[1] < ...; e linearly interpolated between logged
+ * steps) by least squares on the relative error (model − D)/D over the logged steps with
+ * D > 0: kappa in closed form for each mu, mu by a log-grid search refined by golden
+ * section over [1e-9, 0.5]. model (n values, or NULL) receives the fitted curve.
+ * RS_OK, or RS_EINVAL when fewer than 3 usable points or D[0] <= 0 (mu, kappa = NaN). */
+int lsq_recursion_fit(const size_t *t, const double *D, const double *eG, size_t n, double *mu, double *kappa,
+                      double *model);
 
 /* log10-log10 least squares of y against x over the positive pairs; Pearson and
  * Spearman correlations of the logs. Returns the number of pairs used. */

@@ -7,6 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <gsl/gsl_fit.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+
+#include "quant/rng.h"
 #include "quant/status.h"
 
 int rs_mkdir_p(const char *dir)
@@ -71,31 +76,163 @@ static int open_in(const char *dir, const char *name, char *path, char *tmp, FIL
     return *f ? RS_OK : RS_EIO;
 }
 
-void lsq_results_fit(const lsq_results *r, lsq_fit *fit)
+/* log-log fit on prepared logs (k pairs) into f's point estimates. */
+static void fit_logs(const double *lx, const double *ly, size_t k, double *work, double *slope, double *icept,
+                     double *pearson, double *spearman)
 {
-    size_t n = 0;
-    for (size_t p = 0; p < r->npoints; p++)
-        for (int k = 0; k < LSQ_NROT; k++)
-            if (r->points[p].rot[k].present) n += (size_t)r->points[p].cfg.seeds;
-    double *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
-    memset(fit, 0, sizeof *fit);
-    fit->slope = fit->intercept = fit->pearson = fit->spearman = NAN;
-    if (!x || !y) goto done;
+    double c0, c1, cov00, cov01, cov11, ss;
+    gsl_fit_linear(lx, 1, ly, 1, k, &c0, &c1, &cov00, &cov01, &cov11, &ss);
+    *slope = c1;
+    *icept = c0;
+    *pearson = gsl_stats_correlation(lx, 1, ly, 1, k);
+    *spearman = gsl_stats_spearman(lx, 1, ly, 1, k, work);
+}
+
+static void ci_from(double *v, size_t n, double ci[2])
+{
+    ci[0] = ci[1] = NAN;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i])) v[k++] = v[i];
+    if (k < 2) return;
+    gsl_sort(v, 1, k);
+    ci[0] = gsl_stats_quantile_from_sorted_data(v, 1, k, 0.025);
+    ci[1] = gsl_stats_quantile_from_sorted_data(v, 1, k, 0.975);
+}
+
+/* The fit of y against x (final D against final ‖e‖²_G) with bootstrap intervals. */
+static int fit_boot(const double *x, const double *y, size_t n, uint64_t seed, uint64_t stream, lsq_fit *f)
+{
+    memset(f, 0, sizeof *f);
+    f->slope = f->intercept = f->pearson = f->spearman = NAN;
+    f->slope_ci[0] = f->slope_ci[1] = f->pearson_ci[0] = f->pearson_ci[1] = f->spearman_ci[0] = f->spearman_ci[1] = NAN;
+    size_t cap = n + 1;
+    double *lx = malloc(cap * sizeof *lx), *ly = malloc(cap * sizeof *ly), *bx = malloc(cap * sizeof *bx);
+    double *by = malloc(cap * sizeof *by), *work = malloc(2 * cap * sizeof *work);
+    double *bs = malloc(LSQ_BOOT * sizeof *bs), *bp = malloc(LSQ_BOOT * sizeof *bp), *br = malloc(LSQ_BOOT * sizeof *br);
+    rs_rng *rng = rs_rng_alloc(seed, stream);
+    int st = RS_OK;
+    if (!lx || !ly || !bx || !by || !work || !bs || !bp || !br || !rng) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory for a bootstrap of %zu runs", n);
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > 0 && y[i] > 0 && isfinite(x[i]) && isfinite(y[i])) {
+            lx[k] = log10(x[i]);
+            ly[k] = log10(y[i]);
+            k++;
+        }
+    f->n = k;
+    if (k < 3) goto done;
+    fit_logs(lx, ly, k, work, &f->slope, &f->intercept, &f->pearson, &f->spearman);
+    size_t nb = 0;
+    for (int b = 0; b < LSQ_BOOT; b++) {
+        int varied = 0;
+        for (size_t i = 0; i < k; i++) {
+            size_t j = rs_rng_uint(rng, k);
+            bx[i] = lx[j];
+            by[i] = ly[j];
+            if (bx[i] != bx[0]) varied = 1;
+        }
+        if (!varied) continue;
+        double icept;
+        fit_logs(bx, by, k, work, &bs[nb], &icept, &bp[nb], &br[nb]);
+        nb++;
+    }
+    f->nboot = nb;
+    ci_from(bs, nb, f->slope_ci);
+    ci_from(bp, nb, f->pearson_ci);
+    ci_from(br, nb, f->spearman_ci);
+done:
+    rs_rng_free(rng);
+    free(lx), free(ly), free(bx), free(by), free(work), free(bs), free(bp), free(br);
+    return st;
+}
+
+/* Gather final (eG, D) of the runs of point p (or all: p < 0) and rotation k (all: k < 0),
+ * duplicates left out unless dups. Returns the count. */
+static size_t gather(const lsq_results *r, long p, int k, int dups, double *x, double *y)
+{
     size_t i = 0;
-    for (size_t p = 0; p < r->npoints; p++)
-        for (int k = 0; k < LSQ_NROT; k++) {
-            const lsq_rotres *rr = &r->points[p].rot[k];
-            if (!rr->present) continue;
-            for (int m = 0; m < r->points[p].cfg.seeds; m++) {
+    for (size_t q = 0; q < r->npoints; q++) {
+        if (p >= 0 && (size_t)p != q) continue;
+        for (int j = 0; j < LSQ_NROT; j++) {
+            const lsq_rotres *rr = &r->points[q].rot[j];
+            if (!rr->present || (k >= 0 && k != j)) continue;
+            for (int m = 0; m < r->points[q].cfg.seeds; m++) {
+                if (!dups && rr->dup_rot && rr->dup_rot[m] >= 0) continue;
                 x[i] = rr->final_eG[m];
                 y[i] = rr->final_D[m];
                 i++;
             }
         }
-    fit->n = lsq_loglog_fit(x, y, i, &fit->slope, &fit->intercept, &fit->pearson, &fit->spearman);
+    }
+    return i;
+}
+
+static void linfit(const double *x, const double *y, size_t n, lsq_linfit *L)
+{
+    L->a = L->b = L->r2 = L->frac = NAN;
+    L->n = n;
+    if (n < 3) return;
+    double c0, c1, cov00, cov01, cov11, ss;
+    gsl_fit_linear(x, 1, y, 1, n, &c0, &c1, &cov00, &cov01, &cov11, &ss);
+    double my = gsl_stats_mean(y, 1, n), mx = gsl_stats_mean(x, 1, n), tss = 0;
+    for (size_t i = 0; i < n; i++) tss += (y[i] - my) * (y[i] - my);
+    L->a = c1;
+    L->b = c0;
+    L->r2 = tss > 0 ? 1.0 - ss / tss : NAN;
+    L->frac = my != 0 ? c1 * mx / my : NAN;
+}
+
+void lsq_fitset_free(lsq_fitset *fs)
+{
+    free(fs->within);
+    free(fs->lin);
+    fs->within = NULL;
+    fs->lin = NULL;
+}
+
+int lsq_results_fits(const lsq_results *r, uint64_t seed, lsq_fitset *fs)
+{
+    memset(fs, 0, sizeof *fs);
+    size_t n = 0;
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++)
+            if (r->points[p].rot[k].present) n += (size_t)r->points[p].cfg.seeds;
+    double *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+    fs->within = calloc(r->npoints * LSQ_NROT, sizeof *fs->within);
+    fs->lin = calloc(r->npoints, sizeof *fs->lin);
+    int st = RS_OK;
+    if (!x || !y || !fs->within || !fs->lin) {
+        st = RS_ERROR(RS_ENOMEM, "out of memory for the fits over %zu runs", n);
+        goto done;
+    }
+    uint64_t stream = 300;
+    size_t m = gather(r, -1, -1, 1, x, y);
+    if ((st = fit_boot(x, y, m, seed, stream++, &fs->all_dups))) goto done;
+    fs->nruns = gather(r, -1, -1, 0, x, y);
+    fs->ndup = m - fs->nruns;
+    if ((st = fit_boot(x, y, fs->nruns, seed, stream++, &fs->all))) goto done;
+    for (int k = 0; k < LSQ_NROT; k++) {
+        m = gather(r, -1, k, 0, x, y);
+        if (r->npoints > 1 && (st = fit_boot(x, y, m, seed, stream, &fs->across[k]))) goto done;
+        stream++;
+    }
+    for (size_t p = 0; p < r->npoints; p++) {
+        for (int k = 0; k < LSQ_NROT; k++) {
+            m = gather(r, (long)p, k, 0, x, y);
+            if ((st = fit_boot(x, y, m, seed, stream++, &fs->within[p * LSQ_NROT + (size_t)k]))) goto done;
+        }
+        m = gather(r, (long)p, -1, 0, x, y);
+        linfit(x, y, m, &fs->lin[p]);
+    }
 done:
     free(x);
     free(y);
+    if (st) lsq_fitset_free(fs);
+    return st;
 }
 
 void lsq_prop44_summary(const double *p, size_t n, double *frac20, double *frac21, double *maxr20,
@@ -185,6 +322,104 @@ static cJSON *config_json(const lsq_config *c)
     return o;
 }
 
+static void fit_row(FILE *f, const lsq_fit *F, const char *scope, long point, double sv, const char *rot, const char *dup)
+{
+    double a[] = {F->slope, F->intercept, F->pearson, F->spearman};
+    for (int i = 0; i < 4; i++) {
+        if (i) fputc('\t', f);
+        num(f, a[i]);
+    }
+    fprintf(f, "\t%zu\t%s\t", F->n, scope);
+    if (point >= 0) fprintf(f, "%ld", point);
+    else fputc('-', f);
+    fputc('\t', f);
+    num(f, sv);
+    fprintf(f, "\t%s", rot);
+    double c[] = {F->slope_ci[0], F->slope_ci[1], F->pearson_ci[0], F->pearson_ci[1], F->spearman_ci[0], F->spearman_ci[1]};
+    nums(f, c, 6);
+    fprintf(f, "\t%zu\t%s\n", F->nboot, dup);
+}
+
+static cJSON *num_json(double v);
+
+static cJSON *pair_json(const double v[2])
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, num_json(v[0]));
+    cJSON_AddItemToArray(a, num_json(v[1]));
+    return a;
+}
+
+static cJSON *fit_json(const lsq_fit *F, const char *scope)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (scope) cJSON_AddStringToObject(o, "scope", scope);
+    cJSON_AddNumberToObject(o, "n", (double)F->n);
+    cJSON_AddItemToObject(o, "slope", num_json(F->slope));
+    cJSON_AddItemToObject(o, "slope_ci95", pair_json(F->slope_ci));
+    cJSON_AddItemToObject(o, "intercept", num_json(F->intercept));
+    cJSON_AddItemToObject(o, "pearson", num_json(F->pearson));
+    cJSON_AddItemToObject(o, "pearson_ci95", pair_json(F->pearson_ci));
+    cJSON_AddItemToObject(o, "spearman", num_json(F->spearman));
+    cJSON_AddItemToObject(o, "spearman_ci95", pair_json(F->spearman_ci));
+    cJSON_AddNumberToObject(o, "bootstrap_resamples", (double)F->nboot);
+    return o;
+}
+
+/* Every fit of fs, as the "fits" object of summary.json. */
+static cJSON *fits_json(const lsq_results *r, const lsq_fitset *fs)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "quantity", "log10 final D against log10 final ||e(R w_T)||_G^2, one point per run");
+    cJSON_AddStringToObject(o, "duplicates",
+                            "a run whose trajectory repeats an earlier rotation's run (iterates at every logged step, "
+                            "final iterate, logged loss and D identical) is shown but left out of every fit except "
+                            "all_with_duplicates");
+    cJSON_AddStringToObject(o, "ci", "95% percentile bootstrap over runs, seeded");
+    cJSON_AddNumberToObject(o, "runs", (double)(fs->nruns + fs->ndup));
+    cJSON_AddNumberToObject(o, "duplicate_runs", (double)fs->ndup);
+    cJSON_AddItemToObject(o, "all_distinct", fit_json(&fs->all, "every setting (sweep point x rotation), distinct runs"));
+    cJSON_AddItemToObject(o, "all_with_duplicates", fit_json(&fs->all_dups, "every run, duplicates counted again"));
+    if (r->npoints > 1) {
+        cJSON *a = cJSON_AddArrayToObject(o, "across_sweep");
+        for (int k = 0; k < LSQ_NROT; k++) {
+            if (!r->points[0].rot[k].present) continue;
+            cJSON *x = fit_json(&fs->across[k], NULL);
+            cJSON_AddStringToObject(x, "rotation", lsq_rot_name((lsq_rot)k));
+            cJSON_AddStringToObject(x, "sweep_var", r->sweep_var);
+            cJSON_AddItemToArray(a, x);
+        }
+    }
+    cJSON *w = cJSON_AddArrayToObject(o, "within_setting");
+    cJSON *l = cJSON_AddArrayToObject(o, "linear_floor");
+    for (size_t p = 0; p < r->npoints; p++) {
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            cJSON *x = fit_json(&fs->within[p * LSQ_NROT + (size_t)k], NULL);
+            cJSON_AddNumberToObject(x, "point", (double)p);
+            cJSON_AddItemToObject(x, "sweep_value", num_json(r->sweep_vals[p]));
+            cJSON_AddStringToObject(x, "rotation", lsq_rot_name((lsq_rot)k));
+            cJSON_AddNumberToObject(x, "duplicate_runs", rr->ndup);
+            if (rr->dup_of >= 0) cJSON_AddStringToObject(x, "duplicate_of", lsq_rot_name((lsq_rot)rr->dup_of));
+            else cJSON_AddNullToObject(x, "duplicate_of");
+            cJSON_AddItemToArray(w, x);
+        }
+        const lsq_linfit *L = &fs->lin[p];
+        cJSON *y = cJSON_CreateObject();
+        cJSON_AddStringToObject(y, "model", "final D = a * final ||e||_G^2 + b over the distinct runs of the point");
+        cJSON_AddNumberToObject(y, "point", (double)p);
+        cJSON_AddItemToObject(y, "sweep_value", num_json(r->sweep_vals[p]));
+        cJSON_AddNumberToObject(y, "n", (double)L->n);
+        cJSON_AddItemToObject(y, "a", num_json(L->a));
+        cJSON_AddItemToObject(y, "b", num_json(L->b));
+        cJSON_AddItemToObject(y, "r2", num_json(L->r2));
+        cJSON_AddItemToObject(y, "fraction_of_mean_D_from_a_eG", num_json(L->frac));
+        cJSON_AddItemToArray(l, y);
+    }
+    return o;
+}
+
 int lsq_write_outputs(const char *dir, const lsq_results *r)
 {
     char path[4096], tmp[4200];
@@ -207,7 +442,7 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
 
     /* steps.tsv */
     if ((st = open_in(dir, "steps.tsv", path, tmp, &f))) return st;
-    fprintf(f, "point\tsweep_value\trotation\tt\tloss\tloss_se\tD\tD_se\teG\teG_se\te2\tbound\n");
+    fprintf(f, "point\tsweep_value\trotation\tt\tloss\tloss_se\tD\tD_se\teG\teG_se\te2\tbound\tbound_mrate\trecur\n");
     for (size_t p = 0; p < r->npoints; p++)
         for (int k = 0; k < LSQ_NROT; k++) {
             const lsq_rotres *rr = &r->points[p].rot[k];
@@ -217,7 +452,7 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 fprintf(f, "%zu\t", p);
                 num(f, r->sweep_vals[p]);
                 fprintf(f, "\t%s\t%zu", lsq_rot_name((lsq_rot)k), L->t);
-                double v[] = {L->loss, L->loss_se, L->D, L->D_se, L->eG, L->eG_se, L->e2, L->bound};
+                double v[] = {L->loss, L->loss_se, L->D, L->D_se, L->eG, L->eG_se, L->e2, L->bound, L->bound_mrate, L->recur};
                 nums(f, v, sizeof v / sizeof v[0]);
                 fputc('\n', f);
             }
@@ -226,7 +461,7 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
 
     /* runs.tsv */
     if ((st = open_in(dir, "runs.tsv", path, tmp, &f))) return st;
-    fprintf(f, "point\tsweep_value\trotation\tseed\tfinal_loss\tfinal_D\tfinal_eG\tfinal_e2\trank\tinterp\tbound_final\tviolations\n");
+    fprintf(f, "point\tsweep_value\trotation\tseed\tfinal_loss\tfinal_D\tfinal_eG\tfinal_e2\trank\tinterp\tbound_final\tviolations\tduplicate_of\n");
     for (size_t p = 0; p < r->npoints; p++)
         for (int k = 0; k < LSQ_NROT; k++) {
             const lsq_rotres *rr = &r->points[p].rot[k];
@@ -239,7 +474,9 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 nums(f, v, 4);
                 fprintf(f, "\t%zu\t%d\t", rr->rank, rr->interp);
                 num(f, rr->bound_final);
-                fprintf(f, "\t%d\n", rr->violations);
+                fprintf(f, "\t%d\t", rr->violations);
+                if (rr->dup_rot[m] >= 0) fprintf(f, "%s:%d\n", lsq_rot_name((lsq_rot)rr->dup_rot[m]), rr->dup_seed[m]);
+                else fputs("-\n", f);
             }
         }
     if ((st = rs_atomic_close(f, tmp, path))) return st;
@@ -247,7 +484,8 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
     /* summary.tsv */
     if ((st = open_in(dir, "summary.tsv", path, tmp, &f))) return st;
     fprintf(f, "point\tsweep_value\trotation\tfinal_loss\tfinal_loss_ci\tfinal_D\tfinal_eG\tfinal_e2\tact_err\trank\tN\tinterp"
-               "\tlambda_min\trho\tmu\teta\tsteps\tbound_final\tviolations\tptq_rtn\tptq_gptq\n");
+               "\tlambda_min\trho\tmu\teta\tsteps\tbound_final\tviolations\tptq_rtn\tptq_gptq"
+               "\tmu_meas\tkappa_meas\tbound_mrate_final\trecur_final\tduplicate_of\n");
     for (size_t p = 0; p < r->npoints; p++)
         for (int k = 0; k < LSQ_NROT; k++) {
             const lsq_rotres *rr = &r->points[p].rot[k];
@@ -266,28 +504,47 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
             num(f, rr->ptq_rtn);
             fputc('\t', f);
             num(f, rr->ptq_gptq);
-            fputc('\n', f);
+            double x[] = {rr->mu_meas, rr->kappa_meas, rr->bound_mrate_final, rr->recur_final};
+            nums(f, x, 4);
+            fprintf(f, "\t%s\n", rr->dup_of >= 0 ? lsq_rot_name((lsq_rot)rr->dup_of) : "-");
         }
     if ((st = rs_atomic_close(f, tmp, path))) return st;
 
-    /* fit.tsv */
-    lsq_fit fit;
-    lsq_results_fit(r, &fit);
-    if ((st = open_in(dir, "fit.tsv", path, tmp, &f))) return st;
-    fprintf(f, "slope\tintercept\tpearson\tspearman\tn\n");
-    num(f, fit.slope);
-    fputc('\t', f);
-    num(f, fit.intercept);
-    fputc('\t', f);
-    num(f, fit.pearson);
-    fputc('\t', f);
-    num(f, fit.spearman);
-    fprintf(f, "\t%zu\n", fit.n);
-    if ((st = rs_atomic_close(f, tmp, path))) return st;
+    /* fit.tsv: the first row is the headline fit (all settings, distinct runs) */
+    lsq_fitset fs;
+    if ((st = lsq_results_fits(r, c0->seed, &fs))) return st;
+    if ((st = open_in(dir, "fit.tsv", path, tmp, &f))) {
+        lsq_fitset_free(&fs);
+        return st;
+    }
+    fprintf(f, "slope\tintercept\tpearson\tspearman\tn\tscope\tpoint\tsweep_value\trotation\tslope_lo\tslope_hi"
+               "\tpearson_lo\tpearson_hi\tspearman_lo\tspearman_hi\tbootstrap\tduplicate_of\n");
+    fit_row(f, &fs.all, "all_distinct", -1, NAN, "all", "-");
+    fit_row(f, &fs.all_dups, "all_with_duplicates", -1, NAN, "all", "-");
+    if (r->npoints > 1)
+        for (int k = 0; k < LSQ_NROT; k++)
+            if (r->points[0].rot[k].present) fit_row(f, &fs.across[k], "across_sweep", -1, NAN, lsq_rot_name((lsq_rot)k), "-");
+    for (size_t p = 0; p < r->npoints; p++)
+        for (int k = 0; k < LSQ_NROT; k++) {
+            const lsq_rotres *rr = &r->points[p].rot[k];
+            if (!rr->present) continue;
+            fit_row(f, &fs.within[p * LSQ_NROT + (size_t)k], "within_setting", (long)p, r->sweep_vals[p],
+                    lsq_rot_name((lsq_rot)k), rr->dup_of >= 0 ? lsq_rot_name((lsq_rot)rr->dup_of) : "-");
+        }
+    if ((st = rs_atomic_close(f, tmp, path))) {
+        lsq_fitset_free(&fs);
+        return st;
+    }
+    cJSON *fitj = fits_json(r, &fs), *headj = fit_json(&fs.all, "every setting (sweep point x rotation), distinct runs");
+    cJSON_AddNumberToObject(headj, "duplicate_runs_left_out", (double)fs.ndup);
+    lsq_fitset_free(&fs);
 
     /* prop44.tsv */
     if (r->prop44 && r->nprop44) {
-        if ((st = open_in(dir, "prop44.tsv", path, tmp, &f))) return st;
+        if ((st = open_in(dir, "prop44.tsv", path, tmp, &f))) {
+            cJSON_Delete(fitj), cJSON_Delete(headj);
+            return st;
+        }
         fprintf(f, "i\tnorm2\tmaxabs2\terr_none\tbound20\terr_rh\tbound21\n");
         for (size_t i = 0; i < r->nprop44; i++) {
             fprintf(f, "%zu", i);
@@ -297,7 +554,10 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
             }
             fputc('\n', f);
         }
-        if ((st = rs_atomic_close(f, tmp, path))) return st;
+        if ((st = rs_atomic_close(f, tmp, path))) {
+            cJSON_Delete(fitj), cJSON_Delete(headj);
+            return st;
+        }
     }
 
     /* summary.json */
@@ -340,6 +600,13 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
             cJSON_AddNumberToObject(ro, "bound_violations", rr->violations);
             cJSON_AddItemToObject(ro, "ptq_rtn_D", num_json(rr->ptq_rtn));
             cJSON_AddItemToObject(ro, "ptq_gptq_D", num_json(rr->ptq_gptq));
+            cJSON_AddNumberToObject(ro, "duplicate_runs", rr->ndup);
+            if (rr->dup_of >= 0) cJSON_AddStringToObject(ro, "duplicate_of", lsq_rot_name((lsq_rot)rr->dup_of));
+            else cJSON_AddNullToObject(ro, "duplicate_of");
+            cJSON_AddItemToObject(ro, "mu_measured", num_json(rr->mu_meas));
+            cJSON_AddItemToObject(ro, "kappa_measured", num_json(rr->kappa_meas));
+            cJSON_AddItemToObject(ro, "bound_measured_rate_final", num_json(rr->bound_mrate_final));
+            cJSON_AddItemToObject(ro, "recursion_fit_final", num_json(rr->recur_final));
             if (k == LSQ_R_ADAPTIVE) {
                 cJSON_AddStringToObject(ro, "first_choice", rr->choice_hadamard_first ? "hadamard" : "none");
                 cJSON_AddNumberToObject(ro, "mean_switches", rr->switches_mean);
@@ -348,12 +615,8 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
         }
         cJSON_AddItemToArray(pts, po);
     }
-    cJSON *fo = cJSON_AddObjectToObject(root, "fit_final_D_vs_eG_loglog");
-    cJSON_AddItemToObject(fo, "slope", num_json(fit.slope));
-    cJSON_AddItemToObject(fo, "intercept", num_json(fit.intercept));
-    cJSON_AddItemToObject(fo, "pearson", num_json(fit.pearson));
-    cJSON_AddItemToObject(fo, "spearman", num_json(fit.spearman));
-    cJSON_AddNumberToObject(fo, "n", (double)fit.n);
+    cJSON_AddItemToObject(root, "fit_final_D_vs_eG_loglog", headj);
+    cJSON_AddItemToObject(root, "fits", fitj);
     if (r->prop44 && r->nprop44) {
         double f20, f21, m20, m21, gain;
         lsq_prop44_summary(r->prop44, r->nprop44, &f20, &f21, &m20, &m21, &gain);

@@ -56,9 +56,21 @@ same=1; for f in meta.tsv steps.tsv runs.tsv summary.tsv fit.tsv prop44.tsv; do 
 $B lsq $small --out "$T/c" --seed 2 >/dev/null 2>&1
 cmp -s "$T/a/runs.tsv" "$T/c/runs.tsv" && bad "a different seed gave identical runs" || ok "a different seed gives different runs"
 OMP_NUM_THREADS=1 $B lsq $small --out "$T/d" >/dev/null 2>&1
-cmp -s "$T/a/runs.tsv" "$T/d/runs.tsv" && ok "1 thread and 2 threads give identical results" || bad "results depend on the thread count"
+cmp -s "$T/a/runs.tsv" "$T/d/runs.tsv" && cmp -s "$T/a/fit.tsv" "$T/d/fit.tsv" \
+  && ok "1 thread and 2 threads give identical results (runs and fits)" || bad "results depend on the thread count"
 # the summary table has one row per rotation
 for r in none hadamard haar adaptive; do grep -qE "^$r +32/32" "$T/a.txt" && ok "table row $r" || bad "no table row for $r"; done
+# duplicate runs: adaptive (K = 1) repeats the rotation it chose; it is shown, marked, and
+# left out of the fits (3 distinct rotations x 2 seeds = 6 runs fitted, 8 with duplicates)
+grep -qE "^adaptive .*\(= (none|hadamard): identical runs\)" "$T/a.txt" && ok "adaptive row marked as a duplicate" || bad "adaptive row not marked as a duplicate"
+grep -qE "^  all settings +6 " "$T/a.txt" && ok "fit over the 6 distinct runs" || bad "fit not over 6 distinct runs: $(grep 'all settings' "$T/a.txt")"
+grep -q "counting the 2 duplicate runs too (n = 8)" "$T/a.txt" && ok "old fit with duplicates reported" || bad "no fit with duplicates"
+for r in none hadamard haar; do grep -qE "^  $r \(seeds only\) +2  \(fewer than 3 distinct runs: not fitted\)" "$T/a.txt" && ok "$r: 2 runs are too few to fit" || bad "$r: a 2-run fit printed"; done
+awk -F'\t' 'NR == 2 && $5 == 6 && $6 == "all_distinct" { f = 1 } END { exit !f }' "$T/a/fit.tsv" && ok "fit.tsv: headline row over 6 distinct runs" || bad "fit.tsv headline row"
+[ "$(awk -F'\t' 'NR > 1 && $3 == "adaptive" && $NF != "-"' "$T/a/runs.tsv" | wc -l)" -eq 2 ] && ok "runs.tsv: both adaptive runs name the run they repeat" || bad "runs.tsv duplicate_of"
+grep -q '"spearman_ci95"' "$T/a/summary.json" && grep -q '"within_setting"' "$T/a/summary.json" && grep -q '"mu_measured"' "$T/a/summary.json" \
+  && ok "summary.json has the fits with CIs and the measured constants" || bad "summary.json lacks the fits"
+grep -q "Thm 4.3 form with mu_m" "$T/a.txt" && ok "measured-constant recursion printed" || bad "no measured-constant recursion"
 # an unwritable output folder: clear error, exit 1, earlier results kept
 mkdir -p "$T/ro" && cp "$T/a/summary.tsv" "$T/ro/" && chmod 555 "$T/ro"
 if [ "$(id -u)" -ne 0 ]; then
