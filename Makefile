@@ -17,6 +17,8 @@ BIN      ?= bin
 # Debian packages the project needs (installed by `make deps` when missing).
 DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev gnuplot-nox \
             libcjson-dev libpcre2-dev libutf8proc-dev
+# ... and what `make fuzz` needs besides (installed by `make fuzz-deps`).
+FUZZ_PKGS := clang-14 libclang-rt-14-dev libomp-14-dev
 
 LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*.c))
 APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
@@ -43,7 +45,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_CC    ?= clang-14
 FUZZ_SECONDS ?= 10
 
-.PHONY: all deps test test-asan bench clean help run verify model fuzz fuzz-run fuzz-bins
+.PHONY: all deps fuzz-deps test test-asan bench clean help run verify model fuzz fuzz-run fuzz-bins
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -52,6 +54,7 @@ help:
 	@echo "make run        build and run 'rostesim lsq --bits 4'"
 	@echo "make test       build and run every test (prints 'N passed, N failed')"
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (in build-asan/)"
+	@echo "make fuzz-deps  install missing Debian packages for make fuzz ($(FUZZ_PKGS))"
 	@echo "make fuzz       build the libFuzzer harnesses (fuzz/, clang + ASan/UBSan) in $(FUZZ_BUILD)/"
 	@echo "make fuzz-run   run every harness FUZZ_SECONDS (default 10) s each (fuzz/run.sh)"
 	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
@@ -59,12 +62,12 @@ help:
 	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
 	@echo "                tokenizer, pretrained tiny base model (fetches apt's English Translation-en)"
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+deps fuzz-deps:
+	@missing=""; for p in $(if $(filter fuzz-deps,$@),$(FUZZ_PKGS),$(DEB_PKGS)); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then echo "make deps: all packages present"; else \
+	if [ -z "$$missing" ]; then echo "make $@: all packages present"; else \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  echo "make deps: installing$$missing"; \
+	  echo "make $@: installing$$missing"; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; fi
 
 $(BUILD)/%.o: %.c

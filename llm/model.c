@@ -392,7 +392,7 @@ int llm_model_read_hf(const llm_model *m, const st_set *s, const char *prefix, f
         if ((st = st_expect_shape(s, t, e->ndim, e->shape))) break;
         float *out = e->neox_qkv ? tmp : dst + e->dst;
         if ((st = st_read_f32(t, out))) {
-            st = RS_ERROR(st, "%s: tensor %s: %s", st_file_name(s, t->file), t->name, rs_last_error());
+            st = RS_ERROR(st, "%s: %s", st_file_name(s, t->file), rs_last_error()); /* names the tensor */
             break;
         }
         size_t bad = first_nonfinite(out, t->nelem);
