@@ -16,7 +16,7 @@ ok()  { pass=$((pass + 1)); echo "PASS $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 RANDOM=${KILL_SEED:-$$}; echo "KILL_SEED=${KILL_SEED:-$$}"
-NSTEPS=240
+NSTEPS=320
 $B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "llm init"
 
 # wait_for PID TEST...: busy-wait (no sleep: a checkpoint write lasts about a millisecond)
@@ -50,7 +50,7 @@ killed_runs() {
       startup) ;;
       first-checkpoint) wait_for $pid has_ck "$cut" ;;
       checkpoint-write) wait_for $pid new_tmp "$cut" ;;
-      random) sleep "0.$((RANDOM % 300 + 10))" ;;
+      random) sleep "$(printf '0.%03d' $((RANDOM % 150 + 10)))" ;;
       after-steps) local n0; n0=$(nlog "$cut"); wait_for $pid log_grew "$cut" $((n0 + 7)) ;;
     esac
     if kill -9 $pid 2>/dev/null; then
