@@ -369,7 +369,8 @@ int llm_trainer_step(llm_trainer *tr, llm_train_stats *st)
 
 int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, void *ctx)
 {
-    long saved = -1; /* step of the last checkpoint written by this run */
+    /* step of the last checkpoint on disk (the resumed one after llm_trainer_load) */
+    long saved = tr->last.saved ? tr->last.step : -1;
     while (tr->step < tr->total) {
         llm_train_stats s;
         int rc = llm_trainer_step(tr, &s);
@@ -378,7 +379,7 @@ int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, voi
             snprintf(msg, sizeof msg, "%s", rs_last_error());
             if (saved >= 0)
                 return RS_ERROR(rc, "%s; the checkpoint of step %ld is kept in %s", msg, saved, ckpt_path);
-            return RS_ERROR(rc, "%s; no checkpoint was written by this run", msg);
+            return RS_ERROR(rc, "%s; no checkpoint has been written yet", msg);
         }
         if (rc) return rc;
         if (ckpt_path && tr->o.save_every > 0 && tr->step % tr->o.save_every == 0 && tr->step < tr->total) {

@@ -47,6 +47,9 @@ row "config.json missing a field" 1 "config.json: missing field 'hidden_size'" $
 mk nan; printf '\x00\x00\xc0\x7f' | dd of="$T/nan/model.safetensors" bs=1 seek=$((8 + hdrlen + 4)) conv=notrunc 2>/dev/null
 row "NaN in a weight" 1 "model.safetensors: tensor gpt_neox.embed_in.weight: element 1 of 22400 is NaN" \
   $B llm eval --model "$T/nan" $EVAL
+mk big; head -c 89600 /dev/zero | tr '\0' '\177' | dd of="$T/big/model.safetensors" bs=1 seek=$((8 + hdrlen)) conv=notrunc 2>/dev/null
+row "weights so large the loss overflows (3.4e38)" 1 "llm sft: non-finite loss at step 1 \(lower the learning rate\?\); no checkpoint has been written yet" \
+  $B llm sft --model "$T/big" --data $FIX/train.jsonl --max-steps 3 --batch 2 --threads 1 --quiet --save-every 1 --out "$T/bigout"
 mk tokj; head -c 5000 "$T/m0/tokenizer.json" >"$T/tokj/tokenizer.json"
 row "truncated tokenizer.json" 1 "tokenizer.json: malformed JSON near byte 4999" $B llm eval --model "$T/tokj" $EVAL
 head -c 30000 tests/fixtures/gguf/llama_tiny.gguf >"$T/t.gguf"

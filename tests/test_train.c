@@ -600,6 +600,13 @@ static void test_nonfinite(void)
     CHECK(st == RS_OK && llm_trainer_step_no(t2) == 3 && nbad == 0,
           "the kept checkpoint loads: step %ld, %zu non-finite parameters (%s)", t2 ? llm_trainer_step_no(t2) : -1L, nbad,
           st ? rs_last_error() : "ok");
+    /* a resumed run that diverges at once names the checkpoint it resumed from */
+    if (m2 && st == RS_OK) {
+        m2->params[3] = INFINITY;
+        st = llm_trainer_run(t2, ck, NULL, NULL);
+        CHECK(st == RS_ENUMERIC && has("at step 4") && has("checkpoint of step 3 is kept"),
+              "resumed, then NaN: names the resumed checkpoint (%s)", rs_last_error());
+    }
     /* without checkpoints the message says so */
     llm_trainer_free(t2);
     llm_model_free(m2);
