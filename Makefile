@@ -17,6 +17,8 @@ BIN      ?= bin
 # Debian packages the project needs (installed by `make deps` when missing).
 DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev gnuplot-nox \
             libcjson-dev libpcre2-dev libutf8proc-dev
+# ... and what `make fuzz` needs besides (installed by `make fuzz-deps`).
+FUZZ_PKGS := clang-14 libclang-rt-14-dev libomp-14-dev
 
 LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*.c))
 APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
@@ -35,8 +37,15 @@ CLI_OBJ  := $(filter $(BUILD)/cli/%,$(APP_OBJ))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/librostesim.a
+# fuzz/fuzz_<name>.c: libFuzzer harnesses (`make fuzz`, clang); `make test` replays
+# fuzz/regress/<name>/ through each with a plain main (fuzz/replay_main.c, built by $(CC)).
+FUZZ_NAMES := $(sort $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_REPLAY:= $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC    ?= clang-14
+FUZZ_SECONDS ?= 10
 
-.PHONY: all deps test test-asan test-matrix bench clean help run verify model
+.PHONY: all deps fuzz-deps test test-asan test-matrix bench clean help run verify model fuzz fuzz-run fuzz-bins
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -46,17 +55,20 @@ help:
 	@echo "make test       build and run every test (prints 'N passed, N failed')"
 	@echo "make test-asan  the test suite under AddressSanitizer + UBSan (in build-asan/)"
 	@echo "make test-matrix the test suite under several OpenBLAS kernels x 1 and 2 threads (slow; tests/matrix.sh)"
+	@echo "make fuzz-deps  install missing Debian packages for make fuzz ($(FUZZ_PKGS))"
+	@echo "make fuzz       build the libFuzzer harnesses (fuzz/, clang + ASan/UBSan) in $(FUZZ_BUILD)/"
+	@echo "make fuzz-run   run every harness FUZZ_SECONDS (default 10) s each (fuzz/run.sh)"
 	@echo "make bench      benchmarks (bench/), ratios against peers and machine limits"
 	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
 	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
 	@echo "                tokenizer, pretrained tiny base model (fetches apt's English Translation-en)"
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+deps fuzz-deps:
+	@missing=""; for p in $(if $(filter fuzz-deps,$@),$(FUZZ_PKGS),$(DEB_PKGS)); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then echo "make deps: all packages present"; else \
+	if [ -z "$$missing" ]; then echo "make $@: all packages present"; else \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  echo "make deps: installing$$missing"; \
+	  echo "make $@: installing$$missing"; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; fi
 
 $(BUILD)/%.o: %.c
@@ -97,17 +109,39 @@ $(BUILD)/bench/%: bench/%.c $(SIM_OBJ) $(PLOT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(PLOT_OBJ) $(LIB) $(LDLIBS)
 
+# The regression corpora, replayed by gcc-built harnesses (no clang needed).
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay_main.c fuzz/fuzz_util.h fuzz/fuzz_tiny.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -DFUZZ_NAME='"fuzz_$*"' -DFUZZ_REGRESS='"fuzz/regress/$*"' -o $@ \
+	  fuzz/replay_main.c $< $(LIB) $(LDLIBS)
+
+# libFuzzer builds: the library and the harnesses with clang, -fsanitize=fuzzer,address,undefined.
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) not found (apt-get install clang-14 libclang-rt-14-dev)"; exit 1; }
+	$(MAKE) BUILD=$(FUZZ_BUILD) BIN=$(FUZZ_BUILD)/bin CC=$(FUZZ_CC) \
+	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-bins
+
+fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h fuzz/fuzz_tiny.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz-run: fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_NAMES)
+
 run: all
 	$(BIN)/rostesim lsq --bits 4
 
-test: $(TESTS) $(BIN)/rostesim
-	@BIN=$(BIN) bash tests/run.sh $(TESTS) $(sort $(wildcard tests/*_test.sh))
+test: $(TESTS) $(FUZZ_REPLAY) $(BIN)/rostesim
+	@BIN=$(BIN) bash tests/run.sh $(TESTS) $(FUZZ_REPLAY) $(sort $(wildcard tests/*_test.sh))
 
 test-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
-test-matrix: $(TESTS) $(BIN)/rostesim
+test-matrix: $(TESTS) $(FUZZ_REPLAY) $(BIN)/rostesim
 	@BIN=$(BIN) BUILD=$(BUILD) bash tests/matrix.sh
 
 bench: $(BENCHES) $(BIN)/rostesim
@@ -135,6 +169,6 @@ $(MODEL_DIR)/base-tiny/model.safetensors: $(MODEL_DIR)/debian-tldr/tokenizer/tok
 model: $(MODEL_DIR)/base-tiny/model.safetensors
 
 clean:
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d)

@@ -1,6 +1,7 @@
 #include "cli/args.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -67,8 +68,12 @@ static int set_value(cli_cmd *cmd, cli_opt *o, const char *val)
     case OPT_INT:
     case OPT_LONG: {
         long v = strtol(val, &end, 10);
-        if (*val == '\0' || *end != '\0' || errno)
+        if (*val == '\0' || *end != '\0' || (errno && errno != ERANGE))
             return cli_error(cmd->name, "%s: '%s' is not an integer", o->name, val);
+        /* out of long, or of int for an int option (whatever its declared range) */
+        if (errno == ERANGE || (o->type == OPT_INT && (v < INT_MIN || v > INT_MAX)))
+            return cli_error(cmd->name, "%s: %s is out of range%s", o->name, val,
+                             o->type == OPT_INT ? " (not an int)" : " (not a long)");
         if (!in_range(o, (double)v))
             return cli_error(cmd->name, "%s: %ld is out of range [%g, %g]", o->name, v, o->min, o->max);
         if (o->type == OPT_INT) *(int *)o->dst = (int)v;
@@ -77,8 +82,11 @@ static int set_value(cli_cmd *cmd, cli_opt *o, const char *val)
     }
     case OPT_DOUBLE: {
         double v = strtod(val, &end);
-        if (*val == '\0' || *end != '\0' || errno || !isfinite(v))
+        if (*val == '\0' || *end != '\0' || (errno && errno != ERANGE) || isnan(v))
             return cli_error(cmd->name, "%s: '%s' is not a finite number", o->name, val);
+        if (!isfinite(v) || errno == ERANGE) /* overflow, or underflow to 0 or a subnormal */
+            return cli_error(cmd->name, "%s: %s is out of range (%s)", o->name, val,
+                             fabs(v) < 1 ? "underflows a double" : "not a finite double");
         if (!in_range(o, v))
             return cli_error(cmd->name, "%s: %g is out of range [%g, %g]", o->name, v, o->min, o->max);
         *(double *)o->dst = v;

@@ -2,6 +2,7 @@
  * llm/gguf_import.h). */
 #include "llm/gguf_import.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,13 @@ int gguf_import_weights(const gguf_file *g, const char *dir)
     for (size_t i = 0; i < n && !rc; i++) {
         float *x = buf + e[i].off;
         rc = gguf_tensor_to_f32(g, e[i].t, x);
+        if (rc) break;
+        for (size_t k = 0; k < e[i].t->nelem; k++)
+            if (!isfinite(x[k])) {
+                rc = RS_ERROR(RS_ENUMERIC, "%s: tensor '%s': element %zu of %llu is %s (a corrupt or diverged model)",
+                              path, e[i].t->name, k, (unsigned long long)e[i].t->nelem, isnan(x[k]) ? "NaN" : "infinite");
+                break;
+            }
         if (rc) break;
         size_t cols = e[i].ndim == 2 ? (size_t)e[i].shape[1] : 1;
         if (e[i].perm == P_Q) unpermute(x, c.n_head, c.head_dim, cols, tmp);

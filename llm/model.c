@@ -357,6 +357,14 @@ static const st_tensor *hf_find(const st_set *s, const char *prefix, const char 
     return st_find(s, full);
 }
 
+/* Index of the first NaN or infinity of x[0..n-1]; n if there is none. */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
 int llm_model_read_hf(const llm_model *m, const st_set *s, const char *prefix, float *dst)
 {
     hf_list h;
@@ -384,7 +392,13 @@ int llm_model_read_hf(const llm_model *m, const st_set *s, const char *prefix, f
         if ((st = st_expect_shape(s, t, e->ndim, e->shape))) break;
         float *out = e->neox_qkv ? tmp : dst + e->dst;
         if ((st = st_read_f32(t, out))) {
-            st = RS_ERROR(st, "%s: tensor %s: %s", st_file_name(s, t->file), t->name, rs_last_error());
+            st = RS_ERROR(st, "%s: %s", st_file_name(s, t->file), rs_last_error()); /* names the tensor */
+            break;
+        }
+        size_t bad = first_nonfinite(out, t->nelem);
+        if (bad < t->nelem) {
+            st = RS_ERROR(RS_ENUMERIC, "%s: tensor %s: element %zu of %zu is %s (a diverged or corrupt checkpoint)",
+                          st_file_name(s, t->file), t->name, bad, t->nelem, isnan(out[bad]) ? "NaN" : "infinite");
             break;
         }
         if (e->neox_qkv) {

@@ -711,8 +711,10 @@ int llm_qat_load(llm_model *m, const char *dir)
     if (!st && rj && !cJSON_IsNull(rj)) {
         llm_rot_config rc;
         st = llm_rot_config_from_json(&rc, rj, m->cfg.n_layer, path);
-        if (!st) st = llm_rotate_attach(m, &rc); /* the saved weights hold R2 merged */
-        if (!st) llm_rot_config_free(&rc);
+        if (!st) {
+            st = llm_rotate_attach(m, &rc); /* the saved weights hold R2 merged */
+            llm_rot_config_free(&rc);
+        }
         const char *r2m = json_str(j, "r2_mode");
         const cJSON *r2j = cJSON_GetObjectItemCaseSensitive(j, "r2_mode");
         if (!st && r2j && (!r2m || (strcmp(r2m, "online") && strcmp(r2m, "merged"))))

@@ -369,14 +369,24 @@ int llm_trainer_step(llm_trainer *tr, llm_train_stats *st)
 
 int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, void *ctx)
 {
+    /* step of the last checkpoint on disk (the resumed one after llm_trainer_load) */
+    long saved = tr->last.saved ? tr->last.step : -1;
     while (tr->step < tr->total) {
         llm_train_stats s;
         int rc = llm_trainer_step(tr, &s);
+        if (rc == RS_ENUMERIC && ckpt_path && tr->o.save_every > 0) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", rs_last_error());
+            if (saved >= 0)
+                return RS_ERROR(rc, "%s; the checkpoint of step %ld is kept in %s", msg, saved, ckpt_path);
+            return RS_ERROR(rc, "%s; no checkpoint has been written yet", msg);
+        }
         if (rc) return rc;
         if (ckpt_path && tr->o.save_every > 0 && tr->step % tr->o.save_every == 0 && tr->step < tr->total) {
             rc = llm_trainer_save(tr, ckpt_path);
             if (rc) return rc;
             s.saved = 1;
+            saved = tr->step;
         }
         if (cb && cb(ctx, &s)) break;
     }

@@ -100,7 +100,9 @@ const llm_train_stats *llm_trainer_last(const llm_trainer *tr);
 int llm_trainer_step(llm_trainer *tr, llm_train_stats *st);
 
 /* Steps until the total, writing a checkpoint to ckpt_path every save_every steps
- * (ckpt_path may be NULL: no checkpoints). cb may be NULL. */
+ * (ckpt_path may be NULL: no checkpoints). cb may be NULL. A non-finite loss or gradient
+ * norm stops the run with RS_ENUMERIC naming the step and, with checkpoints, the step of the
+ * last one on disk (which is left as it was). */
 int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, void *ctx);
 
 /* Checkpoint file (format in train.c): parameters, AdamW m and v, step, epoch, position,

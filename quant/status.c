@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_msg[512];
 static rs_error_handler *handler = NULL;
@@ -15,10 +16,14 @@ rs_error_handler *rs_set_error_handler(rs_error_handler *h)
 
 int rs_error(const char *file, int line, int status, const char *fmt, ...)
 {
+    /* format into a scratch buffer first: callers may pass rs_last_error() itself as an
+     * argument (to prefix the previous message), which must not overlap the output */
+    char buf[sizeof last_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_msg, buf, sizeof last_msg);
     if (handler) handler(last_msg, file, line, status);
     return status;
 }

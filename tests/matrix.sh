@@ -14,7 +14,7 @@ BIN=${BIN:-bin}
 BUILD=${BUILD:-build}
 cts=${1:-"unset Haswell SkylakeX Core2 Atom"}
 ths=${2:-"1 2"}
-tests=("$BUILD"/tests/test_* tests/*_test.sh)
+tests=("$BUILD"/tests/test_* $(ls "$BUILD"/fuzz/replay_* 2>/dev/null) tests/*_test.sh)
 pass=0; fail=0
 for ct in $cts; do
   if [ "$ct" = SkylakeX ] && ! grep -qw avx512f /proc/cpuinfo; then

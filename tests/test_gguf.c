@@ -457,6 +457,25 @@ static void test_import_errors(const char *tmp)
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "'llama.block_count' is missing"), "missing metadata: %s",
           rs_last_error());
     gguf_close(g); free(b);
+    /* a NaN (then an infinity) in an F32 or F16 tensor: refused naming the tensor */
+    for (int k = 0; k < 2; k++) {
+        size_t n;
+        b = slurp(FIX "llama_tiny.gguf", &n);
+        g = NULL;
+        rc = b ? gguf_open_mem(&g, b, n, "nan.gguf") : RS_EIO;
+        const gguf_tensor *t = NULL;
+        for (size_t i = 0; !rc && i < gguf_ntensors(g) && !t; i++) {
+            const gguf_tensor *c = gguf_tensor_at(g, i);
+            if (c->type == GGML_F32 || c->type == GGML_F16) t = c;
+        }
+        if (t && t->type == GGML_F32) memcpy(b + t->offset + 4, k ? "\x00\x00\x80\x7f" : "\x00\x00\xc0\x7f", 4);
+        if (t && t->type == GGML_F16) memcpy(b + t->offset + 2, k ? "\x00\x7c" : "\x00\x7e", 2);
+        if (t) rc = gguf_import_weights(g, tmp);
+        CHECK(t && rc == RS_ENUMERIC && strstr(rs_last_error(), t->name) && strstr(rs_last_error(), "element 1 of") &&
+              strstr(rs_last_error(), k ? "infinite" : "NaN"), "%s in a tensor is refused naming it: %s",
+              k ? "an infinity" : "a NaN", rs_last_error());
+        gguf_close(g); free(b);
+    }
 }
 
 int main(void)

@@ -552,6 +552,97 @@ static int test_torch_trajectory(const char *name)
     return 1;
 }
 
+/* A loss that turns NaN stops training naming the step; the last checkpoint stays and loads.
+ * NaN or infinite weights in a checkpoint folder are refused naming the tensor. */
+typedef struct {
+    llm_model *m;
+    long poison_after;
+} poison_ctx;
+
+static int poison_step(void *v, const llm_train_stats *s)
+{
+    poison_ctx *c = v;
+    if (s->step == c->poison_after) c->m->params[7] = NAN;
+    return 0;
+}
+
+static void test_nonfinite(void)
+{
+    char dir[] = "/tmp/rs_test_train_nan_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "temporary folder");
+        return;
+    }
+    char ck[256], mdir[256];
+    snprintf(ck, sizeof ck, "%s/trainer_state.bin", dir);
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    llm_dataset *ds = tiny_data(8, 12, 21);
+    llm_train_opts o;
+    llm_train_opts_default(&o);
+    o.lr = 1e-3;
+    o.max_steps = 6;
+    o.batch = 2;
+    o.save_every = 1;
+    llm_model *m = tiny_model(5);
+    llm_trainer *tr = NULL;
+    int st = m ? llm_trainer_alloc(&tr, m, ds, 0, &o) : RS_EINVAL;
+    poison_ctx pc = {m, 3};
+    if (st == RS_OK) st = llm_trainer_run(tr, ck, poison_step, &pc);
+    CHECK(st == RS_ENUMERIC && has("non-finite loss at step 4") && has("checkpoint of step 3 is kept"),
+          "a NaN weight after step 3 stops the run at step 4 (%d: %s)", st, rs_last_error());
+    CHECK(tr && llm_trainer_step_no(tr) == 3, "the trainer stays after step 3 (%ld)", tr ? llm_trainer_step_no(tr) : -1L);
+    llm_model *m2 = tiny_model(5);
+    llm_trainer *t2 = NULL;
+    st = m2 ? llm_trainer_alloc(&t2, m2, ds, 0, &o) : RS_EINVAL;
+    if (st == RS_OK) st = llm_trainer_load(t2, ck);
+    size_t nbad = 0;
+    for (size_t i = 0; m2 && i < m2->nparams; i++) nbad += !isfinite(m2->params[i]);
+    CHECK(st == RS_OK && llm_trainer_step_no(t2) == 3 && nbad == 0,
+          "the kept checkpoint loads: step %ld, %zu non-finite parameters (%s)", t2 ? llm_trainer_step_no(t2) : -1L, nbad,
+          st ? rs_last_error() : "ok");
+    /* a resumed run that diverges at once names the checkpoint it resumed from */
+    if (m2 && st == RS_OK) {
+        m2->params[3] = INFINITY;
+        st = llm_trainer_run(t2, ck, NULL, NULL);
+        CHECK(st == RS_ENUMERIC && has("at step 4") && has("checkpoint of step 3 is kept"),
+              "resumed, then NaN: names the resumed checkpoint (%s)", rs_last_error());
+    }
+    /* without checkpoints the message says so */
+    llm_trainer_free(t2);
+    llm_model_free(m2);
+    m2 = tiny_model(5);
+    t2 = NULL;
+    o.save_every = 0;
+    st = m2 ? llm_trainer_alloc(&t2, m2, ds, 0, &o) : RS_EINVAL;
+    pc.m = m2;
+    pc.poison_after = 1;
+    if (st == RS_OK) st = llm_trainer_run(t2, NULL, poison_step, &pc);
+    CHECK(st == RS_ENUMERIC && has("non-finite loss at step 2"), "no checkpoints: stops at step 2 (%s)", rs_last_error());
+
+    /* NaN / infinity in saved weights: refused naming the tensor and the element */
+    llm_model *w = tiny_model(6);
+    float bad_vals[2] = {NAN, -INFINITY};
+    const char *what[2] = {"NaN", "infinite"};
+    for (int k = 0; k < 2 && w; k++) {
+        w->params[w->nparams - 1] = bad_vals[k];
+        llm_model *back = NULL;
+        st = llm_model_save(w, mdir);
+        if (st == RS_OK) st = llm_model_load(&back, mdir);
+        CHECK(st == RS_ENUMERIC && has("model.safetensors: tensor ") && has(what[k]) && has("element"),
+              "%s weight is refused naming the tensor (%s)", k ? "an infinite" : "a NaN", rs_last_error());
+        llm_model_free(back);
+    }
+    llm_model_free(w);
+    llm_trainer_free(tr);
+    llm_trainer_free(t2);
+    llm_model_free(m);
+    llm_model_free(m2);
+    llm_data_free(ds);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) CHECK(0, "cleanup of %s", dir);
+}
+
 int main(void)
 {
     test_adamw();
@@ -560,6 +651,7 @@ int main(void)
     test_sample();
     test_accumulation();
     test_resume_and_checkpoints();
+    test_nonfinite();
     const char *fixtures[] = {"neox_parallel", "neox_sequential", "llama_gqa", "llama3_rope", "qwen2_gqa"};
     int nfix = 0;
     for (size_t k = 0; k < sizeof fixtures / sizeof fixtures[0]; k++) nfix += test_torch_trajectory(fixtures[k]);
