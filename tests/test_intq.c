@@ -1,0 +1,316 @@
+/* rostesim: the integer inference path (llm/intq.h, llm/intq_kernels.h).
+ *   - the u8 x u4 GEMM: AVX2 kernel, portable loop and dispatcher against the _ref loop, exact
+ *     integers, on random codes and edge values (all-maximal codes, zeros, widths that are
+ *     not multiples of 64); packing round trip;
+ *   - exactness against the fake-quant path on the three families (llama_gqa, neox_parallel,
+ *     qwen2_gqa), each with plain W4A4KV4 and with R1-R4 rotations (W4A8, symmetric,
+ *     KV4 / KV16): every quantized site of every layer on the model's real activations
+ *     within the bound of intq.h; whole-model logits (one prefill, and prefill + one token at
+ *     a time through the packed cache) within 1e-4 of the logits' scale; the same greedy
+ *     tokens; save/load round trip bit for bit;
+ *   - clear errors: no QAT state, unsupported bits, corrupt or truncated files. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "llm/intq.h"
+#include "llm/intq_kernels.h"
+#include "llm/model.h"
+#include "llm/qat.h"
+#include "llm/rotate.h"
+#include "llm/sample.h"
+#include "quant/rng.h"
+#include "quant/rotation.h"
+#include "quant/status.h"
+
+/* ---- kernels ------------------------------------------------------------------------------ */
+
+static void test_gemm(rs_rng *rng)
+{
+    const int Ns[] = {1, 3, 4, 5, 9}, ICs[] = {1, 63, 64, 72, 130, 576, 1536}, OCs[] = {1, 7, 33};
+    int bad_pack = 0, bad_ref = 0, runs = 0;
+    for (int mode = 0; mode < 3; mode++) /* random, all maximal, zeros mixed with maximal */
+        for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+            for (size_t b = 0; b < sizeof ICs / sizeof *ICs; b++)
+                for (size_t c = 0; c < sizeof OCs / sizeof *OCs; c++) {
+                    int N = Ns[a], IC = ICs[b], OC = OCs[c], ICp = (int)iq_padded((size_t)IC);
+                    uint8_t *x = calloc((size_t)N * ICp, 1), *w = malloc((size_t)OC * ICp / 2);
+                    uint8_t *u = malloc((size_t)IC), *u2 = malloc((size_t)IC);
+                    int32_t *r0 = malloc((size_t)N * OC * 4), *r1 = malloc((size_t)N * OC * 4);
+                    int32_t *r2 = malloc((size_t)N * OC * 4), *r3 = malloc((size_t)N * OC * 4);
+                    for (int n = 0; n < N; n++)
+                        for (int i = 0; i < IC; i++)
+                            x[(size_t)n * ICp + i] = (uint8_t)(mode == 1 ? 255 : mode == 2 ? ((i + n) % 3 ? 255 : 0)
+                                                                                     : rs_rng_uniform(rng) * 256);
+                    for (int o = 0; o < OC; o++) {
+                        for (int i = 0; i < IC; i++)
+                            u[i] = (uint8_t)(mode == 1 ? 15 : mode == 2 ? ((i + o) % 2 ? 15 : 0) : rs_rng_uniform(rng) * 16);
+                        iq_pack4(w + (size_t)o * ICp / 2, u, (size_t)IC);
+                        iq_unpack4(u2, w + (size_t)o * ICp / 2, (size_t)IC);
+                        if (memcmp(u, u2, (size_t)IC)) bad_pack++;
+                    }
+                    iq_gemm_u8u4_ref(r0, x, w, N, ICp, OC);
+                    iq_gemm_u8u4_portable(r1, x, w, N, ICp, OC);
+                    iq_gemm_u8u4(r2, x, w, N, ICp, OC);
+                    int have = iq_gemm_u8u4_avx2(r3, x, w, N, ICp, OC);
+                    if (memcmp(r0, r1, (size_t)N * OC * 4) || memcmp(r0, r2, (size_t)N * OC * 4) ||
+                        (have && memcmp(r0, r3, (size_t)N * OC * 4)))
+                        bad_ref++;
+                    if (mode == 1 && r0[0] != 255 * 15 * IC) bad_ref++; /* the closed form of all-maximal codes */
+                    runs++;
+                    free(x), free(w), free(u), free(u2), free(r0), free(r1), free(r2), free(r3);
+                }
+    CHECK(bad_pack == 0, "iq_pack4/iq_unpack4 round trip (%d mismatches)", bad_pack);
+    CHECK(bad_ref == 0, "u8 x u4 GEMM: portable, dispatcher (%s) and AVX2 (%s) equal the _ref loop on %d shapes", iq_kernel_name(),
+          iq_have_avx2() ? "tested" : "not on this CPU", runs);
+    /* the largest width the kernels accept: all-maximal codes must not overflow int32 */
+    int ICp = (int)IQ_MAX_IC;
+    uint8_t *x = malloc((size_t)ICp), *w = malloc((size_t)ICp / 2);
+    memset(x, 255, (size_t)ICp), memset(w, 0xff, (size_t)ICp / 2);
+    int32_t r0 = 0, r2 = 0;
+    iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
+    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1);
+    CHECK(r0 == r2 && (int64_t)r0 == (int64_t)255 * 15 * ICp, "IQ_MAX_IC all-maximal codes: %d = 255*15*%d, no overflow", r2, ICp);
+    free(x), free(w);
+}
+
+/* ---- exactness against the fake-quant path ------------------------------------------------- */
+
+typedef struct {
+    float *inp[64][LLM_NSITES];
+    int N;
+} taps;
+
+static int tap(void *ctx, int site, int layer, const float *inp, int N, int IC)
+{
+    taps *t = ctx;
+    if (layer < 0 || layer >= 64 || site < 0 || site >= LLM_NSITES) return RS_OK;
+    free(t->inp[layer][site]);
+    t->inp[layer][site] = malloc((size_t)N * IC * sizeof(float));
+    if (!t->inp[layer][site]) return RS_ENOMEM;
+    memcpy(t->inp[layer][site], inp, (size_t)N * IC * sizeof(float));
+    t->N = N;
+    return RS_OK;
+}
+
+static void site_w(const llm_model *m, int l, int site, const float **w, const float **b, int *OC, int *IC)
+{
+    const llm_config *c = &m->cfg;
+    const llm_layer *L = &m->w.layers[l];
+    int QKV = (c->n_head + 2 * c->n_kv_head) * c->head_dim, HD = c->n_head * c->head_dim;
+    int F1 = c->arch == LLM_GPT_NEOX ? c->d_ff : 2 * c->d_ff;
+    const float *W[4] = {L->qkv_w, L->o_w, L->up_w, L->down_w}, *B[4] = {L->qkv_b, L->o_b, L->up_b, L->down_b};
+    int oc[4] = {QKV, c->d, F1, c->d}, ic[4] = {c->d, HD, c->d, c->d_ff};
+    *w = W[site], *b = B[site], *OC = oc[site], *IC = ic[site];
+}
+
+/* Every site of every layer on the captured inputs: |int - fake| within intq.h's bound.
+ * Returns the largest diff / bound ratio (> 1: violated). */
+static double site_bounds(llm_model *m, const llm_intq *iq, taps *t, int *nsites)
+{
+    const llm_qat *q = m->qat;
+    double worst = 0;
+    const double u = 0x1p-24;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int s = 0; s < LLM_NSITES; s++) {
+            const float *w, *b;
+            int OC, IC, N = t->N;
+            site_w(m, l, s, &w, &b, &OC, &IC);
+            float *fo = malloc((size_t)N * OC * 4), *io = malloc((size_t)N * OC * 4), *xr = malloc((size_t)N * IC * 4);
+            int16_t *ca = malloc((size_t)N * IC * 2), *cw = malloc((size_t)OC * IC * 2);
+            float *sa = malloc((size_t)N * 4), *za = malloc((size_t)N * 4), *sw = malloc((size_t)OC * 4), *zw = malloc((size_t)OC * 4);
+            int st = llm_qat_linear_forward(m->qat, s, l, fo, t->inp[l][s], w, b, N, IC, OC);
+            st |= llm_intq_linear(iq, s, l, t->inp[l][s], N, io);
+            memcpy(xr, t->inp[l][s], (size_t)N * IC * 4);
+            if (s == LLM_SITE_DOWN && q->r4 && q->r4_on[l]) st |= rot_apply_rows_f32(q->r4, xr, (size_t)N, 0);
+            st |= qz_quantize_f32(&q->a, xr, (size_t)N, (size_t)IC, ca, sa, za);
+            st |= qz_quantize_f32(&q->w, w, (size_t)OC, (size_t)IC, cw, sw, zw);
+            if (st) {
+                worst = 1e30;
+                printf("  site %s layer %d: %s\n", llm_site_name(s), l, rs_last_error());
+            }
+            for (int n = 0; n < N && !st; n++)
+                for (int o = 0; o < OC; o++) {
+                    double A = 0;
+                    for (int i = 0; i < IC; i++)
+                        A += fabs(((double)ca[(size_t)n * IC + i] - za[n]) * ((double)cw[(size_t)o * IC + i] - zw[o]));
+                    A *= (double)sa[n] * (double)sw[o];
+                    double oi = io[(size_t)n * OC + o], of = fo[(size_t)n * OC + o];
+                    double bound = (IC + 6) * u * (A + (b ? fabs(b[o]) : 0)) + 2 * u * (fabs(oi) + fabs(of));
+                    double r = fabs(oi - of) / (bound > 0 ? bound : 1e-300);
+                    if (oi == of) r = 0;
+                    if (r > worst) worst = r;
+                }
+            (*nsites)++;
+            free(fo), free(io), free(xr), free(ca), free(cw), free(sa), free(za), free(sw), free(zw);
+        }
+    return worst;
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(x[i]) > m) m = fabs(x[i]);
+    return m;
+}
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > m) m = fabs((double)a[i] - b[i]);
+    return m;
+}
+
+/* cfg 0: W4A4KV4 asym, no rotation; 1: W4A8KV4 sym (weights asym), R1-R4; 2: W4A4KV16, R3/R4 only. */
+static void test_family(const char *name, int cfg, rs_rng *rng)
+{
+    char dir[256], tag[128];
+    snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
+    snprintf(tag, sizeof tag, "%s/%s", name, cfg == 0 ? "W4A4KV4" : cfg == 1 ? "W4A8KV4-sym-R1234" : "W4A4KV16-R34");
+    llm_model *m = NULL;
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    if (cfg == 1) o.abits = 8, o.scheme = QZ_SYM, o.wclip = 0.9, o.aclip = 0.95;
+    if (cfg == 2) o.kvbits = 16, o.clipmode = QZ_CLIP_PAPER, o.kvclip = 0.9;
+    int st = llm_model_load(&m, dir);
+    if (!st) st = llm_qat_attach(m, &o);
+    llm_rot_config rc;
+    memset(&rc, 0, sizeof rc);
+    if (!st && cfg) {
+        st = llm_rot_config_init(&rc, m->cfg.n_layer, cfg == 1, cfg == 1, 1, 1, LLM_SIGNS_ALL, 7);
+        if (!st) st = llm_rotate(&m, &rc);
+        llm_rot_config_free(&rc);
+    }
+    llm_intq *iq = NULL;
+    if (!st) st = llm_intq_build(&iq, m);
+    CHECK(st == 0, "%s: load, quantizers, rotations, pack (%s)", tag, st ? rs_last_error() : "ok");
+    if (st) {
+        llm_model_free(m);
+        return;
+    }
+    const int T = 24, V = m->cfg.vocab;
+    int32_t tok[24];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rs_rng_uniform(rng) * V);
+    /* the fake-quant forward, capturing each site's input */
+    taps tp;
+    memset(&tp, 0, sizeof tp);
+    m->tap = tap, m->tap_ctx = &tp;
+    st = llm_model_forward(m, tok, NULL, 1, T, NULL, NULL);
+    m->tap = NULL;
+    float *fake = malloc((size_t)T * V * 4), *mine = malloc((size_t)T * V * 4), *step = malloc((size_t)T * V * 4);
+    memcpy(fake, m->logits, (size_t)T * V * 4);
+    int nsites = 0;
+    double worst = st ? 1e30 : site_bounds(m, iq, &tp, &nsites);
+    CHECK(worst <= 1.0, "%s: %d sites x %d tokens: |int - fake| within (IC+6)u(A+|b|) + 2u(|out|), worst diff/bound %.3f",
+          tag, nsites, T, worst);
+    for (int l = 0; l < 64; l++)
+        for (int s = 0; s < LLM_NSITES; s++) free(tp.inp[l][s]);
+    /* whole model: one prefill of T tokens, and T/2 + one at a time through the cache */
+    llm_intq_kv *kv = NULL;
+    st = llm_intq_kv_alloc(&kv, iq, T);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T, mine, 1);
+    llm_intq_kv_reset(kv);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T / 2, step, 1);
+    for (int i = T / 2; i < T && !st; i++) st = llm_intq_decode(iq, kv, tok + i, 1, step + (size_t)i * V, 0);
+    double scale = max_abs(fake, (size_t)T * V), d1 = max_diff(fake, mine, (size_t)T * V);
+    double d2 = max_diff(fake, step, (size_t)T * V);
+    CHECK(!st && d1 <= 1e-4 * scale && d2 <= 1e-4 * scale,
+          "%s: logits of %d tokens: prefill max|diff| %.3g, cached decode %.3g (max|logit| %.3g, tol 1e-4 of it)", tag, T, d1,
+          d2, scale);
+    CHECK(!st && llm_intq_kv_bytes(kv) > 0, "%s: KV cache %zu bytes for %d positions", tag, llm_intq_kv_bytes(kv), T);
+    llm_intq_kv_free(kv);
+    /* greedy generation */
+    int32_t g1[16], g2[16];
+    int n1 = 0, n2 = 0;
+    llm_sample_opts so = {0.0, 1.0};
+    int st1 = llm_generate(m, tok, 6, 16, -1, &so, NULL, g1, &n1, NULL, NULL);
+    int st2 = llm_intq_generate(iq, tok, 6, 16, -1, &so, NULL, g2, &n2, NULL, NULL);
+    CHECK(!st1 && !st2 && n1 == 16 && n2 == 16 && !memcmp(g1, g2, sizeof g1), "%s: greedy generation of 16 tokens equal", tag);
+    /* save / load: same logits bit for bit */
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/rostesim_test_intq_%d_%s_%d.rsiq", (int)getpid(), name, cfg);
+    llm_intq *back = NULL;
+    st = llm_intq_save(iq, path);
+    if (!st) st = llm_intq_load(&back, path);
+    if (!st) st = llm_intq_kv_alloc(&kv, back, T);
+    if (!st) st = llm_intq_decode(back, kv, tok, T, step, 1);
+    llm_intq_kv_free(kv);
+    size_t pk = 0, fp = 0, total = llm_intq_bytes(iq, &pk, &fp);
+    CHECK(!st && !memcmp(step, mine, (size_t)T * V * 4), "%s: save/load round trip gives the same logits bit for bit (%s)", tag,
+          st ? rs_last_error() : "ok");
+    /* corrupt copies: each must be refused with a message */
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)len);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    CHECK(got == (size_t)len && (size_t)len > total, "%s: file %ld bytes (packed %zu + fp32 %zu + header)", tag, len, pk, fp);
+    if (cfg == 0) {
+        const long cut[] = {3, 10, 40, len / 2, len - 1};
+        int refused = 0;
+        for (int k = 0; k < 7; k++) {
+            uint8_t *b2 = malloc((size_t)len + 1);
+            memcpy(b2, buf, (size_t)len);
+            long n = len;
+            if (k < 5) n = cut[k];
+            else if (k == 5) b2[4] = 9;                  /* version */
+            else b2[len - 5] ^= 0x10, b2[len - 8 - 4] ^= 0x01; /* a code sum */
+            FILE *g = fopen(path, "wb");
+            fwrite(b2, 1, (size_t)n, g);
+            fclose(g);
+            llm_intq *bad = NULL;
+            int e = llm_intq_load(&bad, path);
+            if (e && !bad && strlen(rs_last_error()) > 10) refused++;
+            else printf("  corrupt copy %d accepted\n", k);
+            llm_intq_free(bad);
+            free(b2);
+        }
+        CHECK(refused == 7, "%s: truncated (5 lengths), wrong version and inconsistent sums refused: %d/7 (last: %s)", tag,
+              refused, rs_last_error());
+    }
+    free(buf);
+    remove(path);
+    llm_intq_free(back);
+    free(fake), free(mine), free(step);
+    llm_intq_free(iq);
+    llm_model_free(m);
+}
+
+static void test_errors(void)
+{
+    llm_model *m = NULL;
+    int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa");
+    llm_intq *iq = NULL;
+    int e = st ? st : llm_intq_build(&iq, m);
+    CHECK(e == RS_ENOTSUP && !iq && strstr(rs_last_error(), "rostesim_qat.json"), "no QAT state refused: %s", rs_last_error());
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    const int bits[3][3] = {{16, 4, 4}, {4, 16, 4}, {4, 4, 8}};
+    for (int k = 0; k < 3 && !st; k++) {
+        o.wbits = bits[k][0], o.abits = bits[k][1], o.kvbits = bits[k][2];
+        st = llm_qat_attach(m, &o);
+        e = st ? st : llm_intq_build(&iq, m);
+        CHECK(e == RS_ENOTSUP && !iq, "W%dA%dKV%d refused: %s", o.wbits, o.abits, o.kvbits, rs_last_error());
+    }
+    e = llm_intq_load(&iq, "tests/fixtures/llm/llama_gqa/config.json");
+    CHECK(e == RS_EINVAL && !iq && strstr(rs_last_error(), "magic"), "a file that is not an int model: %s", rs_last_error());
+    llm_model_free(m);
+}
+
+int main(void)
+{
+    rs_rng *rng = rs_rng_alloc(2024, 1);
+    test_gemm(rng);
+    const char *fam[] = {"llama_gqa", "neox_parallel", "qwen2_gqa"};
+    for (int f = 0; f < 3; f++)
+        for (int cfg = 0; cfg < 3; cfg++) test_family(fam[f], cfg, rng);
+    test_errors();
+    rs_rng_free(rng);
+    return check_summary("test_intq");
+}
