@@ -364,7 +364,7 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
         s->suma[n] = sum;
         s->zap[n] = (int64_t)s->za[n] - qmin;
     }
-    iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC);
+    iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC, qz_qmax(&iq->a) - qmin);
 #pragma omp parallel for schedule(static) if ((long)N * OC >= (1L << 14))
     for (int n = 0; n < N; n++) {
         const int64_t za = s->zap[n], sa_ = s->suma[n];

@@ -117,6 +117,58 @@ __attribute__((target("avx2"))) static void row_avx2(int32_t *acc, const uint8_t
     }
 }
 
+/* Activation codes <= 15 (abits <= 4): a vpmaddubsw pair sum is at most 2*15*15 = 450, so
+ * the s16 lanes can add A4_SPAN blocks (two vpmaddubsw each: at most 32*900 = 28800 < 32767)
+ * before one vpmaddwd widens them: a third fewer multiplies per block. */
+#define A4_SPAN 32
+__attribute__((target("avx2"))) static void row_avx2_a4(int32_t *acc, const uint8_t *a, const uint8_t *wr, int N,
+                                                         int ICp, int OC, int o)
+{
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const int nb = ICp / IQ_BLOCK;
+    int t = 0;
+    for (; t + 4 <= N; t += 4) {
+        const int nt = 4;
+        const uint8_t *ap[4];
+        for (int k = 0; k < 4; k++) ap[k] = a + (size_t)(t + k) * ICp;
+        __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int b0 = 0; b0 < nb; b0 += A4_SPAN) {
+            const int b1 = b0 + A4_SPAN < nb ? b0 + A4_SPAN : nb;
+            __m256i h[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int b = b0; b < b1; b++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+                __m256i lo = _mm256_and_si256(p, m), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m);
+                const size_t off = (size_t)b * IQ_BLOCK;
+                for (int k = 0; k < 4; k++) { /* unrolled by the compiler */
+                    __m256i x0 = _mm256_loadu_si256((const __m256i *)(ap[k] + off));
+                    __m256i x1 = _mm256_loadu_si256((const __m256i *)(ap[k] + off + 32));
+                    h[k] = _mm256_add_epi16(h[k], _mm256_add_epi16(_mm256_maddubs_epi16(x0, lo), _mm256_maddubs_epi16(x1, hi)));
+                }
+            }
+            for (int k = 0; k < 4; k++) s[k] = _mm256_add_epi32(s[k], _mm256_madd_epi16(h[k], ones));
+        }
+        for (int k = 0; k < nt; k++) acc[(size_t)(t + k) * OC + o] = hsum_i32(s[k]);
+    }
+    for (; t < N; t++) { /* one token at a time (decode), two s16 chains */
+        const uint8_t *a0 = a + (size_t)t * ICp;
+        __m256i s0 = _mm256_setzero_si256();
+        for (int b0 = 0; b0 < nb; b0 += A4_SPAN) {
+            const int b1 = b0 + A4_SPAN < nb ? b0 + A4_SPAN : nb;
+            __m256i h0 = _mm256_setzero_si256(), h1 = h0;
+            for (int b = b0; b < b1; b++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+                const size_t off = (size_t)b * IQ_BLOCK;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + off));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + off + 32));
+                h0 = _mm256_add_epi16(h0, _mm256_maddubs_epi16(x0, _mm256_and_si256(p, m)));
+                h1 = _mm256_add_epi16(h1, _mm256_maddubs_epi16(x1, _mm256_and_si256(_mm256_srli_epi16(p, 4), m)));
+            }
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_add_epi16(h0, h1), ones));
+        }
+        acc[(size_t)t * OC + o] = hsum_i32(s0);
+    }
+}
+
 int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
 {
     if (!iq_have_avx2()) return 0;
@@ -125,9 +177,23 @@ int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, i
     for (int o = 0; o < OC; o++) row_avx2(acc, a, w + (size_t)o * rb, N, ICp, OC, o);
     return 1;
 }
+
+int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    if (!iq_have_avx2()) return 0;
+    const size_t rb = (size_t)ICp / 2;
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int o = 0; o < OC; o++) row_avx2_a4(acc, a, w + (size_t)o * rb, N, ICp, OC, o);
+    return 1;
+}
 #else
 int iq_have_avx2(void) { return 0; }
 int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
+    return 0;
+}
+int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
 {
     (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
     return 0;
@@ -157,8 +223,9 @@ void iq_gemm_u8u4_portable(int32_t *acc, const uint8_t *a, const uint8_t *w, int
     }
 }
 
-void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC, int amax)
 {
+    if (amax <= 15 && iq_gemm_u4u4_avx2(acc, a, w, N, ICp, OC)) return;
     if (iq_gemm_u8u4_avx2(acc, a, w, N, ICp, OC)) return;
     iq_gemm_u8u4_portable(acc, a, w, N, ICp, OC);
 }

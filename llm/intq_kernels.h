@@ -46,14 +46,18 @@ static inline unsigned iq_get4(const uint8_t *row, size_t i)
 }
 
 /* acc (N,OC) = a (N,ICp) . w^T, w is OC packed rows of ICp/2 bytes; ICp a multiple of 64,
- * at most IQ_MAX_IC. The dispatcher picks the AVX2 kernel when the CPU has AVX2
- * (iq_kernel_name says which), else the portable loop; all four give identical results. */
-void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC);
+ * at most IQ_MAX_IC; amax bounds the activation codes (15 for abits <= 4, else 255). The
+ * dispatcher picks an AVX2 kernel when the CPU has AVX2 (iq_kernel_name says which; the
+ * A4 one when amax <= 15), else the portable loop; all give identical results. */
+void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC, int amax);
 void iq_gemm_u8u4_ref(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC);
 /* The portable loop the dispatcher uses without AVX2 (rows in parallel). */
 void iq_gemm_u8u4_portable(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC);
 /* The AVX2 kernel itself; returns 0 (and computes nothing) on a CPU without AVX2. */
 int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC);
+/* The AVX2 kernel for activation codes <= 15: pair sums (<= 450) added in s16 over 32 blocks
+ * (<= 28800) before widening. Returns 0 on a CPU without AVX2. */
+int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC);
 int iq_have_avx2(void);
 const char *iq_kernel_name(void); /* "avx2" or "ref" */
 

@@ -31,7 +31,7 @@
 static void test_gemm(rs_rng *rng)
 {
     const int Ns[] = {1, 3, 4, 5, 9}, ICs[] = {1, 63, 64, 72, 130, 576, 1536}, OCs[] = {1, 7, 33};
-    int bad_pack = 0, bad_ref = 0, runs = 0;
+    int bad_pack = 0, bad_ref = 0, runs = 0, runs_a4 = 0;
     for (int mode = 0; mode < 3; mode++) /* random, all maximal, zeros mixed with maximal */
         for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
             for (size_t b = 0; b < sizeof ICs / sizeof *ICs; b++)
@@ -41,10 +41,12 @@ static void test_gemm(rs_rng *rng)
                     uint8_t *u = malloc((size_t)IC), *u2 = malloc((size_t)IC);
                     int32_t *r0 = malloc((size_t)N * OC * 4), *r1 = malloc((size_t)N * OC * 4);
                     int32_t *r2 = malloc((size_t)N * OC * 4), *r3 = malloc((size_t)N * OC * 4);
+                    int32_t *r4 = malloc((size_t)N * OC * 4), *r5 = malloc((size_t)N * OC * 4);
+                    const int amax = mode == 0 && (b & 1) ? 15 : 255; /* every other width: 4-bit activations */
                     for (int n = 0; n < N; n++)
                         for (int i = 0; i < IC; i++)
                             x[(size_t)n * ICp + i] = (uint8_t)(mode == 1 ? 255 : mode == 2 ? ((i + n) % 3 ? 255 : 0)
-                                                                                     : rs_rng_uniform(rng) * 256);
+                                                                                     : rs_rng_uniform(rng) * (amax + 1));
                     for (int o = 0; o < OC; o++) {
                         for (int i = 0; i < IC; i++)
                             u[i] = (uint8_t)(mode == 1 ? 15 : mode == 2 ? ((i + o) % 2 ? 15 : 0) : rs_rng_uniform(rng) * 16);
@@ -54,26 +56,39 @@ static void test_gemm(rs_rng *rng)
                     }
                     iq_gemm_u8u4_ref(r0, x, w, N, ICp, OC);
                     iq_gemm_u8u4_portable(r1, x, w, N, ICp, OC);
-                    iq_gemm_u8u4(r2, x, w, N, ICp, OC);
+                    iq_gemm_u8u4(r2, x, w, N, ICp, OC, amax);
                     int have = iq_gemm_u8u4_avx2(r3, x, w, N, ICp, OC);
                     if (memcmp(r0, r1, (size_t)N * OC * 4) || memcmp(r0, r2, (size_t)N * OC * 4) ||
                         (have && memcmp(r0, r3, (size_t)N * OC * 4)))
                         bad_ref++;
+                    /* the A4 kernel: on codes <= 15 (these, or the all-15 edge case) */
+                    for (size_t e = 0; e < (size_t)N * ICp; e++) if (amax == 255 && mode) x[e] = x[e] ? 15 : 0;
+                    if (amax == 15 || mode) {
+                        iq_gemm_u8u4_ref(r4, x, w, N, ICp, OC);
+                        if (iq_gemm_u4u4_avx2(r5, x, w, N, ICp, OC) && memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        iq_gemm_u8u4(r5, x, w, N, ICp, OC, 15);
+                        if (memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        runs_a4++;
+                    }
                     if (mode == 1 && r0[0] != 255 * 15 * IC) bad_ref++; /* the closed form of all-maximal codes */
                     runs++;
-                    free(x), free(w), free(u), free(u2), free(r0), free(r1), free(r2), free(r3);
+                    free(x), free(w), free(u), free(u2), free(r0), free(r1), free(r2), free(r3), free(r4), free(r5);
                 }
     CHECK(bad_pack == 0, "iq_pack4/iq_unpack4 round trip (%d mismatches)", bad_pack);
-    CHECK(bad_ref == 0, "u8 x u4 GEMM: portable, dispatcher (%s) and AVX2 (%s) equal the _ref loop on %d shapes", iq_kernel_name(),
-          iq_have_avx2() ? "tested" : "not on this CPU", runs);
+    CHECK(bad_ref == 0, "u8 x u4 GEMM: portable, dispatcher (%s) and AVX2 (%s) equal the _ref loop on %d shapes, the A4 kernel on %d",
+          iq_kernel_name(), iq_have_avx2() ? "tested" : "not on this CPU", runs, runs_a4);
     /* the largest width the kernels accept: all-maximal codes must not overflow int32 */
     int ICp = (int)IQ_MAX_IC;
     uint8_t *x = malloc((size_t)ICp), *w = malloc((size_t)ICp / 2);
     memset(x, 255, (size_t)ICp), memset(w, 0xff, (size_t)ICp / 2);
     int32_t r0 = 0, r2 = 0;
     iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
-    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1);
+    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 255);
     CHECK(r0 == r2 && (int64_t)r0 == (int64_t)255 * 15 * ICp, "IQ_MAX_IC all-maximal codes: %d = 255*15*%d, no overflow", r2, ICp);
+    memset(x, 15, (size_t)ICp);
+    iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
+    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 15);
+    CHECK(r0 == r2 && r0 == 225 * ICp, "IQ_MAX_IC all-maximal 4-bit codes (A4 kernel): %d = 15*15*%d, no s16 overflow", r2, ICp);
     free(x), free(w);
 }
 
