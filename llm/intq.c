@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,7 @@ typedef struct {
     int64_t *zap;   /* N */
     int32_t *suma;  /* N */
     int32_t *acc;   /* N * maxOC */
+    double *prof;   /* NULL, or LLM_INTQ_NPHASE seconds accumulated by phase */
 } iq_scr;
 
 static void scr_free(iq_scr *s) { free(s->c16), free(s->u8), free(s->sa), free(s->za), free(s->zap), free(s->suma), free(s->acc); }
@@ -348,6 +350,7 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
                        iq_scr *s)
 {
     const int IC = li->IC, ICp = li->ICp, OC = li->OC, qmin = qz_qmin(&iq->a);
+    double t0 = s->prof ? omp_get_wtime() : 0;
     int st = qz_quantize_f32(&iq->a, x, (size_t)N, (size_t)IC, s->c16, s->sa, s->za);
     if (st) return st;
     for (int n = 0; n < N; n++)
@@ -364,7 +367,9 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
         s->suma[n] = sum;
         s->zap[n] = (int64_t)s->za[n] - qmin;
     }
+    double t1 = s->prof ? omp_get_wtime() : 0;
     iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC, qz_qmax(&iq->a) - qmin);
+    double t2 = s->prof ? omp_get_wtime() : 0;
 #pragma omp parallel for schedule(static) if ((long)N * OC >= (1L << 14))
     for (int n = 0; n < N; n++) {
         const int64_t za = s->zap[n], sa_ = s->suma[n];
@@ -377,6 +382,10 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
             const float v = (float)S * (sa * li->scale[j]);
             o[j] = bias ? v + bias[j] : v;
         }
+    }
+    if (s->prof) {
+        double t3 = omp_get_wtime();
+        s->prof[LLM_INTQ_PH_ACTQ] += t1 - t0, s->prof[LLM_INTQ_PH_GEMM] += t2 - t1, s->prof[LLM_INTQ_PH_EPI] += t3 - t2;
     }
     return RS_OK;
 }
@@ -420,6 +429,7 @@ struct llm_intq_kv {
     int16_t *gc;
     iq_scr s;
     size_t rws_len;
+    double prof[LLM_INTQ_NPHASE];
 };
 
 void llm_intq_kv_free(llm_intq_kv *kv)
@@ -486,6 +496,21 @@ int llm_intq_kv_alloc(llm_intq_kv **out, const llm_intq *iq, int max_T)
 }
 
 void llm_intq_kv_reset(llm_intq_kv *kv) { kv->len = 0; }
+
+void llm_intq_kv_profile(llm_intq_kv *kv, int on)
+{
+    memset(kv->prof, 0, sizeof kv->prof);
+    kv->s.prof = on ? kv->prof : NULL;
+}
+
+const double *llm_intq_kv_phases(const llm_intq_kv *kv) { return kv->prof; }
+
+const char *llm_intq_phase_name(int ph)
+{
+    static const char *const n[LLM_INTQ_NPHASE] = {"act-quant", "int-gemm", "epilogue", "kv-cache", "attention",
+                                                   "rotations", "lm-head", "other"};
+    return ph >= 0 && ph < LLM_INTQ_NPHASE ? n[ph] : "?";
+}
 int llm_intq_kv_len(const llm_intq_kv *kv) { return kv->len; }
 
 size_t llm_intq_kv_bytes(const llm_intq_kv *kv)
@@ -620,6 +645,16 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
             return RS_ERROR(RS_EINVAL, "llm_intq_decode: token %d outside the vocabulary (%d)", tokens[i], V);
     const size_t NC = (size_t)n * C;
     int st;
+    double *pf = kv->s.prof, tc = pf ? omp_get_wtime() : 0, lin0 = 0;
+    if (pf) lin0 = pf[LLM_INTQ_PH_ACTQ] + pf[LLM_INTQ_PH_GEMM] + pf[LLM_INTQ_PH_EPI];
+#define PHASE(ph)                                   \
+    do {                                            \
+        if (pf) {                                   \
+            double t_ = omp_get_wtime();            \
+            pf[ph] += t_ - tc;                      \
+            tc = t_;                                \
+        }                                           \
+    } while (0)
     lk_embedding_forward(kv->x, tokens, iq->wte, n, C);
     for (int l = 0; l < c->n_layer; l++) {
         const iq_layer *L = &iq->L[l];
@@ -629,6 +664,7 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
             lk_rope_forward(kv->qkv, QKV, iq->rope_cos, iq->rope_sin, 1, n, NH, HS, c->rot_dim, len);
             lk_rope_forward(kv->qkv + (size_t)NH * HS, QKV, iq->rope_cos, iq->rope_sin, 1, n, NKV, HS, c->rot_dim, len);
         }
+        PHASE(LLM_INTQ_PH_OTHER);
         if (iq->r3 && iq->r3_on[l]) { /* R3 on every q and k head (rows of HS) */
             for (int i = 0; i < n; i++)
                 memcpy(kv->g + (size_t)i * QK, kv->qkv + (size_t)i * QKV, (size_t)QK * sizeof(float));
@@ -636,8 +672,11 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
             for (int i = 0; i < n; i++)
                 memcpy(kv->qkv + (size_t)i * QKV, kv->g + (size_t)i * QK, (size_t)QK * sizeof(float));
         }
+        PHASE(LLM_INTQ_PH_ROT);
         if ((st = cache_layer(iq, kv, l, n))) return st;
+        PHASE(LLM_INTQ_PH_KV);
         attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
+        PHASE(LLM_INTQ_PH_ATTN);
         if ((st = lin_forward(iq, &L->lin[LLM_SITE_O], L->o_b, kv->atty, n, kv->tmp, &kv->s))) return st;
         if (c->parallel_residual) {
             norm(c, iq->block_ln, kv->ln, kv->mean, kv->rstd, kv->x, L->ln2_w, L->ln2_b, n);
@@ -650,10 +689,13 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
         if (!is_neox(c)) lk_swiglu_forward(kv->fch_act, kv->fch, n, F);
         else if (c->act == LLM_ACT_GELU) lk_gelu_forward(kv->fch_act, kv->fch, (long)n * F);
         else lk_gelu_tanh_forward(kv->fch_act, kv->fch, (long)n * F);
+        PHASE(LLM_INTQ_PH_OTHER);
         if (iq->r4 && iq->r4_on[l] && (st = rot_rows(kv, iq->r4, kv->fch_act, (size_t)n, 0))) return st;
+        PHASE(LLM_INTQ_PH_ROT);
         if ((st = lin_forward(iq, &L->lin[LLM_SITE_DOWN], L->down_b, kv->fch_act, n, kv->tmp, &kv->s))) return st;
         lk_accumulate(kv->x, kv->tmp, (long)NC);
     }
+    PHASE(LLM_INTQ_PH_OTHER);
     const int rows = all ? n : 1;
     const float *xl = kv->x + (size_t)(n - rows) * C;
     if (iq->r1) {
@@ -662,7 +704,12 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
         xl = kv->fin;
     }
     norm(c, is_neox(c), kv->ln, kv->mean, kv->rstd, xl, iq->lnf_w, iq->lnf_b, rows);
+    PHASE(LLM_INTQ_PH_OTHER);
     lk_matmul_forward(logits, kv->ln, iq->head, NULL, rows, C, V);
+    PHASE(LLM_INTQ_PH_HEAD);
+    if (pf) /* "other" got the linear sites' time too (they ran between its marks): take it out */
+        pf[LLM_INTQ_PH_OTHER] -= pf[LLM_INTQ_PH_ACTQ] + pf[LLM_INTQ_PH_GEMM] + pf[LLM_INTQ_PH_EPI] - lin0;
+#undef PHASE
     kv->len = len + n;
     return RS_OK;
 }

@@ -89,6 +89,23 @@ void llm_intq_kv_reset(llm_intq_kv *kv);
 int llm_intq_kv_len(const llm_intq_kv *kv);
 size_t llm_intq_kv_bytes(const llm_intq_kv *kv); /* the cache itself (packed codes, scales, zeros) */
 
+/* Where the time goes: with profiling on, llm_intq_decode adds the seconds of each phase
+ * (LLM_INTQ_PH_*) into the cache's counters (zeroed by llm_intq_kv_profile). */
+enum {
+    LLM_INTQ_PH_ACTQ = 0, /* activation quantization and code conversion */
+    LLM_INTQ_PH_GEMM,     /* the integer GEMM */
+    LLM_INTQ_PH_EPI,      /* zero-point corrections, scales, bias */
+    LLM_INTQ_PH_KV,       /* K/V quantization, packing, dequantization */
+    LLM_INTQ_PH_ATTN,     /* attention */
+    LLM_INTQ_PH_ROT,      /* online rotations (R3, R4) */
+    LLM_INTQ_PH_HEAD,     /* the fp32 LM head */
+    LLM_INTQ_PH_OTHER,    /* embedding, norms, RoPE, activation function, residuals, R1 */
+    LLM_INTQ_NPHASE
+};
+void llm_intq_kv_profile(llm_intq_kv *kv, int on);
+const double *llm_intq_kv_phases(const llm_intq_kv *kv); /* LLM_INTQ_NPHASE seconds */
+const char *llm_intq_phase_name(int ph);
+
 /* Append n tokens (n >= 1, len + n <= max_T) and write logits: of every new token (n, V)
  * when all, else of the last (V). As llm_model_decode, up to the bound above. */
 int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n, float *logits, int all);
