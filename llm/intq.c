@@ -317,10 +317,14 @@ typedef struct {
     int64_t *zap;   /* N */
     int32_t *suma;  /* N */
     int32_t *acc;   /* N * maxOC */
+    double *zd, *gd;/* maxOC: z_w' and IC z_w' - sum u_w of each row, as doubles */
     double *prof;   /* NULL, or LLM_INTQ_NPHASE seconds accumulated by phase */
 } iq_scr;
 
-static void scr_free(iq_scr *s) { free(s->c16), free(s->u8), free(s->sa), free(s->za), free(s->zap), free(s->suma), free(s->acc); }
+static void scr_free(iq_scr *s)
+{
+    free(s->c16), free(s->u8), free(s->sa), free(s->za), free(s->zap), free(s->suma), free(s->acc), free(s->zd), free(s->gd);
+}
 
 static int scr_alloc(iq_scr *s, const llm_intq *iq, int N)
 {
@@ -338,7 +342,8 @@ static int scr_alloc(iq_scr *s, const llm_intq *iq, int N)
     s->sa = malloc(n * sizeof *s->sa), s->za = malloc(n * sizeof *s->za);
     s->zap = malloc(n * sizeof *s->zap), s->suma = malloc(n * sizeof *s->suma);
     s->acc = malloc(n * moc * sizeof *s->acc);
-    if (!s->c16 || !s->u8 || !s->sa || !s->za || !s->zap || !s->suma || !s->acc) {
+    s->zd = malloc(moc * sizeof *s->zd), s->gd = malloc(moc * sizeof *s->gd);
+    if (!s->c16 || !s->u8 || !s->sa || !s->za || !s->zap || !s->suma || !s->acc || !s->zd || !s->gd) {
         scr_free(s);
         return RS_ERROR(RS_ENOMEM, "llm_intq: out of memory for %d tokens", N);
     }
@@ -370,12 +375,34 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
     double t1 = s->prof ? omp_get_wtime() : 0;
     iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC, qz_qmax(&iq->a) - qmin);
     double t2 = s->prof ? omp_get_wtime() : 0;
+    /* S = acc - z_w' sum u_a + z_a' (IC z_w' - sum u_w). In double every term and partial sum
+     * is an integer below 2^53 when |z_a'| gmax and zmax |sum u_a| are below 2^51 (checked per
+     * token), so S is exact there and (float)S rounds once, as the int64 fallback does. */
+    double zmax = 0, gmax = 0;
+    for (int j = 0; j < OC; j++) {
+        s->zd[j] = (double)li->zero[j];
+        s->gd[j] = (double)IC * (double)li->zero[j] - (double)li->sum[j];
+        if (fabs(s->zd[j]) > zmax) zmax = fabs(s->zd[j]);
+        if (fabs(s->gd[j]) > gmax) gmax = fabs(s->gd[j]);
+    }
 #pragma omp parallel for schedule(static) if ((long)N * OC >= (1L << 14))
     for (int n = 0; n < N; n++) {
         const int64_t za = s->zap[n], sa_ = s->suma[n];
         const float sa = s->sa[n];
         const int32_t *acc = s->acc + (size_t)n * OC;
         float *o = out + (size_t)n * OC;
+        const double zad = (double)za, sad = (double)sa_;
+        if (fabs(zad) * gmax < 0x1p51 && zmax * fabs(sad) < 0x1p51) {
+            const double *zd = s->zd, *gd = s->gd;
+            const float *sw = li->scale;
+            for (int j = 0; j < OC; j++) {
+                const double S = (double)acc[j] - zd[j] * sad + zad * gd[j];
+                o[j] = (float)S * (sa * sw[j]);
+            }
+            if (bias)
+                for (int j = 0; j < OC; j++) o[j] += bias[j];
+            continue;
+        }
         for (int j = 0; j < OC; j++) {
             const int64_t zw = li->zero[j];
             const int64_t S = (int64_t)acc[j] - za * li->sum[j] - zw * sa_ + (int64_t)IC * za * zw;
