@@ -43,7 +43,15 @@ struct llm_intq {
     rot *r1, *r3, *r4;     /* NULL = none */
     unsigned char *r3_on, *r4_on;
     float *rope_cos, *rope_sin;
+    llm_intq_tap_fn tap;   /* observer of every quantizer's input (NULL = none) */
+    void *tap_ctx;
 };
+
+void llm_intq_set_tap(llm_intq *iq, llm_intq_tap_fn fn, void *ctx)
+{
+    iq->tap = fn;
+    iq->tap_ctx = ctx;
+}
 
 static int qkv_dim(const llm_config *c) { return (c->n_head + 2 * c->n_kv_head) * c->head_dim; }
 static int is_neox(const llm_config *c) { return c->arch == LLM_GPT_NEOX; }
@@ -417,10 +425,23 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
     return RS_OK;
 }
 
+/* lin_forward on a site of a layer, the observer told first */
+static int site_forward(const llm_intq *iq, int site, int layer, const float *x, int N, float *out, iq_scr *s);
+
 static const float *site_bias(const iq_layer *L, int site)
 {
     const float *b[LLM_NSITES] = {L->qkv_b, L->o_b, L->up_b, L->down_b};
     return b[site];
+}
+
+static int site_forward(const llm_intq *iq, int site, int layer, const float *x, int N, float *out, iq_scr *s)
+{
+    const iq_lin *li = &iq->L[layer].lin[site];
+    if (iq->tap) {
+        int st = iq->tap(iq->tap_ctx, site, layer, x, N, li->IC);
+        if (st) return st;
+    }
+    return lin_forward(iq, li, site_bias(&iq->L[layer], site), x, N, out, s);
 }
 
 int llm_intq_linear(const llm_intq *iq, int site, int layer, const float *x, int N, float *out)
@@ -626,7 +647,9 @@ static int cache_layer(const llm_intq *iq, llm_intq_kv *kv, int l, int n)
     for (int i = 0; i < n; i++)
         memcpy(kv->g + (size_t)i * 2 * KVD, kv->qkv + (size_t)i * QKV + QD, (size_t)2 * KVD * sizeof(float));
     size_t rows = (size_t)n * 2 * NKV;
-    int st = qz_quantize_f32(&iq->kv, kv->g, rows, (size_t)HS, kv->gc, kv->gs, kv->gz);
+    int st = iq->tap ? iq->tap(iq->tap_ctx, LLM_INTQ_TAP_KV, l, kv->g, (int)rows, HS) : RS_OK;
+    if (st) return st;
+    st = qz_quantize_f32(&iq->kv, kv->g, rows, (size_t)HS, kv->gc, kv->gs, kv->gz);
     if (st) return st;
     const int qmin = qz_qmin(&iq->kv);
     for (int i = 0; i < n; i++)
@@ -686,7 +709,7 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
     for (int l = 0; l < c->n_layer; l++) {
         const iq_layer *L = &iq->L[l];
         norm(c, iq->block_ln, kv->ln, kv->mean, kv->rstd, kv->x, L->ln1_w, L->ln1_b, n);
-        if ((st = lin_forward(iq, &L->lin[LLM_SITE_QKV], L->qkv_b, kv->ln, n, kv->qkv, &kv->s))) return st;
+        if ((st = site_forward(iq, LLM_SITE_QKV, l, kv->ln, n, kv->qkv, &kv->s))) return st;
         if (c->rot_dim > 0) {
             lk_rope_forward(kv->qkv, QKV, iq->rope_cos, iq->rope_sin, 1, n, NH, HS, c->rot_dim, len);
             lk_rope_forward(kv->qkv + (size_t)NH * HS, QKV, iq->rope_cos, iq->rope_sin, 1, n, NKV, HS, c->rot_dim, len);
@@ -704,7 +727,7 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
         PHASE(LLM_INTQ_PH_KV);
         attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
         PHASE(LLM_INTQ_PH_ATTN);
-        if ((st = lin_forward(iq, &L->lin[LLM_SITE_O], L->o_b, kv->atty, n, kv->tmp, &kv->s))) return st;
+        if ((st = site_forward(iq, LLM_SITE_O, l, kv->atty, n, kv->tmp, &kv->s))) return st;
         if (c->parallel_residual) {
             norm(c, iq->block_ln, kv->ln, kv->mean, kv->rstd, kv->x, L->ln2_w, L->ln2_b, n);
             lk_accumulate(kv->x, kv->tmp, (long)NC);
@@ -712,14 +735,14 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
             lk_accumulate(kv->x, kv->tmp, (long)NC);
             norm(c, iq->block_ln, kv->ln, kv->mean, kv->rstd, kv->x, L->ln2_w, L->ln2_b, n);
         }
-        if ((st = lin_forward(iq, &L->lin[LLM_SITE_UP], L->up_b, kv->ln, n, kv->fch, &kv->s))) return st;
+        if ((st = site_forward(iq, LLM_SITE_UP, l, kv->ln, n, kv->fch, &kv->s))) return st;
         if (!is_neox(c)) lk_swiglu_forward(kv->fch_act, kv->fch, n, F);
         else if (c->act == LLM_ACT_GELU) lk_gelu_forward(kv->fch_act, kv->fch, (long)n * F);
         else lk_gelu_tanh_forward(kv->fch_act, kv->fch, (long)n * F);
         PHASE(LLM_INTQ_PH_OTHER);
         if (iq->r4 && iq->r4_on[l] && (st = rot_rows(kv, iq->r4, kv->fch_act, (size_t)n, 0))) return st;
         PHASE(LLM_INTQ_PH_ROT);
-        if ((st = lin_forward(iq, &L->lin[LLM_SITE_DOWN], L->down_b, kv->fch_act, n, kv->tmp, &kv->s))) return st;
+        if ((st = site_forward(iq, LLM_SITE_DOWN, l, kv->fch_act, n, kv->tmp, &kv->s))) return st;
         lk_accumulate(kv->x, kv->tmp, (long)NC);
     }
     PHASE(LLM_INTQ_PH_OTHER);

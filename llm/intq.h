@@ -24,9 +24,11 @@
  * and the fake path's own float sums round. tests/test_intq.c checks the bound on every
  * site of every layer of the three families with the model's real activations. Through the
  * whole network the difference stays at rounding level unless some later quantizer's input
- * falls within that rounding distance of a rounding boundary: the two paths may then pick
- * neighbouring codes there (one quantization step apart), a measure-zero event that the
- * test checks does not happen on its checkpoints (logits within 1e-4 of their scale).
+ * falls within that rounding distance of a rounding boundary: the two paths then pick
+ * neighbouring codes there (one quantization step apart) and differ by that step from there
+ * on (through the KV cache, in every later token). The test compares every quantizer's
+ * input of both paths (llm_intq_set_tap): with equal codes everywhere the logits agree to
+ * 1e-4 of their scale; the first differing code must be such a boundary flip.
  *
  * Everything else (embedding, norms, RoPE, R3 on q/k, R4 on the down projection's input,
  * R1 before GPT-NeoX's final LayerNorm, attention, activation functions, the LM head, which
@@ -77,6 +79,16 @@ size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32);
  * (N, IC), before online rotations (R4 applied here where the model has it), into out
  * (N, OC). For tests (allocates its scratch). */
 int llm_intq_linear(const llm_intq *iq, int site, int layer, const float *x, int N, float *out);
+
+/* Observer of every quantizer's input during llm_intq_decode, in computation order (layer
+ * by layer: the QKV site's input, K/V, O, UP, DOWN (after R4)): what is the site
+ * (LLM_SITE_QKV..DOWN, rows = tokens) or LLM_INTQ_TAP_KV (rows = token x [k heads | v heads],
+ * cols = head_dim, after RoPE and R3); only when the quantizer is on. A non-zero return
+ * aborts the decode with that status. For tests (tests/test_intq.c counts rounding-boundary
+ * flips against the fake-quant path with it). */
+#define LLM_INTQ_TAP_KV 16
+typedef int (*llm_intq_tap_fn)(void *ctx, int what, int layer, const float *x, int rows, int cols);
+void llm_intq_set_tap(llm_intq *iq, llm_intq_tap_fn fn, void *ctx); /* fn NULL: off */
 
 /* Save to path (written to path.tmp, then renamed) / load, checking every length. */
 int llm_intq_save(const llm_intq *iq, const char *path);
