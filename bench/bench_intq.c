@@ -36,6 +36,13 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static double mind(double a, double b) { return a < b ? a : b; }
 
 static void die(const char *what)
@@ -45,32 +52,35 @@ static void die(const char *what)
 }
 
 /* seconds for the prefill of P tokens and for D single-token decodes after it */
-static void run_fake(llm_model *m, const int32_t *tok, int P, int D, float *logits, double *tp, double *td)
+/* wall seconds in tp, td; process CPU seconds in cp, cd (steadier on a shared machine) */
+static void run_fake(llm_model *m, const int32_t *tok, int P, int D, float *logits, double *tp, double *td, double *cp,
+                     double *cd)
 {
     llm_kv *kv = NULL;
     if (llm_kv_alloc(&kv, m, P + D)) die("kv");
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     if (llm_model_decode(m, kv, tok, P, logits)) die("fake prefill");
-    double t1 = now();
+    double t1 = now(), c1 = cpu_now();
     for (int i = 0; i < D; i++)
         if (llm_model_decode(m, kv, tok + P + i, 1, logits)) die("fake decode");
-    *tp = t1 - t0, *td = now() - t1;
+    *tp = t1 - t0, *td = now() - t1, *cp = c1 - c0, *cd = cpu_now() - c1;
     llm_kv_free(kv);
 }
 
 /* ph: NULL, or 2 * LLM_INTQ_NPHASE seconds by phase (prefill, then decode) */
-static void run_int(llm_intq *iq, const int32_t *tok, int P, int D, float *logits, double *tp, double *td, double *ph)
+static void run_int(llm_intq *iq, const int32_t *tok, int P, int D, float *logits, double *tp, double *td, double *cp,
+                    double *cd, double *ph)
 {
     llm_intq_kv *kv = NULL;
     if (llm_intq_kv_alloc(&kv, iq, P + D)) die("int kv");
     llm_intq_kv_profile(kv, ph != NULL);
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     if (llm_intq_decode(iq, kv, tok, P, logits, 0)) die("int prefill");
-    double t1 = now();
+    double t1 = now(), c1 = cpu_now();
     if (ph) memcpy(ph, llm_intq_kv_phases(kv), LLM_INTQ_NPHASE * sizeof(double)), llm_intq_kv_profile(kv, 1);
     for (int i = 0; i < D; i++)
         if (llm_intq_decode(iq, kv, tok + P + i, 1, logits, 0)) die("int decode");
-    *tp = t1 - t0, *td = now() - t1;
+    *tp = t1 - t0, *td = now() - t1, *cp = c1 - c0, *cd = cpu_now() - c1;
     if (ph) memcpy(ph + LLM_INTQ_NPHASE, llm_intq_kv_phases(kv), LLM_INTQ_NPHASE * sizeof(double));
     llm_intq_kv_free(kv);
 }
@@ -142,10 +152,10 @@ int main(int argc, char **argv)
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(P + D));
     for (int i = 0; i < P + D; i++) tok[i] = (int32_t)rs_rng_uint(dr, (unsigned long)c->vocab);
     float *lf = malloc((size_t)c->vocab * sizeof(float)), *li = malloc((size_t)c->vocab * sizeof(float));
-    double fp[2], fd[2], ip[2], id[2], ph[2][2 * LLM_INTQ_NPHASE];
+    double fp[2], fd[2], ip[2], id[2], cfp[2], cfd[2], cip[2], cid[2], ph[2][2 * LLM_INTQ_NPHASE];
     for (int r = 0; r < 2; r++) {
-        run_fake(m, tok, P, D, lf, &fp[r], &fd[r]);
-        run_int(iq, tok, P, D, li, &ip[r], &id[r], ph[r]);
+        run_fake(m, tok, P, D, lf, &fp[r], &fd[r], &cfp[r], &cfd[r]);
+        run_int(iq, tok, P, D, li, &ip[r], &id[r], &cip[r], &cid[r], ph[r]);
     }
     double dmax = 0, lmax = 0, pmax = 0;
     for (int v = 0; v < c->vocab; v++) {
@@ -173,6 +183,9 @@ int main(int argc, char **argv)
            ib, pk, f32, (double)ib / (2.0 * np), (double)ib / (4.0 * np));
     printf("prefill_%d tokens/s  fake %.1f  int %.1f  int/fake %.2fx\n", P, P / tfp, P / tip, tfp / tip);
     printf("decode_%d tokens/s   fake %.1f  int %.1f  int/fake %.2fx\n", D, D / tfd, D / tid, tfd / tid);
+    double xfp = mind(cfp[0], cfp[1]), xfd = mind(cfd[0], cfd[1]), xip = mind(cip[0], cip[1]), xid = mind(cid[0], cid[1]);
+    printf("cpu-time tokens/s per core-second: prefill fake %.1f int %.1f (%.2fx); decode fake %.2f int %.2f (%.2fx)\n",
+           P / xfp, P / xip, xfp / xip, D / xfd, D / xid, xfd / xid);
     printf("int decode ms/token %.2f, of which the fp32 LM head (%dx%d sgemv) %.2f (%.0f%%)\n", 1e3 * tid / D, c->vocab,
            c->d, 1e3 * th, 100.0 * th / (tid / D));
     const double *pr = ip[0] <= ip[1] ? ph[0] : ph[1], *pd = (id[0] <= id[1] ? ph[0] : ph[1]) + LLM_INTQ_NPHASE;

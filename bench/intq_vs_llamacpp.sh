@@ -37,6 +37,8 @@ o=$("$BUILD/bench/bench_intq" --model "$Q" --prefill "$P" --decode "$D" --thread
 echo "$o" | sed 's/^/   /'
 ip=$(echo "$o" | awk '/^prefill_/{print $6}'); id=$(echo "$o" | awk '/^decode_/{print $6}')
 fp=$(echo "$o" | awk '/^prefill_/{print $4}')
+cip=$(echo "$o" | awk '/^cpu-time/{print $9}'); cid=$(echo "$o" | awk '/^cpu-time/{print $17}')
+cfp=$(echo "$o" | awk '/^cpu-time/{print $7}')
 ib=$(stat -c %s "$WORK/smollm2-w4a8kv4.rsiq")
 
 PY=${PYTHON:-}
@@ -54,7 +56,10 @@ l=$("$PY" bench/llamacpp_peer.py "$G" "$WORK/llamacpp" "$P" "$D" "$THREADS" 2>"$
 echo "$l" | sed 's/^/   /'
 q4p=$(echo "$l" | awk '$2=="Q4_0"{print $6}'); q4d=$(echo "$l" | awk '$2=="Q4_0"{print $8}')
 f16b=$(echo "$l" | awk '$2=="F16"{print $4}'); f16d=$(echo "$l" | awk '$2=="F16"{print $8}')
-awk -v ip="$ip" -v id="$id" -v fp="$fp" -v q4p="$q4p" -v q4d="$q4d" -v ib="$ib" -v f16b="$f16b" -v f16d="$f16d" 'BEGIN{
+cq4p=$(echo "$l" | awk '$2=="Q4_0"{print $10}'); cq4d=$(echo "$l" | awk '$2=="Q4_0"{print $12}')
+awk -v ip="$ip" -v id="$id" -v fp="$fp" -v q4p="$q4p" -v q4d="$q4d" -v ib="$ib" -v f16b="$f16b" -v f16d="$f16d" \
+    -v cip="$cip" -v cid="$cid" -v cfp="$cfp" -v cq4p="$cq4p" -v cq4d="$cq4d" 'BEGIN{
   printf "   decode:  int %.1f tokens/s, llama.cpp Q4_0 %.1f, F16 %.1f -> int/Q4_0 %.2fx (goal >= 1)\n", id, q4d, f16d, id/q4d
   printf "   prefill: int %.1f tokens/s, llama.cpp Q4_0 %.1f -> int/Q4_0 %.2fx; int/our fp32 path %.2fx (goal >= 3x)\n", ip, q4p, ip/q4p, ip/fp
-  printf "   bytes:   int file %d, llama.cpp F16 file %d -> %.3f (goal <= 0.6)\n", ib, f16b, ib/f16b }'
+  printf "   bytes:   int file %d, llama.cpp F16 file %d -> %.3f (goal <= 0.6)\n", ib, f16b, ib/f16b
+  printf "   per CPU second: decode int %.2f, Q4_0 %.2f -> %.2fx; prefill int %.1f, Q4_0 %.1f -> %.2fx, our fp32 path %.1f -> %.2fx\n", cid, cq4d, cid/cq4d, cip, cq4p, cip/cq4p, cfp, cip/cfp }'
