@@ -37,7 +37,7 @@ o=$("$BUILD/bench/bench_intq" --model "$Q" --prefill "$P" --decode "$D" --thread
 echo "$o" | sed 's/^/   /'
 ip=$(echo "$o" | awk '/^prefill_/{print $6}'); id=$(echo "$o" | awk '/^decode_/{print $6}')
 fp=$(echo "$o" | awk '/^prefill_/{print $4}')
-cip=$(echo "$o" | awk '/^cpu-time/{print $9}'); cid=$(echo "$o" | awk '/^cpu-time/{print $17}')
+cip=$(echo "$o" | awk '/^cpu-time/{print $9}'); cid=$(echo "$o" | awk '/^cpu-time/{print $15}')
 cfp=$(echo "$o" | awk '/^cpu-time/{print $7}')
 ib=$(stat -c %s "$WORK/smollm2-w4a8kv4.rsiq")
 
