@@ -39,8 +39,8 @@
  * dequantized per layer for attention to exactly the fake path's values; with kvbits >= 16
  * it is fp32, as the fake path's.
  *
- * Supported: wbits 2..4, abits 2..8, kvbits 2..4 or >= 16 (off), either scheme and clip
- * mode, Hadamard / random-Hadamard online rotations. Not supported (RS_ENOTSUP with a
+ * Supported: wbits 1..4, abits 1..8, kvbits 1..4 or >= 16 (off) (symmetric: 2 bits and
+ * up), either scheme and clip mode, Hadamard / random-Hadamard online rotations. Not supported (RS_ENOTSUP with a
  * message): no QAT state, unquantized weights (wbits >= 16, e.g. a GPTQ model, whose grid
  * is not the per-row quantizer's) or activations, kvbits 5..15, an online R2, Haar R3/R4.
  *
