@@ -1,4 +1,4 @@
-/* rostesim llm: the LLM subcommands (sft, eval, generate, info, init). Thin: parse,
+/* rostesim llm: the LLM subcommands (sft, eval, generate, export-int, info, init). Thin: parse,
  * check, call llm/, print. Exit codes: 0 success, 1 runtime failure, 2 usage error. */
 #include <cblas.h>
 #include <errno.h>
@@ -17,7 +17,10 @@
 #include "cli/llm_pre.h"
 #include "llm/config.h"
 #include "llm/data.h"
+#include "llm/intq.h"
+#include "llm/intq_kernels.h"
 #include "llm/model.h"
+#include "llm/qat.h"
 #include "llm/sample.h"
 #include "llm/tokenizer.h"
 #include "llm/train.h"
@@ -95,23 +98,23 @@ static int load_model(const char *cmd, const char *dir, llm_model **m, tok_token
 }
 
 /* --max-len: 0 = min(512, max_pos); more than max_pos is a usage error. */
-static int resolve_max_len(const char *cmd, int *max_len, const llm_model *m)
+static int resolve_max_len(const char *cmd, int *max_len, const llm_config *c)
 {
-    if (*max_len == 0) *max_len = m->cfg.max_pos < 512 ? m->cfg.max_pos : 512;
-    if (*max_len > m->cfg.max_pos)
-        return cli_error(cmd, "--max-len: %d exceeds the model's max_position_embeddings %d", *max_len, m->cfg.max_pos), 2;
-    if (*max_len < 2) return cli_error(cmd, "--max-len: must be at least 2 (the model has %d positions)", m->cfg.max_pos), 2;
+    if (*max_len == 0) *max_len = c->max_pos < 512 ? c->max_pos : 512;
+    if (*max_len > c->max_pos)
+        return cli_error(cmd, "--max-len: %d exceeds the model's max_position_embeddings %d", *max_len, c->max_pos), 2;
+    if (*max_len < 2) return cli_error(cmd, "--max-len: must be at least 2 (the model has %d positions)", c->max_pos), 2;
     return 0;
 }
 
-static int load_data(const char *cmd, const char *path, const char *model_dir, const llm_model *m,
+static int load_data(const char *cmd, const char *path, const char *model_dir, const llm_config *cfg,
                      const tok_tokenizer *tok, int max_len, int full_loss, int eos, int pad, llm_dataset **ds)
 {
     llm_data_opts o = {max_len, full_loss, eos};
     if (llm_data_load(ds, path, tok, &o) != RS_OK) return lib_fail(cmd);
     char tn[4200];
     snprintf(tn, sizeof tn, "%s/tokenizer.json", model_dir);
-    if (llm_data_check_vocab(*ds, m->cfg.vocab, pad, tn, model_dir) != RS_OK) return lib_fail(cmd);
+    if (llm_data_check_vocab(*ds, cfg->vocab, pad, tn, model_dir) != RS_OK) return lib_fail(cmd);
     return 0;
 }
 
@@ -310,8 +313,8 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     FILE *log = NULL;
     int eos = -1, pad = -1;
     if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
-    if ((rc = resolve_max_len(C, &max_len, m))) goto done;
-    if ((rc = load_data(C, data, model, m, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+    if ((rc = resolve_max_len(C, &max_len, &m->cfg))) goto done;
+    if ((rc = load_data(C, data, model, &m->cfg, tok, max_len, full_loss, eos, pad, &ds))) goto done;
     if (h && h->prepare && (rc = h->prepare(h->ctx, C, &m, ds, pad))) goto done;
     to.lr = lr;
     to.epochs = epochs;
@@ -363,18 +366,69 @@ done:
     return rc;
 }
 
+/* ---- the int backend (llm/intq.h) --------------------------------------------------------- */
+
+/* --backend fake|int and --int-model FILE into *use_int; returns 0 or an exit code. */
+static int parse_backend(const char *cmd, const char *backend, const char *intfile, const char *model, int *use_int)
+{
+    *use_int = intfile != NULL;
+    if (backend && !strcmp(backend, "int")) *use_int = 1;
+    else if (backend && strcmp(backend, "fake")) return cli_error(cmd, "--backend: '%s' is not 'fake' or 'int'", backend), 2;
+    if (intfile && backend && !strcmp(backend, "fake"))
+        return cli_error(cmd, "--int-model: an exported int model runs with --backend int, not fake"), 2;
+    if (intfile && !is_file(intfile)) return cli_error(cmd, "--int-model: cannot read '%s'", intfile), 2;
+    if (*use_int && !intfile && model && is_dir(model)) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", model, LLM_QAT_FILE);
+        if (!is_file(p))
+            return cli_error(cmd, "--backend int: '%s' has no %s: the int backend runs quantized models (llm qat, llm ptq)",
+                             model, LLM_QAT_FILE), 2;
+    }
+    return 0;
+}
+
+/* The integer model: an exported file (--int-model), or the folder's QAT/PTQ model packed
+ * now; the tokenizer and special ids come from the folder. */
+static int load_int(const char *cmd, const char *dir, const char *intfile, llm_intq **iq, tok_tokenizer **tok, int *eos,
+                    int *pad)
+{
+    int rc = check_model_dir(cmd, "--model", dir);
+    if (rc) return rc;
+    if ((rc = load_tok(cmd, dir, tok))) return rc;
+    if (intfile) {
+        if (llm_intq_load(iq, intfile) != RS_OK) return lib_fail(cmd);
+    } else {
+        llm_model *m = NULL;
+        int st = llm_model_load(&m, dir);
+        if (st) return lib_fail(cmd);
+        st = llm_intq_build(iq, m);
+        llm_model_free(m);
+        if (st) return cli_error(cmd, "--backend int: %s: %s", dir, rs_last_error()), st == RS_ENOTSUP ? 2 : 1;
+    }
+    if (eos && llm_special_ids(llm_intq_config(*iq), dir, *tok, eos, pad) != RS_OK) return lib_fail(cmd);
+    return 0;
+}
+
+static void int_banner(const llm_intq *iq, const char *intfile)
+{
+    size_t pk = 0, fp = 0;
+    llm_intq_bytes(iq, &pk, &fp);
+    fprintf(stderr, "int backend: %s kernels, %.1f MB packed weights + %.1f MB fp32 tensors (%s)\n", iq_kernel_name(),
+            pk / 1e6, fp / 1e6, intfile ? intfile : "packed at load");
+}
+
 /* ---- eval ------------------------------------------------------------------------------ */
 
 static int cmd_llm_eval(int argc, char **argv)
 {
     const char *C = "llm eval";
-    const char *model = NULL, *data = NULL, *preds = NULL;
-    int batch = 4, max_len = 0, full_loss = 0, threads = 0, generate = 0, max_new = 32, no_stem = 0;
+    const char *model = NULL, *data = NULL, *preds = NULL, *backend = NULL, *intfile = NULL;
+    int batch = 4, max_len = 0, full_loss = 0, threads = 0, generate = 0, max_new = 32, no_stem = 0, use_int = 0;
     long limit = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
         {"--data", OPT_STRING, &data, 0, -1, "FILE", ".jsonl with prompt/completion lines, or .txt (required)", 0},
-        {"--batch", OPT_INT, &batch, 1, 4096, "B", "rows per forward pass", 0},
+        {"--batch", OPT_INT, &batch, 1, 4096, "B", "rows per forward pass (fake backend; int: one row at a time)", 0},
         {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row (0: min(512, model))", 0},
         {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
@@ -383,6 +437,8 @@ static int cmd_llm_eval(int argc, char **argv)
         {"--limit", OPT_LONG, &limit, 0, 1000000000L, "N", "--generate: the first N examples only (0: all)", 0},
         {"--predictions", OPT_STRING, &preds, 0, -1, "FILE", "--generate: where predictions go (default MODEL/predictions.jsonl)", 0},
         {"--no-stemmer", OPT_FLAG, &no_stem, 0, -1, NULL, "--generate: ROUGE without the Porter stemmer", 0},
+        {"--backend", OPT_STRING, &backend, 0, -1, "fake|int", "fake: fp32 fake quantization (default); int: integer kernels (QAT/PTQ folder)", 0},
+        {"--int-model", OPT_STRING, &intfile, 0, -1, "FILE", "an exported int model (llm export-int) instead of packing --model's weights", 0},
     };
     cli_cmd cmd = {C, "--model DIR --data FILE [options]",
                    "Mean cross-entropy over the target tokens of a data set (the completion tokens of\n"
@@ -394,9 +450,13 @@ static int cmd_llm_eval(int argc, char **argv)
                    "text after the prompt, trimmed, and the reference the completion likewise. Prints the\n"
                    "mean ROUGE-1/2/L/Lsum F-measures (rouge-score semantics, Porter stemmer unless\n"
                    "--no-stemmer) and their mean, and writes one JSON line per example (line, prediction,\n"
-                   "reference, rougeL) to --predictions.",
+                   "reference, rougeL) to --predictions.\n\n"
+                   "--backend int (a folder with rostesim_qat.json, or --int-model FILE): the integer path:\n"
+                   "4-bit packed weights, per-token integer activations, integer GEMM, 4-bit packed KV\n"
+                   "cache; the same numbers as the fake-quant path up to fp32 rounding (README).",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "examples:\n  rostesim llm eval --model runs/tldr --data test.jsonl\n"
+                   "  rostesim llm eval --model runs/roste --data test.jsonl --backend int\n"
                    "  rostesim llm eval --model runs/tldr --data test.jsonl --generate --limit 200"};
     char *pos[1];
     size_t npos;
@@ -406,31 +466,41 @@ static int cmd_llm_eval(int argc, char **argv)
     if (!data) return cli_error(C, "--data FILE is required (see --help)"), 2;
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
+    if ((rc = parse_backend(C, backend, intfile, model, &use_int))) return rc;
     if (!is_file(data)) return cli_error(C, "--data: cannot read '%s'", data), 2;
     if (generate && !(strlen(data) > 6 && !strcmp(data + strlen(data) - 6, ".jsonl")))
         return cli_error(C, "--generate: '%s' is not a .jsonl file of prompt/completion lines", data), 2;
     set_threads(threads);
     llm_model *m = NULL;
+    llm_intq *iq = NULL;
     tok_tokenizer *tok = NULL;
     llm_dataset *ds = NULL;
     int eos = -1, pad = -1;
     double loss = 0;
     size_t ntok = 0;
     double t0 = now_s();
-    if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
-    if ((rc = resolve_max_len(C, &max_len, m))) goto done;
-    if ((rc = load_data(C, data, model, m, tok, max_len, full_loss, eos, pad, &ds))) goto done;
-    if (llm_eval_loss(m, ds, batch, pad, &loss, &ntok) != RS_OK) { rc = lib_fail(C); goto done; }
+    if (use_int) rc = load_int(C, model, intfile, &iq, &tok, &eos, &pad);
+    else rc = load_model(C, model, &m, &tok, &eos, &pad);
+    if (rc) goto done;
+    const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
+    if (use_int) int_banner(iq, intfile);
+    if ((rc = resolve_max_len(C, &max_len, cfg))) goto done;
+    if ((rc = load_data(C, data, model, cfg, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+    if ((use_int ? llm_intq_eval_loss(iq, ds, &loss, &ntok) : llm_eval_loss(m, ds, batch, pad, &loss, &ntok)) != RS_OK) {
+        rc = lib_fail(C);
+        goto done;
+    }
     printf("loss %.6f  perplexity %.4f  (%zu target tokens, %zu rows, %zu truncated, %zu skipped; %.1f s)\n", loss,
            exp(loss), ntok, ds->n, ds->ntrunc, ds->nskip, now_s() - t0);
     if (generate) {
         char pp[4300];
         if (!preds) snprintf(pp, sizeof pp, "%s/predictions.jsonl", model), preds = pp;
         if (eos < 0) { rc = (cli_error(C, "--generate: the model names no eos token"), 1); goto done; }
-        rc = llm_eval_generate(C, m, tok, eos, data, max_new, limit, !no_stem, preds);
+        rc = llm_eval_generate(C, m, iq, tok, eos, data, max_new, limit, !no_stem, preds);
     }
 done:
     llm_data_free(ds);
+    llm_intq_free(iq);
     llm_model_free(m);
     tok_free(tok);
     return rc;
@@ -441,8 +511,8 @@ done:
 static int cmd_llm_generate(int argc, char **argv)
 {
     const char *C = "llm generate";
-    const char *model = NULL, *prompt = NULL;
-    int max_new = 64, threads = 0;
+    const char *model = NULL, *prompt = NULL, *backend = NULL, *intfile = NULL;
+    int max_new = 64, threads = 0, use_int = 0;
     double temperature = 0, top_p = 1.0;
     long seed = 42;
     cli_opt opts[] = {
@@ -453,12 +523,17 @@ static int cmd_llm_generate(int argc, char **argv)
         {"--top-p", OPT_DOUBLE, &top_p, 1e-9, 1, "P", "nucleus sampling: smallest set of tokens with probability >= P", 0},
         {"--seed", OPT_LONG, &seed, 0, 2147483647L, "S", "seed of the sampler", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+        {"--backend", OPT_STRING, &backend, 0, -1, "fake|int", "fake: fp32 fake quantization (default); int: integer kernels (QAT/PTQ folder)", 0},
+        {"--int-model", OPT_STRING, &intfile, 0, -1, "FILE", "an exported int model (llm export-int) instead of packing --model's weights", 0},
     };
     cli_cmd cmd = {C, "--model DIR --prompt TEXT [options]",
                    "Continue a prompt with the model (KV cache; greedy unless --temperature > 0) until eos\n"
-                   "or --max-new-tokens, and print the generated text (without the prompt) on stdout.",
+                   "or --max-new-tokens, and print the generated text (without the prompt) on stdout.\n"
+                   "--backend int: the integer path (4-bit weights and KV cache, integer GEMM) for a\n"
+                   "QAT/PTQ folder or an exported --int-model; greedy tokens equal the fake-quant path's.",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
-                   "example:\n  rostesim llm generate --model runs/tldr --prompt \"SUBREDDIT: r/cooking\" --max-new-tokens 40"};
+                   "example:\n  rostesim llm generate --model runs/tldr --prompt \"SUBREDDIT: r/cooking\" --max-new-tokens 40\n"
+                   "  rostesim llm generate --model runs/roste --backend int --prompt \"SUBREDDIT: r/cooking\""};
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
@@ -467,42 +542,52 @@ static int cmd_llm_generate(int argc, char **argv)
     if (!prompt) return cli_error(C, "--prompt TEXT is required (see --help)"), 2;
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
+    if ((rc = parse_backend(C, backend, intfile, model, &use_int))) return rc;
     set_threads(threads);
     llm_model *m = NULL;
+    llm_intq *iq = NULL;
     tok_tokenizer *tok = NULL;
     int32_t *ids = NULL, *gen = NULL;
     size_t n = 0;
     char *text = NULL;
     rs_rng *rng = NULL;
     int eos = -1, pad = -1;
-    if ((rc = load_model(C, model, &m, &tok, &eos, &pad))) goto done;
+    if (use_int) rc = load_int(C, model, intfile, &iq, &tok, &eos, &pad);
+    else rc = load_model(C, model, &m, &tok, &eos, &pad);
+    if (rc) goto done;
+    const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
+    if (use_int) int_banner(iq, intfile);
     if (tok_encode(tok, prompt, strlen(prompt), TOK_ADD_SPECIAL, &ids, &n) != RS_OK) {
         rc = (cli_error(C, "--prompt: %s", rs_last_error()), 1);
         goto done;
     }
     if (n == 0) {
-        if (m->cfg.bos_id < 0) { rc = (cli_error(C, "--prompt: empty prompt and the model has no bos token"), 2); goto done; }
+        if (cfg->bos_id < 0) { rc = (cli_error(C, "--prompt: empty prompt and the model has no bos token"), 2); goto done; }
         int32_t *b = realloc(ids, sizeof *ids);
         if (!b) { rc = (cli_error(C, "out of memory"), 1); goto done; }
         ids = b;
-        ids[0] = m->cfg.bos_id;
+        ids[0] = cfg->bos_id;
         n = 1;
     }
-    if ((long)n >= m->cfg.max_pos) {
-        rc = (cli_error(C, "--prompt: %zu tokens leave no room in the model's %d positions", n, m->cfg.max_pos), 2);
+    if ((long)n >= cfg->max_pos) {
+        rc = (cli_error(C, "--prompt: %zu tokens leave no room in the model's %d positions", n, cfg->max_pos), 2);
         goto done;
     }
-    if ((long)n + max_new > m->cfg.max_pos) {
+    if ((long)n + max_new > cfg->max_pos) {
         fprintf(stderr, "rostesim %s: --max-new-tokens %d capped to %ld (the model has %d positions)\n", C, max_new,
-                (long)m->cfg.max_pos - (long)n, m->cfg.max_pos);
-        max_new = m->cfg.max_pos - (int)n;
+                (long)cfg->max_pos - (long)n, cfg->max_pos);
+        max_new = cfg->max_pos - (int)n;
     }
     gen = malloc(((size_t)max_new + 1) * sizeof *gen);
     rng = rs_rng_alloc((uint64_t)seed, LLM_STREAM_SAMPLE);
     if (!gen || !rng) { rc = (cli_error(C, "out of memory"), 1); goto done; }
     llm_sample_opts so = {temperature, top_p};
     int nout = 0;
-    if (llm_generate(m, ids, (int)n, max_new, eos, &so, rng, gen, &nout, NULL, NULL) != RS_OK) { rc = lib_fail(C); goto done; }
+    if ((use_int ? llm_intq_generate(iq, ids, (int)n, max_new, eos, &so, rng, gen, &nout, NULL, NULL)
+                 : llm_generate(m, ids, (int)n, max_new, eos, &so, rng, gen, &nout, NULL, NULL)) != RS_OK) {
+        rc = lib_fail(C);
+        goto done;
+    }
     size_t tl = 0;
     if (tok_decode(tok, gen, (size_t)nout, 1, &text, &tl) != RS_OK) { rc = lib_fail(C); goto done; }
     fwrite(text, 1, tl, stdout);
@@ -513,8 +598,64 @@ done:
     free(gen);
     free(ids);
     rs_rng_free(rng);
+    llm_intq_free(iq);
     llm_model_free(m);
     tok_free(tok);
+    return rc;
+}
+
+/* ---- export-int ------------------------------------------------------------------------ */
+
+static int cmd_llm_export_int(int argc, char **argv)
+{
+    const char *C = "llm export-int";
+    const char *model = NULL, *out = NULL;
+    int threads = 0;
+    cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, 0, -1, "DIR", "a QAT or PTQ checkpoint folder (with rostesim_qat.json; required)", 0},
+        {"--out", OPT_STRING, &out, 0, -1, "FILE", "the int model file to write (required)", 0},
+        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+    };
+    cli_cmd cmd = {C, "--model DIR --out FILE",
+                   "Pack a quantized model for the int backend: weights as 4-bit codes (two per byte) with\n"
+                   "the weight quantizer's per-output-channel scale and zero point, the quantizer settings,\n"
+                   "the online rotations' signs and the fp32 tensors (embedding, norms, biases, LM head) in\n"
+                   "one file (layout: docs/int-format.md). 'llm eval' and 'llm generate' run it with\n"
+                   "--int-model FILE (tokenizer from --model). Prints the file's size against the model's\n"
+                   "F16 and fp32 sizes.",
+                   opts, sizeof opts / sizeof opts[0], 0, 0,
+                   "example:\n  rostesim llm export-int --model runs/roste --out runs/roste/model.rsiq\n"
+                   "  rostesim llm generate --model runs/roste --int-model runs/roste/model.rsiq --prompt \"Hello\""};
+    char *pos[1];
+    size_t npos;
+    int pr = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (pr == CLI_HELP) return 0;
+    if (pr != CLI_OK) return 2;
+    if (!model) return cli_error(C, "--model DIR is required (see --help)"), 2;
+    if (!out) return cli_error(C, "--out FILE is required (see --help)"), 2;
+    if (!is_dir(model)) return cli_error(C, "--model: '%s' is not a folder", model), 2;
+    int use_int = 0, rc = parse_backend(C, "int", NULL, model, &use_int);
+    if (rc) return rc;
+    set_threads(threads);
+    llm_model *m = NULL;
+    llm_intq *iq = NULL;
+    if (llm_model_load(&m, model) != RS_OK) return lib_fail(C);
+    int st = llm_intq_build(&iq, m);
+    size_t np = llm_config_nparams(&m->cfg);
+    llm_model_free(m);
+    if (st) return cli_error(C, "%s: %s", model, rs_last_error()), st == RS_ENOTSUP ? 2 : 1;
+    rc = 0;
+    if (llm_intq_save(iq, out) != RS_OK) rc = lib_fail(C);
+    else {
+        struct stat sb;
+        size_t pk = 0, fp = 0;
+        llm_intq_bytes(iq, &pk, &fp);
+        double fsz = stat(out, &sb) == 0 ? (double)sb.st_size : (double)(pk + fp);
+        printf("wrote %s: %.0f bytes (packed weights + per-row scales/zeros %zu, fp32 tensors %zu); "
+               "%.3f of the model's F16 size (%zu bytes), %.3f of fp32\n",
+               out, fsz, pk, fp, fsz / (2.0 * (double)np), 2 * np, fsz / (4.0 * (double)np));
+    }
+    llm_intq_free(iq);
     return rc;
 }
 
@@ -657,6 +798,7 @@ static const cli_sub subs[] = {
     {"diagnose", cmd_llm_diagnose, "quantization error and activation range with/without rotation, plots"},
     {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},
     {"generate", cmd_llm_generate, "continue a prompt (greedy or sampled)"},
+    {"export-int", cmd_llm_export_int, "pack a QAT/PTQ model for the int backend (4-bit weights, one file)"},
     {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},
     {"init", cmd_llm_init, "write a randomly initialised checkpoint from a config.json"},
     {"import-gguf", cmd_llm_import_gguf, "import a llama.cpp GGUF file (llama) as a checkpoint folder"},

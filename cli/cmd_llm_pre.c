@@ -371,9 +371,10 @@ static void first_line(char *s)
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
 }
 
-int llm_eval_generate(const char *cmd, llm_model *m, const tok_tokenizer *tok, int eos, const char *data, int max_new,
-                      long limit, int stem, const char *pred_path)
+int llm_eval_generate(const char *cmd, llm_model *m, llm_intq *iq, const tok_tokenizer *tok, int eos, const char *data,
+                      int max_new, long limit, int stem, const char *pred_path)
 {
+    const int max_pos = iq ? llm_intq_config(iq)->max_pos : m->cfg.max_pos;
     size_t len;
     char *b = slurp(cmd, data, &len);
     if (!b) return 1;
@@ -404,13 +405,14 @@ int llm_eval_generate(const char *cmd, llm_model *m, const tok_tokenizer *tok, i
             rc = (cli_error(cmd, "%s:%ld: %s", data, lineno, rs_last_error()), 1);
             break;
         }
-        size_t room = (size_t)m->cfg.max_pos - (size_t)max_new, skip = 0;
+        size_t room = (size_t)max_pos - (size_t)max_new, skip = 0;
         if (ni > room) { skip = ni - room; ntrunc++; } /* keep the end: it holds "TL;DR:" */
         int nout = 0;
         char *text = NULL;
         size_t tl = 0;
         if (ni - skip == 0 ||
-            llm_generate(m, ids + skip, (int)(ni - skip), max_new, eos, &so, NULL, gen, &nout, NULL, NULL) != RS_OK ||
+            (iq ? llm_intq_generate(iq, ids + skip, (int)(ni - skip), max_new, eos, &so, NULL, gen, &nout, NULL, NULL)
+                : llm_generate(m, ids + skip, (int)(ni - skip), max_new, eos, &so, NULL, gen, &nout, NULL, NULL)) != RS_OK ||
             tok_decode(tok, gen, (size_t)nout, 1, &text, &tl) != RS_OK) {
             free(ids);
             cJSON_Delete(o);

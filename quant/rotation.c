@@ -81,6 +81,35 @@ int rot_alloc(rot_kind kind, size_t block, size_t nblocks, rs_rng *rng, rot **ou
     return RS_OK;
 }
 
+int rot_hadamard_signs(const rot *r, float *signs)
+{
+    if (!r || !signs) return RS_ERROR(RS_EINVAL, "rot_hadamard_signs: NULL argument");
+    if (r->kind == ROT_HADAMARD) {
+        for (size_t i = 0; i < r->b; i++) signs[i] = 1.0f;
+        return RS_OK;
+    }
+    if (r->kind != ROT_RANDOM_HADAMARD)
+        return RS_ERROR(RS_EINVAL, "rot_hadamard_signs: a %s rotation has no sign vector", rot_kind_name(r->kind));
+    memcpy(signs, r->sf, r->b * sizeof *signs);
+    return RS_OK;
+}
+
+int rot_alloc_signed_hadamard(size_t block, size_t nblocks, const float *signs, rot **out)
+{
+    if (!out || !signs) return RS_ERROR(RS_EINVAL, "rot_alloc_signed_hadamard: NULL argument");
+    *out = NULL;
+    for (size_t i = 0; i < block; i++)
+        if (signs[i] != 1.0f && signs[i] != -1.0f)
+            return RS_ERROR(RS_EINVAL, "rot_alloc_signed_hadamard: sign %zu is %g, not +1 or -1", i, (double)signs[i]);
+    rs_rng *rng = rs_rng_alloc(0, 0); /* draws signs that are overwritten below */
+    if (!rng) return RS_ERROR(RS_ENOMEM, "rot_alloc_signed_hadamard: out of memory");
+    int st = rot_alloc(ROT_RANDOM_HADAMARD, block, nblocks, rng, out);
+    rs_rng_free(rng);
+    if (st) return st;
+    for (size_t i = 0; i < block; i++) (*out)->sd[i] = (double)((*out)->sf[i] = signs[i]);
+    return RS_OK;
+}
+
 void rot_free(rot *r)
 {
     if (!r) return;

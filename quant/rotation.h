@@ -46,6 +46,13 @@ int rot_apply_rows_f32_ws(const rot *r, float *x, size_t rows, int transpose, fl
 int rot_apply_cols_f32(const rot *r, float *x, size_t cols, int transpose);
 int rot_apply_cols_f64(const rot *r, double *x, size_t cols, int transpose);
 
+/* Hadamard kinds as data (for a file that stores a rotation): the b signs r of the
+ * block H * diag(r) / sqrt(b) (all +1 for ROT_HADAMARD); RS_EINVAL for other kinds. */
+int rot_hadamard_signs(const rot *r, float *signs);
+/* A ROT_RANDOM_HADAMARD with the given signs (b entries, each +1 or -1): the inverse of
+ * rot_hadamard_signs (the same results as the rotation the signs came from, bit for bit). */
+int rot_alloc_signed_hadamard(size_t block, size_t nblocks, const float *signs, rot **out);
+
 /* The dense n x n matrix R (row-major) in double. */
 int rot_dense_f64(const rot *r, double *R);
 

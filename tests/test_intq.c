@@ -1,0 +1,514 @@
+/* rostesim: the integer inference path (llm/intq.h, llm/intq_kernels.h).
+ *   - the u8 x u4 GEMM: AVX2 kernel, portable loop and dispatcher against the _ref loop, exact
+ *     integers, on random codes and edge values (all-maximal codes, zeros, widths that are
+ *     not multiples of 64); packing round trip;
+ *   - exactness against the fake-quant path on the three families (llama_gqa, neox_parallel,
+ *     qwen2_gqa), each with plain W4A4KV4 and with R1-R4 rotations (W4A8, symmetric,
+ *     KV4 / KV16): every quantized site of every layer on the model's real activations
+ *     within the bound of intq.h, also with zero points in the 1e4-1e5; whole model,
+ *     flip-aware (e2e below): every quantizer's codes compared between the paths, logits
+ *     within 1e-4 of their scale and the same argmax before the first (boundary) flip, on
+ *     random tokens and teacher-forced on the fake path's greedy continuation; prefill
+ *     against cached one-token decoding; save/load round trip bit for bit;
+ *   - clear errors: no QAT state, unsupported bits, corrupt or truncated files. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "llm/intq.h"
+#include "llm/intq_kernels.h"
+#include "llm/kernels.h"
+#include "llm/model.h"
+#include "llm/qat.h"
+#include "llm/rotate.h"
+#include "llm/sample.h"
+#include "quant/rng.h"
+#include "quant/rotation.h"
+#include "quant/status.h"
+
+/* ---- kernels ------------------------------------------------------------------------------ */
+
+static void test_gemm(rs_rng *rng)
+{
+    const int Ns[] = {1, 3, 4, 5, 9}, ICs[] = {1, 63, 64, 72, 130, 576, 1536}, OCs[] = {1, 7, 33};
+    int bad_pack = 0, bad_ref = 0, runs = 0, runs_a4 = 0;
+    for (int mode = 0; mode < 3; mode++) /* random, all maximal, zeros mixed with maximal */
+        for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+            for (size_t b = 0; b < sizeof ICs / sizeof *ICs; b++)
+                for (size_t c = 0; c < sizeof OCs / sizeof *OCs; c++) {
+                    int N = Ns[a], IC = ICs[b], OC = OCs[c], ICp = (int)iq_padded((size_t)IC);
+                    uint8_t *x = calloc((size_t)N * ICp, 1), *w = malloc((size_t)OC * ICp / 2);
+                    uint8_t *u = malloc((size_t)IC), *u2 = malloc((size_t)IC);
+                    int32_t *r0 = malloc((size_t)N * OC * 4), *r1 = malloc((size_t)N * OC * 4);
+                    int32_t *r2 = malloc((size_t)N * OC * 4), *r3 = malloc((size_t)N * OC * 4);
+                    int32_t *r4 = malloc((size_t)N * OC * 4), *r5 = malloc((size_t)N * OC * 4);
+                    const int amax = mode == 0 && (b & 1) ? 15 : 255; /* every other width: 4-bit activations */
+                    for (int n = 0; n < N; n++)
+                        for (int i = 0; i < IC; i++)
+                            x[(size_t)n * ICp + i] = (uint8_t)(mode == 1 ? 255 : mode == 2 ? ((i + n) % 3 ? 255 : 0)
+                                                                                     : rs_rng_uniform(rng) * (amax + 1));
+                    for (int o = 0; o < OC; o++) {
+                        for (int i = 0; i < IC; i++)
+                            u[i] = (uint8_t)(mode == 1 ? 15 : mode == 2 ? ((i + o) % 2 ? 15 : 0) : rs_rng_uniform(rng) * 16);
+                        iq_pack4(w + (size_t)o * ICp / 2, u, (size_t)IC);
+                        iq_unpack4(u2, w + (size_t)o * ICp / 2, (size_t)IC);
+                        if (memcmp(u, u2, (size_t)IC)) bad_pack++;
+                    }
+                    iq_gemm_u8u4_ref(r0, x, w, N, ICp, OC);
+                    iq_gemm_u8u4_portable(r1, x, w, N, ICp, OC);
+                    iq_gemm_u8u4(r2, x, w, N, ICp, OC, amax);
+                    int have = iq_gemm_u8u4_avx2(r3, x, w, N, ICp, OC);
+                    if (memcmp(r0, r1, (size_t)N * OC * 4) || memcmp(r0, r2, (size_t)N * OC * 4) ||
+                        (have && memcmp(r0, r3, (size_t)N * OC * 4)))
+                        bad_ref++;
+                    /* the A4 kernel: on codes <= 15 (these, or the all-15 edge case) */
+                    for (size_t e = 0; e < (size_t)N * ICp; e++) if (amax == 255 && mode) x[e] = x[e] ? 15 : 0;
+                    if (amax == 15 || mode) {
+                        iq_gemm_u8u4_ref(r4, x, w, N, ICp, OC);
+                        if (iq_gemm_u4u4_avx2(r5, x, w, N, ICp, OC) && memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        iq_gemm_u8u4(r5, x, w, N, ICp, OC, 15);
+                        if (memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        runs_a4++;
+                    }
+                    if (mode == 1 && r0[0] != 255 * 15 * IC) bad_ref++; /* the closed form of all-maximal codes */
+                    runs++;
+                    free(x), free(w), free(u), free(u2), free(r0), free(r1), free(r2), free(r3), free(r4), free(r5);
+                }
+    CHECK(bad_pack == 0, "iq_pack4/iq_unpack4 round trip (%d mismatches)", bad_pack);
+    CHECK(bad_ref == 0, "u8 x u4 GEMM: portable, dispatcher (%s) and AVX2 (%s) equal the _ref loop on %d shapes, the A4 kernel on %d",
+          iq_kernel_name(), iq_have_avx2() ? "tested" : "not on this CPU", runs, runs_a4);
+    /* the largest width the kernels accept: all-maximal codes must not overflow int32 */
+    int ICp = (int)IQ_MAX_IC;
+    uint8_t *x = malloc((size_t)ICp), *w = malloc((size_t)ICp / 2);
+    memset(x, 255, (size_t)ICp), memset(w, 0xff, (size_t)ICp / 2);
+    int32_t r0 = 0, r2 = 0;
+    iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
+    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 255);
+    CHECK(r0 == r2 && (int64_t)r0 == (int64_t)255 * 15 * ICp, "IQ_MAX_IC all-maximal codes: %d = 255*15*%d, no overflow", r2, ICp);
+    memset(x, 15, (size_t)ICp);
+    iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
+    iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 15);
+    CHECK(r0 == r2 && r0 == 225 * ICp, "IQ_MAX_IC all-maximal 4-bit codes (A4 kernel): %d = 15*15*%d, no s16 overflow", r2, ICp);
+    free(x), free(w);
+}
+
+/* ---- exactness against the fake-quant path ------------------------------------------------- */
+
+typedef struct {
+    float *inp[64][LLM_NSITES];
+    int N;
+} taps;
+
+static int tap(void *ctx, int site, int layer, const float *inp, int N, int IC)
+{
+    taps *t = ctx;
+    if (layer < 0 || layer >= 64 || site < 0 || site >= LLM_NSITES) return RS_OK;
+    free(t->inp[layer][site]);
+    t->inp[layer][site] = malloc((size_t)N * IC * sizeof(float));
+    if (!t->inp[layer][site]) return RS_ENOMEM;
+    memcpy(t->inp[layer][site], inp, (size_t)N * IC * sizeof(float));
+    t->N = N;
+    return RS_OK;
+}
+
+static void site_w(const llm_model *m, int l, int site, const float **w, const float **b, int *OC, int *IC)
+{
+    const llm_config *c = &m->cfg;
+    const llm_layer *L = &m->w.layers[l];
+    int QKV = (c->n_head + 2 * c->n_kv_head) * c->head_dim, HD = c->n_head * c->head_dim;
+    int F1 = c->arch == LLM_GPT_NEOX ? c->d_ff : 2 * c->d_ff;
+    const float *W[4] = {L->qkv_w, L->o_w, L->up_w, L->down_w}, *B[4] = {L->qkv_b, L->o_b, L->up_b, L->down_b};
+    int oc[4] = {QKV, c->d, F1, c->d}, ic[4] = {c->d, HD, c->d, c->d_ff};
+    *w = W[site], *b = B[site], *OC = oc[site], *IC = ic[site];
+}
+
+/* Every site of every layer on the captured inputs: |int - fake| within intq.h's bound.
+ * Returns the largest diff / bound ratio (> 1: violated). */
+static double site_bounds(llm_model *m, const llm_intq *iq, taps *t, int *nsites)
+{
+    const llm_qat *q = m->qat;
+    double worst = 0;
+    const double u = 0x1p-24;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int s = 0; s < LLM_NSITES; s++) {
+            const float *w, *b;
+            int OC, IC, N = t->N;
+            site_w(m, l, s, &w, &b, &OC, &IC);
+            float *fo = malloc((size_t)N * OC * 4), *io = malloc((size_t)N * OC * 4), *xr = malloc((size_t)N * IC * 4);
+            int16_t *ca = malloc((size_t)N * IC * 2), *cw = malloc((size_t)OC * IC * 2);
+            float *sa = malloc((size_t)N * 4), *za = malloc((size_t)N * 4), *sw = malloc((size_t)OC * 4), *zw = malloc((size_t)OC * 4);
+            int st = llm_qat_linear_forward(m->qat, s, l, fo, t->inp[l][s], w, b, N, IC, OC);
+            st |= llm_intq_linear(iq, s, l, t->inp[l][s], N, io);
+            memcpy(xr, t->inp[l][s], (size_t)N * IC * 4);
+            if (s == LLM_SITE_DOWN && q->r4 && q->r4_on[l]) st |= rot_apply_rows_f32(q->r4, xr, (size_t)N, 0);
+            st |= qz_quantize_f32(&q->a, xr, (size_t)N, (size_t)IC, ca, sa, za);
+            st |= qz_quantize_f32(&q->w, w, (size_t)OC, (size_t)IC, cw, sw, zw);
+            if (st) {
+                worst = 1e30;
+                printf("  site %s layer %d: %s\n", llm_site_name(s), l, rs_last_error());
+            }
+            for (int n = 0; n < N && !st; n++)
+                for (int o = 0; o < OC; o++) {
+                    double A = 0;
+                    for (int i = 0; i < IC; i++)
+                        A += fabs(((double)ca[(size_t)n * IC + i] - za[n]) * ((double)cw[(size_t)o * IC + i] - zw[o]));
+                    A *= (double)sa[n] * (double)sw[o];
+                    double oi = io[(size_t)n * OC + o], of = fo[(size_t)n * OC + o];
+                    double bound = (IC + 6) * u * (A + (b ? fabs(b[o]) : 0)) + 2 * u * (fabs(oi) + fabs(of));
+                    double r = fabs(oi - of) / (bound > 0 ? bound : 1e-300);
+                    if (oi == of) r = 0;
+                    if (r > worst) worst = r;
+                }
+            (*nsites)++;
+            free(fo), free(io), free(xr), free(ca), free(cw), free(sa), free(za), free(sw), free(zw);
+        }
+    return worst;
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(x[i]) > m) m = fabs(x[i]);
+    return m;
+}
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > m) m = fabs((double)a[i] - b[i]);
+    return m;
+}
+
+/* ---- end to end, flip-aware -------------------------------------------------------------
+ * The quantized model is a discontinuous function: where the two paths' inputs to some
+ * quantizer differ at the rounding level (they do, by the bound above) and one element sits
+ * that close to a rounding boundary, the paths pick neighbouring codes, and from there on
+ * differ by a quantization step, not by rounding. So the whole-model check first compares
+ * every quantizer's input of the two paths, in computation order (layer by layer: QKV input,
+ * K/V, O input, UP input, DOWN input after R4): codes equal everywhere -> logits must agree to
+ * 1e-4 of their scale and give the same argmax wherever the fake top-2 margin exceeds that;
+ * the first differing code must be a boundary flip (codes one apart, inputs within 1e-3 code
+ * units), and then only the tokens before the flipped one are compared (causality). */
+#define NQ 5 /* four sites and the K/V quantizer */
+typedef struct {
+    float *x[64][NQ];
+    int rows[64][NQ], cols[64][NQ];
+} qins;
+
+static void qins_free(qins *q)
+{
+    for (int l = 0; l < 64; l++)
+        for (int k = 0; k < NQ; k++) free(q->x[l][k]), q->x[l][k] = NULL;
+}
+
+static int qtap(void *ctx, int what, int layer, const float *x, int rows, int cols)
+{
+    qins *q = ctx;
+    int k = what == LLM_INTQ_TAP_KV ? 4 : what;
+    if (layer < 0 || layer >= 64 || k < 0 || k >= NQ) return RS_OK;
+    free(q->x[layer][k]);
+    q->x[layer][k] = malloc((size_t)rows * cols * sizeof(float));
+    if (!q->x[layer][k]) return RS_ENOMEM;
+    memcpy(q->x[layer][k], x, (size_t)rows * cols * sizeof(float));
+    q->rows[layer][k] = rows, q->cols[layer][k] = cols;
+    return RS_OK;
+}
+
+/* The fake path's quantizer inputs from its linear sites' inputs (tp): sites as they are
+ * (DOWN after R4), K/V recomputed as the forward does (QKV site, RoPE, R3). */
+static int fake_qins(llm_model *m, taps *tp, int T, qins *f)
+{
+    const llm_config *c = &m->cfg;
+    const llm_qat *q = m->qat;
+    const int HS = c->head_dim, NH = c->n_head, NKV = c->n_kv_head, QKV = (NH + 2 * NKV) * HS, KVD = NKV * HS;
+    for (int l = 0; l < c->n_layer; l++) {
+        for (int s = 0; s < LLM_NSITES; s++) {
+            const float *w, *b;
+            int OC, IC;
+            site_w(m, l, s, &w, &b, &OC, &IC);
+            f->x[l][s] = malloc((size_t)T * IC * sizeof(float));
+            memcpy(f->x[l][s], tp->inp[l][s], (size_t)T * IC * sizeof(float));
+            if (s == LLM_SITE_DOWN && q->r4 && q->r4_on[l] && rot_apply_rows_f32(q->r4, f->x[l][s], (size_t)T, 0)) return 1;
+            f->rows[l][s] = T, f->cols[l][s] = IC;
+            if (s != LLM_SITE_QKV || qz_is_identity(&q->kv)) continue;
+            float *o = malloc((size_t)T * QKV * sizeof(float));
+            if (llm_qat_linear_forward(m->qat, s, l, o, tp->inp[l][s], w, b, T, IC, OC)) return 1;
+            if (c->rot_dim > 0) lk_rope_forward(o + (size_t)NH * HS, QKV, m->rope_cos, m->rope_sin, 1, T, NKV, HS, c->rot_dim, 0);
+            float *g = malloc((size_t)T * 2 * KVD * sizeof(float));
+            for (int i = 0; i < T; i++) memcpy(g + (size_t)i * 2 * KVD, o + (size_t)i * QKV + NH * HS, (size_t)2 * KVD * sizeof(float));
+            if (q->r3 && q->r3_on[l])
+                for (int i = 0; i < T; i++)
+                    for (int h = 0; h < NKV; h++)
+                        if (rot_apply_rows_f32(q->r3, g + ((size_t)i * 2 * NKV + h) * HS, 1, 0)) return 1;
+            f->x[l][4] = g, f->rows[l][4] = T * 2 * NKV, f->cols[l][4] = HS;
+            free(o);
+        }
+    }
+    return 0;
+}
+
+/* First differing code, in computation order: -1 if none, else its token; *legit: a boundary
+ * flip (codes one apart, quantizer inputs x/s + z within 1e-3). */
+static int first_flip(const llm_model *m, const qins *a, const qins *b, int T, int *legit, char *where, size_t wl)
+{
+    const llm_qat *q = m->qat;
+    const int order[NQ] = {LLM_SITE_QKV, 4, LLM_SITE_O, LLM_SITE_UP, LLM_SITE_DOWN};
+    const char *nm[NQ] = {"qkv", "o", "up", "down", "kv"};
+    *legit = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int k = 0; k < NQ; k++) {
+            int w = order[k];
+            if (!a->x[l][w] || !b->x[l][w]) continue;
+            const qz_spec *spec = w == 4 ? &q->kv : &q->a;
+            int R = a->rows[l][w], C = a->cols[l][w];
+            int16_t *ca = malloc((size_t)R * C * 2), *cb = malloc((size_t)R * C * 2);
+            float *sa = malloc((size_t)R * 4), *za = malloc((size_t)R * 4), *sb = malloc((size_t)R * 4), *zb = malloc((size_t)R * 4);
+            qz_quantize_f32(spec, a->x[l][w], (size_t)R, (size_t)C, ca, sa, za);
+            qz_quantize_f32(spec, b->x[l][w], (size_t)R, (size_t)C, cb, sb, zb);
+            int tok = -1;
+            for (int r = 0; r < R && tok < 0; r++)
+                for (int i = 0; i < C; i++) {
+                    size_t e = (size_t)r * C + i;
+                    if (ca[e] == cb[e]) continue;
+                    double ua = (double)a->x[l][w][e] / sa[r] + za[r], ub = (double)b->x[l][w][e] / sb[r] + zb[r];
+                    *legit = abs(ca[e] - cb[e]) == 1 && fabs(ua - ub) <= 1e-3;
+                    tok = w == 4 ? r / (2 * m->cfg.n_kv_head) : r;
+                    snprintf(where, wl, "layer %d, %s quantizer, token %d: codes %d/%d, inputs %.7f/%.7f code units", l, nm[w],
+                             tok, ca[e], cb[e], ua, ub);
+                    break;
+                }
+            free(ca), free(cb), free(sa), free(za), free(sb), free(zb);
+            if (tok >= 0) return tok;
+        }
+    return -1;
+}
+
+static int argmax(const float *x, int n, double *margin)
+{
+    int a = 0, b = -1;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[a]) b = a, a = i;
+        else if (b < 0 || x[i] > x[b]) b = i;
+    *margin = b < 0 ? 1e30 : (double)x[a] - x[b];
+    return a;
+}
+
+/* Int against fake on T tokens: logits and argmax, flip-aware as above. want: the tokens the
+ * fake path chose greedily after position `from` (NULL: none to check). */
+static void e2e(llm_model *m, llm_intq *iq, const int32_t *tok, int T, const char *tag, const char *what)
+{
+    const int V = m->cfg.vocab;
+    taps tp;
+    memset(&tp, 0, sizeof tp);
+    m->tap = tap, m->tap_ctx = &tp;
+    int st = llm_model_forward(m, tok, NULL, 1, T, NULL, NULL);
+    m->tap = NULL;
+    float *fake = malloc((size_t)T * V * 4), *mine = malloc((size_t)T * V * 4), *step = malloc((size_t)T * V * 4);
+    memcpy(fake, m->logits, (size_t)T * V * 4);
+    qins fi, ii;
+    memset(&fi, 0, sizeof fi), memset(&ii, 0, sizeof ii);
+    if (!st) st = fake_qins(m, &tp, T, &fi);
+    llm_intq_kv *kv = NULL;
+    if (!st) st = llm_intq_kv_alloc(&kv, iq, T);
+    llm_intq_set_tap(iq, qtap, &ii);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T, mine, 1);
+    llm_intq_set_tap(iq, NULL, NULL);
+    llm_intq_kv_reset(kv);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T / 2, step, 1);
+    for (int i = T / 2; i < T && !st; i++) st = llm_intq_decode(iq, kv, tok + i, 1, step + (size_t)i * V, 0);
+    llm_intq_kv_free(kv);
+    int legit = 0;
+    char where[256] = "";
+    int t0 = st ? 0 : first_flip(m, &ii, &fi, T, &legit, where, sizeof where);
+    int upto = t0 < 0 ? T : t0; /* tokens before any flip */
+    double scale = max_abs(fake, (size_t)T * V), tol = 1e-4 * scale;
+    double d1 = max_diff(fake, mine, (size_t)upto * V), d2 = max_diff(mine, step, (size_t)T * V);
+    int same = 0, tested = 0;
+    for (int t = 0; t < upto; t++) {
+        double mf, mi;
+        int af = argmax(fake + (size_t)t * V, V, &mf), ai = argmax(mine + (size_t)t * V, V, &mi);
+        if (mf > 2 * tol) tested++, same += af == ai;
+    }
+    CHECK(!st && (t0 < 0 || legit), "%s, %s: %s", tag, what,
+          st ? rs_last_error() : t0 < 0 ? "no code differs from the fake-quant path's anywhere" : where);
+    CHECK(!st && d1 <= tol && same == tested,
+          "%s, %s: logits of the %d tokens %s: max|int - fake| %.3g (tol %.3g = 1e-4 max|logit|); argmax equal at %d/%d "
+          "positions with a top-2 margin above 2 tol", tag, what, upto, t0 < 0 ? "(all)" : "before the flip", d1, tol, same,
+          tested);
+    CHECK(!st && d2 <= 1e-5 * scale, "%s, %s: int prefill of %d against prefill of %d + cached one-token steps: max|diff| %.3g",
+          tag, what, T, T / 2, d2);
+    for (int l = 0; l < 64; l++)
+        for (int s = 0; s < LLM_NSITES; s++) free(tp.inp[l][s]);
+    qins_free(&fi), qins_free(&ii);
+    free(fake), free(mine), free(step);
+}
+
+/* cfg 0: W4A4KV4 asym, no rotation; 1: W4A8KV4 sym (weights asym), R1-R4; 2: W4A4KV16, R3/R4 only. */
+static void test_family(const char *name, int cfg, rs_rng *rng)
+{
+    char dir[256], tag[128];
+    snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
+    snprintf(tag, sizeof tag, "%s/%s", name, cfg == 0 ? "W4A4KV4" : cfg == 1 ? "W4A8KV4-sym-R1234" : "W4A4KV16-R34");
+    llm_model *m = NULL;
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    if (cfg == 1) o.abits = 8, o.scheme = QZ_SYM, o.wclip = 0.9, o.aclip = 0.95;
+    if (cfg == 2) o.kvbits = 16, o.clipmode = QZ_CLIP_PAPER, o.kvclip = 0.9;
+    int st = llm_model_load(&m, dir);
+    if (!st) st = llm_qat_attach(m, &o);
+    llm_rot_config rc;
+    memset(&rc, 0, sizeof rc);
+    if (!st && cfg) {
+        st = llm_rot_config_init(&rc, m->cfg.n_layer, cfg == 1, cfg == 1, 1, 1, LLM_SIGNS_ALL, 7);
+        if (!st) st = llm_rotate(&m, &rc);
+        llm_rot_config_free(&rc);
+    }
+    llm_intq *iq = NULL;
+    if (!st) st = llm_intq_build(&iq, m);
+    CHECK(st == 0, "%s: load, quantizers, rotations, pack (%s)", tag, st ? rs_last_error() : "ok");
+    if (st) {
+        llm_model_free(m);
+        return;
+    }
+    const int T = 24, V = m->cfg.vocab;
+    int32_t tok[24];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rs_rng_uniform(rng) * V);
+    /* the fake-quant forward, capturing each site's input */
+    taps tp;
+    memset(&tp, 0, sizeof tp);
+    m->tap = tap, m->tap_ctx = &tp;
+    st = llm_model_forward(m, tok, NULL, 1, T, NULL, NULL);
+    m->tap = NULL;
+    int nsites = 0;
+    double worst = st ? 1e30 : site_bounds(m, iq, &tp, &nsites);
+    CHECK(worst <= 1.0, "%s: %d sites x %d tokens: |int - fake| within (IC+6)u(A+|b|) + 2u(|out|), worst diff/bound %.3f",
+          tag, nsites, T, worst);
+    for (int l = 0; l < 64; l++)
+        for (int s = 0; s < LLM_NSITES; s++) free(tp.inp[l][s]);
+    /* large activation zero points: rows far from 0 with a small range (z_a' in the
+     * thousands), every site of layer 0, same bound */
+    if (cfg == 0) {
+        memset(&tp, 0, sizeof tp);
+        tp.N = 3;
+        for (int s = 0; s < LLM_NSITES; s++) {
+            const float *w, *b;
+            int OC, IC;
+            site_w(m, 0, s, &w, &b, &OC, &IC);
+            tp.inp[0][s] = malloc((size_t)3 * IC * sizeof(float));
+            for (int i = 0; i < 3 * IC; i++) tp.inp[0][s][i] = (i < IC ? 3.0f : -40.0f) + 1e-3f * (float)rs_rng_uniform(rng);
+        }
+        int L = m->cfg.n_layer, ns = 0;
+        m->cfg.n_layer = 1; /* site_bounds walks layer 0 only */
+        double wz = site_bounds(m, iq, &tp, &ns);
+        m->cfg.n_layer = L;
+        CHECK(wz <= 1.0, "%s: inputs 3 + 1e-3 U and -40 + 1e-3 U (zero points ~ -4e4, 6e5): worst diff/bound %.3f", tag, wz);
+        for (int s = 0; s < LLM_NSITES; s++) free(tp.inp[0][s]);
+    }
+    /* whole model, flip-aware: random tokens; then greedy generation, teacher-forced: the
+     * fake path's 16 greedy tokens after a 6-token prompt fed to both paths, the int path's
+     * argmax at each position must be the fake path's choice */
+    e2e(m, iq, tok, T, tag, "24 random tokens");
+    int32_t g1[22], g2[16];
+    int n1 = 0, n2 = 0;
+    llm_sample_opts so = {0.0, 1.0};
+    memcpy(g1, tok, 6 * sizeof *g1);
+    int st1 = llm_generate(m, tok, 6, 16, -1, &so, NULL, g1 + 6, &n1, NULL, NULL);
+    CHECK(!st1 && n1 == 16, "%s: fake-quant greedy generation of 16 tokens", tag);
+    if (!st1 && n1 == 16) e2e(m, iq, g1, 22, tag, "the fake path's greedy continuation");
+    int st2 = llm_intq_generate(iq, tok, 6, 16, -1, &so, NULL, g2, &n2, NULL, NULL);
+    printf("info %s: free-running greedy generation int %s fake (%d tokens)\n", tag,
+           !st2 && n2 == 16 && !memcmp(g1 + 6, g2, sizeof g2) ? "==" : "!=", n2);
+    llm_intq_kv *kv = NULL;
+    float *mine = malloc((size_t)T * V * 4), *step = malloc((size_t)T * V * 4);
+    st = llm_intq_kv_alloc(&kv, iq, T);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T, mine, 1);
+    CHECK(!st && llm_intq_kv_bytes(kv) > 0, "%s: KV cache %zu bytes for %d positions", tag, llm_intq_kv_bytes(kv), T);
+    llm_intq_kv_free(kv);
+    /* save / load: same logits bit for bit */
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/rostesim_test_intq_%d_%s_%d.rsiq", (int)getpid(), name, cfg);
+    llm_intq *back = NULL;
+    st = llm_intq_save(iq, path);
+    if (!st) st = llm_intq_load(&back, path);
+    if (!st) st = llm_intq_kv_alloc(&kv, back, T);
+    if (!st) st = llm_intq_decode(back, kv, tok, T, step, 1);
+    llm_intq_kv_free(kv);
+    size_t pk = 0, fp = 0, total = llm_intq_bytes(iq, &pk, &fp);
+    CHECK(!st && !memcmp(step, mine, (size_t)T * V * 4), "%s: save/load round trip gives the same logits bit for bit (%s)", tag,
+          st ? rs_last_error() : "ok");
+    /* corrupt copies: each must be refused with a message */
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)len);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    CHECK(got == (size_t)len && (size_t)len > total, "%s: file %ld bytes (packed %zu + fp32 %zu + header)", tag, len, pk, fp);
+    if (cfg == 0) {
+        const long cut[] = {3, 10, 40, len / 2, len - 1};
+        int refused = 0;
+        for (int k = 0; k < 7; k++) {
+            uint8_t *b2 = malloc((size_t)len + 1);
+            memcpy(b2, buf, (size_t)len);
+            long n = len;
+            if (k < 5) n = cut[k];
+            else if (k == 5) b2[4] = 9;                  /* version */
+            else b2[len - 5] ^= 0x10, b2[len - 8 - 4] ^= 0x01; /* a code sum */
+            FILE *g = fopen(path, "wb");
+            fwrite(b2, 1, (size_t)n, g);
+            fclose(g);
+            llm_intq *bad = NULL;
+            int e = llm_intq_load(&bad, path);
+            if (e && !bad && strlen(rs_last_error()) > 10) refused++;
+            else printf("  corrupt copy %d accepted\n", k);
+            llm_intq_free(bad);
+            free(b2);
+        }
+        CHECK(refused == 7, "%s: truncated (5 lengths), wrong version and inconsistent sums refused: %d/7 (last: %s)", tag,
+              refused, rs_last_error());
+    }
+    free(buf);
+    remove(path);
+    llm_intq_free(back);
+    free(mine), free(step);
+    llm_intq_free(iq);
+    llm_model_free(m);
+}
+
+static void test_errors(void)
+{
+    llm_model *m = NULL;
+    int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa");
+    llm_intq *iq = NULL;
+    int e = st ? st : llm_intq_build(&iq, m);
+    CHECK(e == RS_ENOTSUP && !iq && strstr(rs_last_error(), "rostesim_qat.json"), "no QAT state refused: %s", rs_last_error());
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    const int bits[3][3] = {{16, 4, 4}, {4, 16, 4}, {4, 4, 8}};
+    for (int k = 0; k < 3 && !st; k++) {
+        o.wbits = bits[k][0], o.abits = bits[k][1], o.kvbits = bits[k][2];
+        st = llm_qat_attach(m, &o);
+        e = st ? st : llm_intq_build(&iq, m);
+        CHECK(e == RS_ENOTSUP && !iq, "W%dA%dKV%d refused: %s", o.wbits, o.abits, o.kvbits, rs_last_error());
+    }
+    e = llm_intq_load(&iq, "tests/fixtures/llm/llama_gqa/config.json");
+    CHECK(e == RS_EINVAL && !iq && strstr(rs_last_error(), "magic"), "a file that is not an int model: %s", rs_last_error());
+    llm_model_free(m);
+}
+
+int main(void)
+{
+    rs_rng *rng = rs_rng_alloc(2024, 1);
+    test_gemm(rng);
+    const char *fam[] = {"llama_gqa", "neox_parallel", "qwen2_gqa"};
+    for (int f = 0; f < 3; f++)
+        for (int cfg = 0; cfg < 3; cfg++) test_family(fam[f], cfg, rng);
+    test_errors();
+    rs_rng_free(rng);
+    return check_summary("test_intq");
+}
