@@ -3,7 +3,8 @@
 # niced, with -rss_limit_mb=2048 -timeout=10. Corpora grow in $FUZZ_BUILD/corpus/<name>/, seeded
 # from tests/fixtures (below) and fuzz/regress/<name>/; crashes land in
 # $FUZZ_BUILD/artifacts/<name>/. Prints one summary line per harness (execs, coverage,
-# features, corpus size, findings) and exits non-zero when any harness found something.
+# features, corpus size, findings), then 'fuzz: N passed, N failed' (harnesses), and exits
+# non-zero when any harness found something.
 # Usage: fuzz/run.sh [name ...]   (default: every fuzz/fuzz_*.c)
 set -u
 cd "$(dirname "$0")/.."
@@ -34,10 +35,10 @@ seed() { # seed NAME: fill $FB/corpus/NAME from the fixtures
   esac
 }
 
-status=0
+status=0; npass=0; nfail=0
 for n in "${names[@]}"; do
   bin=$FB/fuzz/fuzz_$n
-  [ -x "$bin" ] || { echo "fuzz/run.sh: $bin missing (make fuzz)"; status=1; continue; }
+  [ -x "$bin" ] || { echo "fuzz/run.sh: $bin missing (make fuzz)"; status=1; nfail=$((nfail + 1)); continue; }
   [ -d "$FB/corpus/$n" ] || seed "$n"
   art=$FB/artifacts/$n; mkdir -p "$art"
   dict=(); [ -f "fuzz/dict/$n.dict" ] && dict=(-dict="fuzz/dict/$n.dict")
@@ -55,7 +56,10 @@ for n in "${names[@]}"; do
   corp=$(sed -nE 's/.*corp: ([0-9]+).*/\1/p' <<<"$last")
   echo "fuzz_$n: ${SECS}s, execs ${execs:-?}, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, exit $rc, new findings $((after - before))"
   if [ "$rc" -ne 0 ] || [ "$after" -ne "$before" ]; then
-    status=1; grep -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | head -n 5; ls "$art"
+    status=1; nfail=$((nfail + 1)); grep -E 'ERROR|SUMMARY|==[0-9]+==' "$log" | head -n 5; ls "$art"
+  else
+    npass=$((npass + 1))
   fi
 done
+echo "fuzz: $npass passed, $nfail failed"
 exit $status
