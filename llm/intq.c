@@ -586,45 +586,6 @@ static void norm(const llm_config *c, int ln, float *out, float *mean, float *rs
     else lk_rmsnorm_forward(out, rstd, x, w, N, c->d, (float)c->norm_eps);
 }
 
-/* Causal attention of n new queries (q in qkv) over len + n cached positions K, V (fp32,
- * (len+n, NKV*HS)); out (n, NH*HS). */
-static void attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len, int n,
-                      int NH, int NKV, int HS)
-{
-    const int QKV = (NH + 2 * NKV) * HS, KVD = NKV * HS, group = NH / NKV;
-    const float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < NH; h++) {
-        float *s = scores + (size_t)h * (size_t)(len + n);
-        const int kh = h / group;
-        for (int i = 0; i < n; i++) {
-            const float *q = qkv + (size_t)i * QKV + (size_t)h * HS;
-            const int nk = len + i + 1;
-            float mx = -INFINITY;
-            for (int j = 0; j < nk; j++) {
-                const float *k = K + (size_t)j * KVD + (size_t)kh * HS;
-                float d = 0.0f;
-                for (int e = 0; e < HS; e++) d += q[e] * k[e];
-                s[j] = d * scale;
-                if (s[j] > mx) mx = s[j];
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < nk; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            const float inv = 1.0f / sum;
-            float *o = out + (size_t)i * NH * HS + (size_t)h * HS;
-            for (int e = 0; e < HS; e++) o[e] = 0.0f;
-            for (int j = 0; j < nk; j++) {
-                const float *v = Vc + (size_t)j * KVD + (size_t)kh * HS;
-                const float pj = s[j] * inv;
-                for (int e = 0; e < HS; e++) o[e] += pj * v[e];
-            }
-        }
-    }
-}
-
 /* K/V of the n new tokens (after RoPE and R3, in qkv) into layer l's cache: quantized per
  * token per head and packed, or copied. Then the layer's whole cache (len + n positions)
  * into kv->K / kv->Vv in fp32: the codes dequantized, ((float)c - z) * s as qz_fake. */
@@ -725,7 +686,7 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
         PHASE(LLM_INTQ_PH_ROT);
         if ((st = cache_layer(iq, kv, l, n))) return st;
         PHASE(LLM_INTQ_PH_KV);
-        attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
+        llm_decode_attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
         PHASE(LLM_INTQ_PH_ATTN);
         if ((st = site_forward(iq, LLM_SITE_O, l, kv->atty, n, kv->tmp, &kv->s))) return st;
         if (c->parallel_residual) {

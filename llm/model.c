@@ -957,7 +957,7 @@ int llm_kv_len(const llm_kv *kv) { return kv->len; }
 
 /* Causal attention of n new queries (positions len..len+n-1) over the cached keys/values
  * 0..len+n-1 of one layer. qkv (n,QKV); K, V (len+n, KVD); out (n,HD). */
-static void decode_attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len,
+void llm_decode_attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len,
                              int n, int NH, int NKV, int HS)
 {
     const int QKV = (NH + 2 * NKV) * HS, KVD = NKV * HS, group = NH / NKV;
@@ -1022,7 +1022,7 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
             memcpy(K + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD, (size_t)KVD * sizeof(float));
             memcpy(Vc + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD + KVD, (size_t)KVD * sizeof(float));
         }
-        decode_attention(kv->atty, kv->scores, kv->qkv, K, Vc, len, n, c->n_head, c->n_kv_head, c->head_dim);
+        llm_decode_attention(kv->atty, kv->scores, kv->qkv, K, Vc, len, n, c->n_head, c->n_kv_head, c->head_dim);
         if ((st = linear_forward(m, SITE_O, l, kv->tmp, kv->atty, w->o_w, w->o_b, n, HD, C))) return st;
         if (c->parallel_residual) {
             /* x' = x + attn + mlp(ln2(x)): ln2 reads x before x changes */

@@ -124,6 +124,11 @@ int llm_kv_alloc(llm_kv **kv, const llm_model *m, int max_T);
 void llm_kv_free(llm_kv *kv);
 void llm_kv_reset(llm_kv *kv);
 int llm_kv_len(const llm_kv *kv);
+/* Causal attention of n new queries (positions len..len+n-1, q inside qkv (n, (NH+2NKV)*HS))
+ * over the cached keys/values K, V (len+n, NKV*HS) of one layer; out (n, NH*HS); scores
+ * (NH, len+n) scratch. The decode path's attention, shared by the int backend (llm/intq.c). */
+void llm_decode_attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len, int n,
+                          int NH, int NKV, int HS);
 /* Append n tokens at positions len..len+n-1 (n >= 1, len + n <= max_T) and write the
  * logits (V) of the last of them. Same numbers as llm_model_forward up to rounding. */
 int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, float *logits);
