@@ -92,9 +92,10 @@ $(BUILD)/gen/plots_gp.c: $(PLOT_GP) Makefile
 $(BUILD)/gen/plots_gp.o: $(BUILD)/gen/plots_gp.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# Rebuilt from scratch: a source that moved or went away leaves no stale member behind.
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(BIN)/rostesim: $(APP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -197,13 +197,12 @@ static int truncate_log(const char *cmd, const char *path, const llm_train_stats
 {
     long step = last ? last->step : 0, seen = 0;
     FILE *f = fopen(path, "rb");
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "wb");
-    if (!o) {
+    llm_atomic a;
+    if (llm_atomic_open(&a, path, 0)) {
         if (f) fclose(f);
-        return cli_error(cmd, "cannot write '%s': %s", tmp, strerror(errno)), 1;
+        return cli_error(cmd, "cannot write '%s': %s", a.tmp, strerror(a.err)), 1;
     }
+    FILE *o = a.f;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -218,11 +217,7 @@ static int truncate_log(const char *cmd, const char *path, const llm_train_stats
     free(line);
     if (f) fclose(f);
     if (last && seen < step) log_record(o, last, -1, 0, NULL);
-    int bad = ferror(o);
-    if (fclose(o) != 0 || bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return cli_error(cmd, "cannot rewrite '%s': %s", path, strerror(errno)), 1;
-    }
+    if (llm_atomic_commit(&a, 1)) return cli_error(cmd, "cannot rewrite '%s': %s", path, strerror(a.err)), 1;
     return 0;
 }
 

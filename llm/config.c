@@ -8,6 +8,7 @@
  * "rope_parameters" when it is a non-empty object). */
 #include "llm/config.h"
 #include "llm/fileio.h"
+#include "llm/jsonutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,31 +53,8 @@ typedef struct {
     const char *file; /* prefix of every message */
 } ctx;
 
-static const char *json_type(const cJSON *v)
-{
-    if (!v) return "missing";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "invalid";
-}
-
 /* Printable excerpt of an untrusted string. */
-static const char *excerpt(char *buf, size_t cap, const char *s)
-{
-    size_t o = 0, i = 0;
-    for (; s[i] && o + 8 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') buf[o++] = (char)ch;
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
-    }
-    if (s[i] && o + 4 <= cap) { memcpy(buf + o, "...", 3); o += 3; }
-    buf[o] = 0;
-    return buf;
-}
+static const char *excerpt(char *buf, size_t cap, const char *s) { return llm_quoted(buf, cap, s, strlen(s)); }
 
 /* "a string \"512\"", "a boolean true", "-3", ... for messages. */
 static const char *describe(char *buf, size_t cap, const cJSON *v)
@@ -85,7 +63,7 @@ static const char *describe(char *buf, size_t cap, const cJSON *v)
     if (cJSON_IsNumber(v)) snprintf(buf, cap, "%.17g", v->valuedouble);
     else if (cJSON_IsString(v)) snprintf(buf, cap, "a string \"%s\"", excerpt(ex, sizeof ex, v->valuestring));
     else if (cJSON_IsBool(v)) snprintf(buf, cap, "a boolean %s", cJSON_IsTrue(v) ? "true" : "false");
-    else snprintf(buf, cap, "%s", json_type(v));
+    else snprintf(buf, cap, "%s", llm_json_type(v));
     return buf;
 }
 
@@ -446,7 +424,7 @@ int llm_config_parse(llm_config *cfg, const char *json, size_t len, const char *
     char d[96], ex[64];
     const char *s;
     if (!cJSON_IsObject(root)) {
-        rc = RS_ERROR(RS_EINVAL, "%s: top level is %s, not an object", c->file, json_type(root));
+        rc = RS_ERROR(RS_EINVAL, "%s: top level is %s, not an object", c->file, llm_json_type(root));
         goto done;
     }
     if ((rc = check_unique_keys(c, root, NULL))) goto done;
@@ -589,44 +567,6 @@ int llm_config_load(llm_config *c, const char *path)
 
 /* ------------------------------------------------------------------ saving */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (m < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->p && b->n + (size_t)m < b->cap) {
-        b->n += (size_t)m;
-        return;
-    }
-    size_t nc = b->cap ? b->cap : 1024;
-    while (nc <= b->n + (size_t)m) nc *= 2;
-    char *q = realloc(b->p, nc);
-    if (!q) {
-        b->oom = 1;
-        return;
-    }
-    b->p = q;
-    b->cap = nc;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)m;
-}
-
 /* Shortest decimal that reads back as exactly x, always with a '.' or an exponent so
  * that Python reads a float. */
 static void fmt_double(char *buf, size_t cap, double x)
@@ -638,17 +578,17 @@ static void fmt_double(char *buf, size_t cap, double x)
     if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", cap - strlen(buf) - 1);
 }
 
-static void sb_double(sbuf *b, const char *key, double x)
+static void sb_double(llm_buf *b, const char *key, double x)
 {
     char num[40];
     fmt_double(num, sizeof num, x);
-    sb_printf(b, "  \"%s\": %s,\n", key, num);
+    llm_buf_printf(b, "  \"%s\": %s,\n", key, num);
 }
 
-static void sb_id(sbuf *b, const char *key, int id)
+static void sb_id(llm_buf *b, const char *key, int id)
 {
-    if (id < 0) sb_printf(b, "  \"%s\": null,\n", key);
-    else sb_printf(b, "  \"%s\": %d,\n", key, id);
+    if (id < 0) llm_buf_printf(b, "  \"%s\": null,\n", key);
+    else llm_buf_printf(b, "  \"%s\": %d,\n", key, id);
 }
 
 /* partial_rotary_factor p with int(head_dim * p) == rot_dim exactly. */
@@ -670,29 +610,29 @@ static const char *act_name(llm_act a)
 }
 
 /* The RoPE dict: {"rope_type", "rope_theta", ...} in transformers 5's spelling. */
-static void sb_rope_dict(sbuf *b, const llm_config *c, int with_theta, int with_partial)
+static void sb_rope_dict(llm_buf *b, const llm_config *c, int with_theta, int with_partial)
 {
     char num[40];
-    sb_printf(b, "{");
-    sb_printf(b, "\"rope_type\": \"%s\"", c->rope_type == LLM_ROPE_LLAMA3 ? "llama3" : "default");
+    llm_buf_printf(b, "{");
+    llm_buf_printf(b, "\"rope_type\": \"%s\"", c->rope_type == LLM_ROPE_LLAMA3 ? "llama3" : "default");
     if (with_theta) {
         fmt_double(num, sizeof num, c->rope_theta);
-        sb_printf(b, ", \"rope_theta\": %s", num);
+        llm_buf_printf(b, ", \"rope_theta\": %s", num);
     }
     if (with_partial) {
         fmt_double(num, sizeof num, rotary_fraction(c->rot_dim, c->head_dim));
-        sb_printf(b, ", \"partial_rotary_factor\": %s", num);
+        llm_buf_printf(b, ", \"partial_rotary_factor\": %s", num);
     }
     if (c->rope_type == LLM_ROPE_LLAMA3) {
         fmt_double(num, sizeof num, c->rope_factor);
-        sb_printf(b, ", \"factor\": %s", num);
+        llm_buf_printf(b, ", \"factor\": %s", num);
         fmt_double(num, sizeof num, c->rope_low_freq_factor);
-        sb_printf(b, ", \"low_freq_factor\": %s", num);
+        llm_buf_printf(b, ", \"low_freq_factor\": %s", num);
         fmt_double(num, sizeof num, c->rope_high_freq_factor);
-        sb_printf(b, ", \"high_freq_factor\": %s", num);
-        sb_printf(b, ", \"original_max_position_embeddings\": %d", c->rope_orig_max_pos);
+        llm_buf_printf(b, ", \"high_freq_factor\": %s", num);
+        llm_buf_printf(b, ", \"original_max_position_embeddings\": %d", c->rope_orig_max_pos);
     }
-    sb_printf(b, "}");
+    llm_buf_printf(b, "}");
 }
 
 int llm_config_save(const llm_config *c, const char *path)
@@ -701,76 +641,52 @@ int llm_config_save(const llm_config *c, const char *path)
     int rc = check_named(c, path);
     if (rc) return rc;
     const int neox = c->arch == LLM_GPT_NEOX;
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", arch_class(c->arch),
+    llm_buf b = {0};
+    llm_buf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", arch_class(c->arch),
               llm_arch_name(c->arch));
-    sb_printf(&b, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n", c->vocab, c->d,
+    llm_buf_printf(&b, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n", c->vocab, c->d,
               c->d_ff);
-    sb_printf(&b, "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n", c->n_layer, c->n_head);
-    if (!neox) sb_printf(&b, "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n", c->n_kv_head, c->head_dim);
-    sb_printf(&b, "  \"hidden_act\": \"%s\",\n  \"max_position_embeddings\": %d,\n", act_name(c->act), c->max_pos);
+    llm_buf_printf(&b, "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n", c->n_layer, c->n_head);
+    if (!neox) llm_buf_printf(&b, "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n", c->n_kv_head, c->head_dim);
+    llm_buf_printf(&b, "  \"hidden_act\": \"%s\",\n  \"max_position_embeddings\": %d,\n", act_name(c->act), c->max_pos);
     sb_double(&b, neox ? "layer_norm_eps" : "rms_norm_eps", c->norm_eps);
     if (neox) {
-        sb_printf(&b, "  \"use_parallel_residual\": %s,\n", c->parallel_residual ? "true" : "false");
-        sb_printf(&b, "  \"attention_bias\": %s,\n", c->qkv_bias ? "true" : "false");
+        llm_buf_printf(&b, "  \"use_parallel_residual\": %s,\n", c->parallel_residual ? "true" : "false");
+        llm_buf_printf(&b, "  \"attention_bias\": %s,\n", c->qkv_bias ? "true" : "false");
         /* the older spelling, read by transformers 4 (5 reads rope_parameters first) */
         sb_double(&b, "rotary_pct", rotary_fraction(c->rot_dim, c->head_dim));
         sb_double(&b, "rotary_emb_base", c->rope_theta);
     } else {
         if (c->arch == LLM_LLAMA) {
-            sb_printf(&b, "  \"attention_bias\": %s,\n", c->qkv_bias ? "true" : "false");
-            sb_printf(&b, "  \"mlp_bias\": %s,\n", c->mlp_bias ? "true" : "false");
+            llm_buf_printf(&b, "  \"attention_bias\": %s,\n", c->qkv_bias ? "true" : "false");
+            llm_buf_printf(&b, "  \"mlp_bias\": %s,\n", c->mlp_bias ? "true" : "false");
         } else {
-            sb_printf(&b, "  \"use_sliding_window\": false,\n");
+            llm_buf_printf(&b, "  \"use_sliding_window\": false,\n");
         }
         sb_double(&b, "rope_theta", c->rope_theta);
         if (c->rope_type == LLM_ROPE_LLAMA3) {
-            sb_printf(&b, "  \"rope_scaling\": ");
+            llm_buf_printf(&b, "  \"rope_scaling\": ");
             sb_rope_dict(&b, c, 0, 0);
-            sb_printf(&b, ",\n");
+            llm_buf_printf(&b, ",\n");
         } else {
-            sb_printf(&b, "  \"rope_scaling\": null,\n");
+            llm_buf_printf(&b, "  \"rope_scaling\": null,\n");
         }
     }
-    sb_printf(&b, "  \"rope_parameters\": ");
+    llm_buf_printf(&b, "  \"rope_parameters\": ");
     sb_rope_dict(&b, c, 1, neox);
-    sb_printf(&b, ",\n  \"tie_word_embeddings\": %s,\n", c->tied ? "true" : "false");
+    llm_buf_printf(&b, ",\n  \"tie_word_embeddings\": %s,\n", c->tied ? "true" : "false");
     sb_id(&b, "bos_token_id", c->bos_id);
     sb_id(&b, "eos_token_id", c->eos_id);
     sb_id(&b, "pad_token_id", c->pad_id);
-    sb_printf(&b, "  \"dtype\": \"float32\",\n  \"torch_dtype\": \"float32\"\n}\n");
+    llm_buf_printf(&b, "  \"dtype\": \"float32\",\n  \"torch_dtype\": \"float32\"\n}\n");
     if (b.oom) {
-        free(b.p);
+        free(b.v);
         return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
     }
 
-    size_t L = strlen(path);
-    char *tmp = malloc(L + 5);
-    if (!tmp) {
-        free(b.p);
-        return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
-    }
-    sprintf(tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = RS_ERROR(RS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        free(b.p);
-        return rc;
-    }
-    int ok = fwrite(b.p, 1, b.n, fp) == b.n;
-    if (ok && fflush(fp) != 0) ok = 0;
-    if (ok && fsync(fileno(fp)) != 0) ok = 0;
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) rc = RS_ERROR(RS_EIO, "%s: write failed: %s", tmp, strerror(e));
-    else if (rename(tmp, path) != 0) rc = RS_ERROR(RS_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-    if (rc) unlink(tmp);
-    free(tmp);
-    free(b.p);
+    llm_atomic a;
+    if (llm_atomic_write(&a, path, b.v, b.n, LLM_ATOMIC_SYNC)) rc = llm_atomic_error(&a);
+    free(b.v);
     return rc;
 }
 

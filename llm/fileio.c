@@ -2,10 +2,12 @@
 #include "llm/fileio.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "quant/status.h"
 
@@ -46,11 +48,17 @@ int llm_read_file(const char *path, size_t cap, char **out, size_t *len)
     *out = NULL;
     if (len) *len = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return RS_ERROR(RS_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) {
+        int e = errno, rc = RS_ERROR(RS_EIO, "%s: cannot open: %s", path, strerror(e));
+        errno = e;
+        return rc;
+    }
     struct stat st;
     if (fstat(fileno(fp), &st) != 0 || S_ISDIR(st.st_mode)) {
         fclose(fp);
-        return RS_ERROR(RS_EIO, "%s: is a folder, not a file", path);
+        int rc = RS_ERROR(RS_EIO, "%s: is a folder, not a file", path);
+        errno = EISDIR;
+        return rc;
     }
     if (!S_ISREG(st.st_mode)) {
         int rc = read_stream(fp, path, cap, out, len);
@@ -116,4 +124,100 @@ void llm_buf_put(llm_buf *b, const char *s, size_t n)
     memcpy(b->v + b->n, s, n);
     b->n += n;
     b->v[b->n] = 0;
+}
+
+void llm_buf_printf(llm_buf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(b->v ? b->v + b->n : NULL, b->v ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (m < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (b->v && b->n + (size_t)m < b->cap) {
+        b->n += (size_t)m;
+        return;
+    }
+    size_t need = b->n + (size_t)m + 1;
+    if (need > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < need) c *= 2;
+        char *p = realloc(b->v, c);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->v = p;
+        b->cap = c;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->v + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)m;
+}
+
+int llm_atomic_open(llm_atomic *a, const char *path, int flags)
+{
+    a->f = NULL, a->path = path, a->flags = flags, a->stage = LLM_ATOMIC_OK, a->err = 0;
+    int n = snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof a->tmp) {
+        a->stage = LLM_ATOMIC_CREATE, a->err = ENAMETOOLONG;
+        return -1;
+    }
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        a->stage = LLM_ATOMIC_CREATE, a->err = errno;
+        return -1;
+    }
+    return 0;
+}
+
+int llm_atomic_commit(llm_atomic *a, int ok)
+{
+    int e = errno; /* a failed write of the caller's left its errno */
+    if (ok && ferror(a->f)) ok = 0;
+    if (ok && fflush(a->f) != 0) ok = 0, e = errno;
+    if (ok && (a->flags & LLM_ATOMIC_SYNC) && fsync(fileno(a->f)) != 0) ok = 0, e = errno;
+    if (fclose(a->f) != 0 && ok) ok = 0, e = errno;
+    a->f = NULL;
+    if (!ok) {
+        a->stage = LLM_ATOMIC_WRITE, a->err = e;
+    } else if (rename(a->tmp, a->path) != 0) {
+        a->stage = LLM_ATOMIC_RENAME, a->err = errno;
+    } else {
+        return 0;
+    }
+    remove(a->tmp);
+    return -1;
+}
+
+void llm_atomic_abort(llm_atomic *a)
+{
+    if (!a->f) return;
+    fclose(a->f);
+    a->f = NULL;
+    remove(a->tmp);
+}
+
+int llm_atomic_write(llm_atomic *a, const char *path, const void *data, size_t n, int flags)
+{
+    if (llm_atomic_open(a, path, flags)) return -1;
+    return llm_atomic_commit(a, fwrite(data, 1, n, a->f) == n);
+}
+
+int llm_atomic_write_line(llm_atomic *a, const char *path, const char *text, int flags)
+{
+    if (llm_atomic_open(a, path, flags)) return -1;
+    return llm_atomic_commit(a, fputs(text, a->f) >= 0 && fputc('\n', a->f) != EOF);
+}
+
+int llm_atomic_error(const llm_atomic *a)
+{
+    const char *why = strerror(a->err);
+    if (a->stage == LLM_ATOMIC_CREATE) return RS_ERROR(RS_EIO, "%s: cannot create: %s", a->tmp, why);
+    if (a->stage == LLM_ATOMIC_WRITE) return RS_ERROR(RS_EIO, "%s: write failed: %s", a->tmp, why);
+    return RS_ERROR(RS_EIO, "%s: cannot rename %s into place: %s", a->path, a->tmp, why);
 }

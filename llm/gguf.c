@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "llm/jsonutil.h"
+#include "llm/names.h"
 #include "quant/status.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -55,20 +58,6 @@ typedef struct {
     const gguf_file *g;
     size_t pos;
 } cursor;
-
-/* A name fit for a message: non-printable bytes escaped, long names shortened. */
-static const char *quoted(char *buf, size_t cap, const char *s, size_t len)
-{
-    size_t o = 0, i = 0;
-    for (; i < len && o + 8 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') buf[o++] = (char)ch;
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
-    }
-    if (i < len && o + 4 <= cap) { memcpy(buf + o, "...", 3); o += 3; }
-    buf[o] = 0;
-    return buf;
-}
 
 __attribute__((format(printf, 4, 5)))
 static int fail(const gguf_file *g, int status, size_t off, const char *fmt, ...)
@@ -152,15 +141,7 @@ const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key)
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name)
 {
     if (!g || !name || !g->t_by_name) return NULL;
-    size_t lo = 0, hi = g->nt;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->t[g->t_by_name[mid]].name, name);
-        if (c == 0) return &g->t[g->t_by_name[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return NULL;
+    return llm_names_find(g->t_by_name, g->nt, g->t, sizeof *g->t, offsetof(gguf_tensor, name), name);
 }
 
 void gguf_close(gguf_file *g)
@@ -215,7 +196,7 @@ static int parse_kv(cursor *c, gguf_kv *kv, size_t idx)
     if (klen == 0) return fail(g, RS_EINVAL, at, "metadata %zu: empty key", idx);
     if (memchr(k, 0, klen)) return fail(g, RS_EINVAL, at, "metadata %zu: key contains a NUL byte", idx);
     if (!(kv->key = dup_name(k, klen))) return RS_ERROR(RS_ENOMEM, "%s: out of memory", g->path);
-    quoted(qb, sizeof qb, k, klen);
+    llm_quoted(qb, sizeof qb, k, klen);
     snprintf(what, sizeof what, "metadata '%s': type", qb);
     uint32_t type;
     at = c->pos;
@@ -277,7 +258,7 @@ static int parse_tensor(cursor *c, gguf_tensor *t, size_t idx)
     if (len == 0) return fail(g, RS_EINVAL, at, "tensor %zu: empty name", idx);
     if (memchr(s, 0, len)) return fail(g, RS_EINVAL, at, "tensor %zu: name contains a NUL byte", idx);
     if (!(t->name = dup_name(s, len))) return RS_ERROR(RS_ENOMEM, "%s: out of memory", g->path);
-    quoted(qb, sizeof qb, s, len);
+    llm_quoted(qb, sizeof qb, s, len);
     snprintf(what, sizeof what, "tensor %zu ('%s')", idx, qb);
     uint32_t nd;
     at = c->pos;
@@ -316,12 +297,6 @@ static int parse_tensor(cursor *c, gguf_tensor *t, size_t idx)
                                    (unsigned long long)off);
     t->offset = (size_t)off; /* relative for now; made absolute once the data section is known */
     return RS_OK;
-}
-
-static int cmp_tname(const void *a, const void *b, void *ctx)
-{
-    const gguf_tensor *t = ctx;
-    return strcmp(t[*(const size_t *)a].name, t[*(const size_t *)b].name);
 }
 
 static int cmp_toff(const void *a, const void *b, void *ctx)
@@ -376,7 +351,7 @@ static int parse(gguf_file *g)
             if (!strcmp(sorted[i].key, sorted[i - 1].key)) {
                 char qb[80];
                 rc = fail(g, RS_EINVAL, sorted[i].offset, "metadata key '%s' appears twice",
-                          quoted(qb, sizeof qb, sorted[i].key, strlen(sorted[i].key)));
+                          llm_quoted(qb, sizeof qb, sorted[i].key, strlen(sorted[i].key)));
                 free(sorted);
                 return rc;
             }
@@ -406,11 +381,11 @@ static int parse(gguf_file *g)
         size_t rel = t->offset;
         if (rel % g->alignment)
             return fail(g, RS_EINVAL, data, "tensor %zu ('%s'): data offset %zu is not a multiple of the alignment %zu", i,
-                        quoted(qb, sizeof qb, t->name, strlen(t->name)), rel, g->alignment);
+                        llm_quoted(qb, sizeof qb, t->name, strlen(t->name)), rel, g->alignment);
         if (rel > dsize || t->nbytes > dsize - rel)
             return fail(g, RS_EINVAL, data + (rel < dsize ? rel : dsize),
                         "tensor %zu ('%s'): data [%zu, %zu) of the data section (at file offset %zu) is past the end of "
-                        "the file (%zu bytes of data)", i, quoted(qb, sizeof qb, t->name, strlen(t->name)), rel,
+                        "the file (%zu bytes of data)", i, llm_quoted(qb, sizeof qb, t->name, strlen(t->name)), rel,
                         rel + t->nbytes, data, dsize);
         t->offset = data + rel;
         t->data = g->map + t->offset;
@@ -423,15 +398,15 @@ static int parse(gguf_file *g)
         if (a->offset + a->nbytes > b->offset) {
             char qa[80];
             return fail(g, RS_EINVAL, b->offset, "tensors '%s' and '%s' overlap",
-                        quoted(qa, sizeof qa, a->name, strlen(a->name)), quoted(qb, sizeof qb, b->name, strlen(b->name)));
+                        llm_quoted(qa, sizeof qa, a->name, strlen(a->name)), llm_quoted(qb, sizeof qb, b->name, strlen(b->name)));
         }
     }
     /* unique names, then the name index */
-    qsort_r(g->t_by_name, g->nt, sizeof *g->t_by_name, cmp_tname, g->t);
+    llm_names_sort(g->t_by_name, g->nt, g->t, sizeof *g->t, offsetof(gguf_tensor, name));
     for (size_t i = 1; i < g->nt; i++)
         if (!strcmp(g->t[g->t_by_name[i]].name, g->t[g->t_by_name[i - 1]].name)) {
             const char *n = g->t[g->t_by_name[i]].name;
-            return fail(g, RS_EINVAL, data, "tensor name '%s' appears twice", quoted(qb, sizeof qb, n, strlen(n)));
+            return fail(g, RS_EINVAL, data, "tensor name '%s' appears twice", llm_quoted(qb, sizeof qb, n, strlen(n)));
         }
     return RS_OK;
 }
@@ -598,4 +573,23 @@ int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i)
     case GGUF_BOOL: return p[0];
     default: return 0;
     }
+}
+
+int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *dst)
+{
+    const gguf_type_traits *tr = gguf_type_info(t->type);
+    if (!tr || !tr->to_f32)
+        return RS_ERROR(RS_ENOTSUP, "%s: tensor '%s' has type %s, which cannot be dequantized here (supported: %s)",
+                        gguf_path(g), t->name, tr ? tr->name : "unknown", gguf_supported_types());
+    size_t nb = (size_t)(t->nelem / (uint64_t)tr->blck);
+    const unsigned char *src = t->data;
+    /* chunks of 1024 blocks, in parallel for large tensors */
+    const size_t chunk = 1024;
+    size_t nchunks = (nb + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (nchunks > 4)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t b0 = c * chunk, n = nb - b0 < chunk ? nb - b0 : chunk;
+        tr->to_f32(src + b0 * tr->type_size, dst + b0 * (size_t)tr->blck, n);
+    }
+    return RS_OK;
 }

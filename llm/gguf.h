@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "llm/gguf_types.h"
+
 /* Metadata value types. */
 typedef enum {
     GGUF_U8 = 0, GGUF_I8 = 1, GGUF_U16 = 2, GGUF_I16 = 3, GGUF_U32 = 4, GGUF_I32 = 5,
@@ -101,25 +103,10 @@ int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i);
 
 const char *gguf_vtype_name(int t); /* "u32", "string", ...; "?" if unknown */
 
-/* ------------------------------------------------ tensor types (llm/gguf_quants.c) */
-
-typedef struct {
-    const char *name;       /* "Q4_K" */
-    int blck;               /* elements per block */
-    size_t type_size;       /* bytes per block */
-    /* nblocks blocks from src to nblocks * blck floats; NULL: not supported here */
-    void (*to_f32)(const void *src, float *dst, size_t nblocks);
-} gguf_type_traits;
-
-/* Traits of a ggml type; NULL for an unknown or removed type id. */
-const gguf_type_traits *gguf_type_info(uint32_t type);
-
 /* Dequantize a tensor to t->nelem floats (OpenMP over blocks for large tensors).
  * RS_ENOTSUP naming the tensor and type, and the supported types, when there is no
  * dequantizer. */
 int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *dst);
 
-/* The supported types as "F32, F16, ..." (static). */
-const char *gguf_supported_types(void);
 
 #endif

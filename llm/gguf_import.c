@@ -359,18 +359,10 @@ static int wrap_digits(const char *path)
     char *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!out) return RS_ERROR(RS_ENOMEM, "out of memory");
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%.4200s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    size_t n = strlen(out);
-    int ok = f && fwrite(out, 1, n, f) == n && fputc('\n', f) != EOF;
-    if (f && fclose(f)) ok = 0;
+    llm_atomic a;
+    int bad = llm_atomic_write_line(&a, path, out, 0);
     free(out);
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "%s: cannot write", path);
-    }
-    return RS_OK;
+    return bad ? RS_ERROR(RS_EIO, "%s: cannot write", path) : RS_OK;
 }
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/fileio.h"
 #include "llm/intq_kernels.h"
 #include "llm/kernels.h"
 #include "llm/qat.h"
@@ -883,21 +884,16 @@ int llm_intq_save(const llm_intq *iq, const char *path)
         free(flags), free(sg);
         return st;
     }
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    llm_atomic a;
+    FILE *f = llm_atomic_open(&a, path, 0) ? NULL : a.f;
     uint32_t ver = LLM_INTQ_VERSION;
     int ok = f && fwrite(LLM_INTQ_MAGIC, 1, 4, f) == 4 && fwrite(&ver, 4, 1, f) == 1 && write_sec(f, hb, b.n) &&
              write_sec(f, flags, 2 * L) && write_sec(f, sg, ns) && write_sec(f, iq->f, iq->nf * sizeof(float)) &&
              write_sec(f, iq->pk, iq->npk) && write_sec(f, iq->rs, iq->nrow * sizeof(float)) &&
              write_sec(f, iq->ri, 2 * iq->nrow * sizeof(int32_t));
-    if (f && fclose(f) != 0) ok = 0;
+    if (f && llm_atomic_commit(&a, ok)) f = NULL;
     free(flags), free(sg);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(e));
-    }
+    if (!f) return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err));
     return RS_OK;
 }
 

@@ -532,26 +532,19 @@ static int copy_file(const char *src, const char *dst)
 {
     FILE *in = fopen(src, "rb");
     if (!in) return -1; /* absent: skipped */
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    FILE *out = fopen(tmp, "wb");
-    if (!out) {
+    llm_atomic a;
+    if (llm_atomic_open(&a, dst, 0)) {
         fclose(in);
-        return RS_ERROR(RS_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        return RS_ERROR(RS_EIO, "cannot write %s: %s", a.tmp, strerror(a.err));
     }
     char buf[1 << 16];
     size_t n;
-    int bad = 0;
+    int ok = 1;
     while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) bad = 1;
-    if (ferror(in)) bad = 1;
+        if (fwrite(buf, 1, n, a.f) != n) ok = 0;
+    if (ferror(in)) ok = 0;
     fclose(in);
-    if (fclose(out) != 0) bad = 1;
-    if (bad || rename(tmp, dst) != 0) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot copy %s to %s", src, dst);
-    }
-    return RS_OK;
+    return llm_atomic_commit(&a, ok) ? RS_ERROR(RS_EIO, "cannot copy %s to %s", src, dst) : RS_OK;
 }
 
 int llm_copy_tokenizer_files(const char *src_dir, const char *dst_dir)

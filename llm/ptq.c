@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 
+#include "llm/fileio.h"
 #include "quant/status.h"
 #include "solvers/gptq.h"
 
@@ -275,12 +276,11 @@ int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opt
     if (!st) st = llm_qat_save(m, rotated ? rc : NULL, llm_ptq_method_name(o->method), dir);
     if (st) return st;
     /* add the "ptq" record to the file llm_qat_save wrote */
-    char path[4200], tmp[4300];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     size_t len;
-    char *txt = llm_read_text(path, &len);
-    if (!txt) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    char *txt;
+    if (llm_read_file(path, LLM_READ_ANY_SIZE, &txt, &len)) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
     cJSON *j = cJSON_ParseWithLength(txt, len), *p = cJSON_CreateObject();
     free(txt);
     if (!j || !p) {
@@ -318,13 +318,8 @@ int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opt
     char *out = cJSON_Print(j);
     cJSON_Delete(j);
     if (!out) return RS_ERROR(RS_ENOMEM, "ptq: out of memory");
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(out, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
+    llm_atomic a;
+    int bad = llm_atomic_write_line(&a, path, out, 0);
     free(out);
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return RS_OK;
+    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
 }

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cJSON.h>
 
+#include "llm/fileio.h"
 #include "llm/kernels.h"
 #include "llm/model.h"
 #include "llm/rotate.h"
@@ -569,39 +571,6 @@ int llm_qat_final_backward(llm_qat *q, float *dx, int N, int C)
 
 /* ---- saved configuration ------------------------------------------------------------------ */
 
-char *llm_read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (;;) {
-        if (!b) break;
-        if (n + 1 >= cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-        }
-        size_t k = fread(b + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        errno = bad ? EIO : ENOMEM;
-        return NULL;
-    }
-    b[n] = '\0';
-    if (len) *len = n;
-    return b;
-}
-
 int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *method, const char *dir)
 {
     const llm_qat *q = m->qat;
@@ -637,18 +606,12 @@ int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *metho
     char *txt = cJSON_Print(j);
     cJSON_Delete(j);
     if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
-    char path[4200], tmp[4300];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
+    llm_atomic a;
+    int bad = llm_atomic_write_line(&a, path, txt, 0);
     free(txt);
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return RS_OK;
+    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
 }
 
 static int json_num(const cJSON *o, const char *k, double lo, double hi, double *v, const char *path)
@@ -670,9 +633,11 @@ int llm_qat_load(llm_model *m, const char *dir)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT) return RS_OK; /* a plain model */
     size_t n;
-    char *txt = llm_read_text(path, &n);
-    if (!txt) return errno == ENOENT ? RS_OK : RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    char *txt;
+    if (llm_read_file(path, LLM_READ_ANY_SIZE, &txt, &n)) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
     cJSON *j = cJSON_ParseWithLength(txt, n);
     free(txt);
     if (!j) return RS_ERROR(RS_EINVAL, "%s: not valid JSON", path);

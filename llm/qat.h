@@ -143,8 +143,6 @@ struct llm_rot_config;
 int llm_qat_save(const llm_model *m, const struct llm_rot_config *rc, const char *method, const char *dir);
 /* No file: RS_OK and nothing attached. */
 int llm_qat_load(llm_model *m, const char *dir);
-/* The whole file, NUL-terminated (NULL with errno on failure). */
-char *llm_read_text(const char *path, size_t *len);
 
 /* ---- hooks called by llm/model.c ------------------------------------------------------ */
 /* out (N,OC) = Q_a(inp R?) · Q_w(w)^T + b */

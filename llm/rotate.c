@@ -11,6 +11,7 @@
 
 #include <cJSON.h>
 
+#include "llm/fileio.h"
 #include "llm/qat.h"
 #include "quant/rng.h"
 #include "quant/rotation.h"
@@ -429,26 +430,17 @@ int llm_rot_config_save(const llm_rot_config *rc, const char *path)
     char *txt = j ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     if (!txt) return RS_ERROR(RS_ENOMEM, "llm_rot_config_save: out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = 0;
+    llm_atomic a;
+    int bad = llm_atomic_write_line(&a, path, txt, 0);
     free(txt);
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return RS_OK;
+    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
 }
-
-char *llm_read_text(const char *path, size_t *len); /* qat.c */
 
 int llm_rot_config_load(llm_rot_config *rc, const char *path, int n_layer)
 {
     size_t n;
-    char *txt = llm_read_text(path, &n);
-    if (!txt) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
+    char *txt;
+    if (llm_read_file(path, LLM_READ_ANY_SIZE, &txt, &n)) return RS_ERROR(RS_EIO, "cannot read %s: %s", path, strerror(errno));
     cJSON *j = cJSON_ParseWithLength(txt, n);
     free(txt);
     if (!j) return RS_ERROR(RS_EINVAL, "%s: not valid JSON", path);

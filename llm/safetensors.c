@@ -10,6 +10,8 @@
  * requires; names must be unique across all shards. */
 #include "llm/safetensors.h"
 #include "llm/fileio.h"
+#include "llm/jsonutil.h"
+#include "llm/names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,24 +98,10 @@ const char *st_metadata(const st_set *s, int file, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int cmp_name(const void *a, const void *b, void *ctx)
-{
-    const st_tensor *t = ctx;
-    return strcmp(t[*(const size_t *)a].name, t[*(const size_t *)b].name);
-}
-
 const st_tensor *st_find(const st_set *s, const char *name)
 {
     if (!s || !name || !s->by_name) return NULL;
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->t[s->by_name[mid]].name, name);
-        if (c == 0) return &s->t[s->by_name[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return NULL;
+    return llm_names_find(s->by_name, s->n, s->t, sizeof *s->t, offsetof(st_tensor, name), name);
 }
 
 void st_close(st_set *s)
@@ -133,34 +121,8 @@ void st_close(st_set *s)
 
 /* ------------------------------------------------------------------ messages */
 
-/* A tensor name or JSON excerpt fit for a message: non-printable bytes escaped,
- * long names shortened (untrusted headers may hold anything). */
-static const char *quoted(char *buf, size_t cap, const char *s, size_t len)
-{
-    size_t o = 0, i = 0;
-    for (; i < len && o + 8 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') buf[o++] = (char)ch;
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
-    }
-    if (i < len && o + 4 <= cap) { memcpy(buf + o, "...", 3); o += 3; }
-    buf[o] = 0;
-    return buf;
-}
-
-#define QNAME(buf, s) quoted(buf, sizeof buf, (s), strlen(s))
-
-static const char *json_type(const cJSON *v)
-{
-    if (!v) return "missing";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "invalid";
-}
+/* A tensor name fit for a message (untrusted headers may hold anything). */
+#define QNAME(buf, s) llm_quoted(buf, sizeof buf, (s), strlen(s))
 
 /* Parse text[0..len) as one JSON value followed only by whitespace. On failure
  * records an error naming `file` and the byte offset (plus `base`, the offset of the
@@ -182,7 +144,7 @@ static cJSON *parse_json(const char *text, size_t len, const char *file, size_t 
     char where[48] = "";
     if (base) snprintf(where, sizeof where, " (file offset %zu)", base + pos);
     *rc = RS_ERROR(RS_EINVAL, "%s: %s JSON at byte %zu%s near '%s'", file,
-                   j ? "trailing characters after the" : "invalid", pos, where, quoted(ex, sizeof ex, text + pos, exl));
+                   j ? "trailing characters after the" : "invalid", pos, where, llm_quoted(ex, sizeof ex, text + pos, exl));
     return NULL;
 }
 
@@ -199,7 +161,7 @@ static int json_uint(const cJSON *v, uint64_t *out)
 static void describe_number(char *buf, size_t cap, const cJSON *v)
 {
     if (cJSON_IsNumber(v)) snprintf(buf, cap, "%.17g", v->valuedouble);
-    else snprintf(buf, cap, "%s", json_type(v));
+    else snprintf(buf, cap, "%s", llm_json_type(v));
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -225,7 +187,7 @@ static int parse_entry(st_set *s, int fi, const cJSON *e)
     QNAME(qn, e->string);
     if (!cJSON_IsObject(e))
         return RS_ERROR(RS_EINVAL, "%s: tensor '%s': entry is %s, not an object", f->path, qn,
-                        json_type(e));
+                        llm_json_type(e));
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
@@ -240,7 +202,7 @@ static int parse_entry(st_set *s, int fi, const cJSON *e)
                         !dt ? "dtype" : !sh ? "shape" : "data_offsets");
     if (!cJSON_IsString(dt))
         return RS_ERROR(RS_EINVAL, "%s: tensor '%s': dtype is %s, not a string", f->path, qn,
-                        json_type(dt));
+                        llm_json_type(dt));
     const dtype_info *di = dtype_lookup(dt->valuestring);
     if (!di) {
         char qd[48];
@@ -248,7 +210,7 @@ static int parse_entry(st_set *s, int fi, const cJSON *e)
     }
     if (!cJSON_IsArray(sh))
         return RS_ERROR(RS_EINVAL, "%s: tensor '%s': shape is %s, not an array", f->path, qn,
-                        json_type(sh));
+                        llm_json_type(sh));
     st_tensor t;
     memset(&t, 0, sizeof t);
     t.dtype = di->code;
@@ -283,7 +245,7 @@ static int parse_entry(st_set *s, int fi, const cJSON *e)
     uint64_t want = nbits / 8;
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2)
         return RS_ERROR(RS_EINVAL, "%s: tensor '%s': data_offsets is %s, not an array of two integers",
-                        f->path, qn, cJSON_IsArray(of) ? "an array of another length" : json_type(of));
+                        f->path, qn, cJSON_IsArray(of) ? "an array of another length" : llm_json_type(of));
     uint64_t b, en;
     if (!json_uint(of->child, &b)) {
         describe_number(num, sizeof num, of->child);
@@ -431,7 +393,7 @@ static int open_file(st_set *s, const char *path)
     if (!j) return rc;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return RS_ERROR(RS_EINVAL, "%s: header is %s, not a JSON object", path, json_type(j));
+        return RS_ERROR(RS_EINVAL, "%s: header is %s, not a JSON object", path, llm_json_type(j));
     }
     size_t first = s->n;
     char qn[96];
@@ -443,13 +405,13 @@ static int open_file(st_set *s, const char *path)
             if (meta) {
                 rc = RS_ERROR(RS_EINVAL, "%s: duplicate \"__metadata__\"", path);
             } else if (!cJSON_IsObject(e2)) {
-                rc = RS_ERROR(RS_EINVAL, "%s: \"__metadata__\" is %s, not an object", path, json_type(e2));
+                rc = RS_ERROR(RS_EINVAL, "%s: \"__metadata__\" is %s, not an object", path, llm_json_type(e2));
             } else {
                 meta = e2;
                 for (const cJSON *kv = e2->child; kv && !rc; kv = kv->next)
                     if (!cJSON_IsString(kv))
                         rc = RS_ERROR(RS_EINVAL, "%s: \"__metadata__\" value '%s' is %s, not a string", path,
-                                      QNAME(qn, kv->string ? kv->string : ""), json_type(kv));
+                                      QNAME(qn, kv->string ? kv->string : ""), llm_json_type(kv));
             }
         } else {
             rc = parse_entry(s, fi, e2);
@@ -469,7 +431,7 @@ static int build_name_index(st_set *s)
     s->by_name = malloc((s->n ? s->n : 1) * sizeof *s->by_name);
     if (!s->by_name) return RS_ERROR(RS_ENOMEM, "safetensors: out of memory");
     for (size_t i = 0; i < s->n; i++) s->by_name[i] = i;
-    qsort_r(s->by_name, s->n, sizeof *s->by_name, cmp_name, s->t);
+    llm_names_sort(s->by_name, s->n, s->t, sizeof *s->t, offsetof(st_tensor, name));
     for (size_t i = 1; i < s->n; i++) {
         const st_tensor *a = &s->t[s->by_name[i - 1]], *b = &s->t[s->by_name[i]];
         if (strcmp(a->name, b->name) == 0) {
@@ -511,7 +473,7 @@ static int open_index(st_set *s, const char *ipath, const char *dir)
     char qn[96], qs[96];
     const cJSON *wm = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "weight_map") : NULL;
     if (!cJSON_IsObject(j)) {
-        rc = RS_ERROR(RS_EINVAL, "%s: index is %s, not a JSON object", ipath, json_type(j));
+        rc = RS_ERROR(RS_EINVAL, "%s: index is %s, not a JSON object", ipath, llm_json_type(j));
         goto done;
     }
     if (!wm) {
@@ -519,7 +481,7 @@ static int open_index(st_set *s, const char *ipath, const char *dir)
         goto done;
     }
     if (!cJSON_IsObject(wm)) {
-        rc = RS_ERROR(RS_EINVAL, "%s: \"weight_map\" is %s, not an object", ipath, json_type(wm));
+        rc = RS_ERROR(RS_EINVAL, "%s: \"weight_map\" is %s, not an object", ipath, llm_json_type(wm));
         goto done;
     }
     size_t nk = (size_t)cJSON_GetArraySize(wm);
@@ -537,7 +499,7 @@ static int open_index(st_set *s, const char *ipath, const char *dir)
     for (const cJSON *e = wm->child; e; e = e->next, k++) {
         if (!e->string || !cJSON_IsString(e)) {
             rc = RS_ERROR(RS_EINVAL, "%s: weight_map entry '%s' is %s, not a file name", ipath,
-                          QNAME(qn, e->string ? e->string : ""), json_type(e));
+                          QNAME(qn, e->string ? e->string : ""), llm_json_type(e));
             goto done;
         }
         if (!valid_shard_name(e->valuestring)) {
@@ -798,52 +760,27 @@ int st_expect_shape(const st_set *s, const st_tensor *t, int ndim, const int64_t
 
 /* ------------------------------------------------------------------ writer */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *q = realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(llm_buf *b, const char *s) { llm_buf_put(b, s, strlen(s)); }
 
 /* A JSON string literal: quotes, backslash and control characters escaped; other
  * bytes (UTF-8) verbatim. */
-static void sb_json_string(sbuf *b, const char *s)
+static void sb_json_string(llm_buf *b, const char *s)
 {
-    sb_put(b, "\"", 1);
+    llm_buf_put(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char e[8];
         if (*c == '"' || *c == '\\') {
             e[0] = '\\';
             e[1] = (char)*c;
-            sb_put(b, e, 2);
+            llm_buf_put(b, e, 2);
         } else if (*c < 0x20) {
             snprintf(e, sizeof e, "\\u%04x", *c);
-            sb_put(b, e, 6);
+            llm_buf_put(b, e, 6);
         } else {
-            sb_put(b, (const char *)c, 1);
+            llm_buf_put(b, (const char *)c, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    llm_buf_put(b, "\"", 1);
 }
 
 /* Make a rename durable: fsync the folder holding path (best effort). */
@@ -876,9 +813,8 @@ int st_write_f32(const char *path, const st_out *t, size_t n, const char *const 
     char qn[96];
     size_t *nelem = malloc((n ? n : 1) * sizeof *nelem);
     const st_out **sorted = malloc((n ? n : 1) * sizeof *sorted);
-    sbuf h = {0};
-    char *tmp = NULL;
-    FILE *fp = NULL;
+    llm_buf h = {0};
+    llm_atomic a;
     int rc = RS_OK;
     if (!nelem || !sorted) {
         rc = RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
@@ -969,51 +905,21 @@ int st_write_f32(const char *path, const st_out *t, size_t n, const char *const 
         goto done;
     }
 
-    tmp = malloc(strlen(path) + 5);
-    if (!tmp) {
-        rc = RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
+    if (llm_atomic_open(&a, path, LLM_ATOMIC_SYNC)) {
+        rc = llm_atomic_error(&a);
         goto done;
     }
-    sprintf(tmp, "%s.tmp", path);
-    fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = RS_ERROR(RS_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to clean up */
-        goto done;
-    }
+    FILE *fp = a.f;
     unsigned char len8[8];
     uint64_t hl = h.n;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.p, 1, h.n, fp) == h.n;
+    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.v, 1, h.n, fp) == h.n;
     for (size_t i = 0; ok && i < n; i++)
         if (nelem[i]) ok = fwrite(t[i].data, 4, nelem[i], fp) == nelem[i];
-    if (ok && fflush(fp) != 0) ok = 0;
-    if (ok && fsync(fileno(fp)) != 0) ok = 0;
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    fp = NULL;
-    if (!ok) {
-        rc = RS_ERROR(RS_EIO, "%s: write failed: %s", tmp, strerror(e));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = RS_ERROR(RS_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    sync_parent_dir(path);
-    free(tmp);
-    tmp = NULL;
+    if (llm_atomic_commit(&a, ok)) rc = llm_atomic_error(&a);
+    else sync_parent_dir(path);
 done:
-    if (fp) fclose(fp);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
-    free(h.p);
+    free(h.v);
     free(nelem);
     free(sorted);
     return rc;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/fileio.h"
 #include "quant/status.h"
 
 const char *llm_err_mode_name(llm_err_mode e) { return e == LLM_ERR_MEAN ? "mean" : "sum"; }
@@ -85,10 +86,9 @@ int llm_search_select(llm_model *m, llm_rot_config *rc, const llm_dataset *ds, i
 
 int llm_search_write_tsv(const char *path, const llm_rot_config *rc, const llm_search_terms *terms)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return RS_ERROR(RS_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    llm_atomic at;
+    if (llm_atomic_open(&at, path, 0)) return RS_ERROR(RS_EIO, "cannot write %s: %s", at.tmp, strerror(at.err));
+    FILE *f = at.f;
     fprintf(f, "layer\trotation\tsite\terror_off\terror_on\treduction\tchosen\n");
     static const char *const site[3] = {"o_proj", "k_cache", "down_proj"};
     for (int l = 0; l < rc->n_layer; l++)
@@ -98,10 +98,5 @@ int llm_search_write_tsv(const char *path, const llm_rot_config *rc, const llm_s
             fprintf(f, "%d\tR%d\t%s\t%.9g\t%.9g\t%.6f\t%d\n", l, w + 2, site[w], a, b, a > 0 ? (a - b) / a : 0.0,
                     on[l]);
         }
-    int bad = fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot write %s", path);
-    }
-    return RS_OK;
+    return llm_atomic_commit(&at, 1) ? RS_ERROR(RS_EIO, "cannot write %s", path) : RS_OK;
 }

@@ -135,27 +135,10 @@ static void put_added(obuf *b, const char *content, int id, int special)
 
 static int write_file(const char *path, const char *data, size_t n)
 {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 8);
-    if (!tmp) return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int e = errno;
-        free(tmp);
-        return RS_ERROR(RS_EIO, "%s: cannot create: %s", path, strerror(e));
-    }
-    int bad = fwrite(data, 1, n, f) != n;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        int e = errno;
-        remove(tmp);
-        free(tmp);
-        return RS_ERROR(RS_EIO, "%s: cannot write: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
+    llm_atomic a;
+    if (!llm_atomic_write(&a, path, data, n, 0)) return 0;
+    return RS_ERROR(RS_EIO, a.stage == LLM_ATOMIC_CREATE ? "%s: cannot create: %s" : "%s: cannot write: %s", path,
+                    strerror(a.err));
 }
 
 static int build_json(const char *path, const tok_spec *s, obuf *out)

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "llm/fileio.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -434,10 +435,9 @@ static int write_hashed(FILE *f, const void *p, size_t n, uint64_t *h)
 int llm_trainer_save(const llm_trainer *tr, const char *path)
 {
     if (!host_le()) return RS_ERROR(RS_ENOTSUP, "checkpoints need a little-endian host");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return RS_ERROR(RS_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+    llm_atomic a;
+    if (llm_atomic_open(&a, path, LLM_ATOMIC_SYNC)) return RS_ERROR(RS_EIO, "cannot write '%s': %s", a.tmp, strerror(a.err));
+    FILE *f = a.f;
     const llm_model *m = tr->m;
     size_t optlen = strlen(tr->opts);
     unsigned char hdr[LLM_CKPT_HDR];
@@ -465,19 +465,9 @@ int llm_trainer_save(const llm_trainer *tr, const char *path)
     unsigned char tail[8];
     put_u64(tail, h);
     if (!bad) bad = fwrite(tail, 1, 8, f) != 8;
-    if (!bad) bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) {
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "write error on '%s': %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-    }
-    return RS_OK;
+    if (!llm_atomic_commit(&a, !bad)) return RS_OK;
+    if (a.stage == LLM_ATOMIC_WRITE) return RS_ERROR(RS_EIO, "write error on '%s': %s", a.tmp, strerror(a.err));
+    return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", a.tmp, path, strerror(a.err));
 }
 
 /* Name the options whose values differ between two option texts. */

@@ -1,4 +1,4 @@
-/* Tests of the GGUF reader (llm/gguf.c), the dequantizers (llm/gguf_quants.c) and the
+/* Tests of the GGUF reader (llm/gguf.c), the dequantizers (llm/gguf_types.c) and the
  * importer (llm/gguf_import.c). Fixtures: tests/fixtures/gguf/ (tools/gguf_fixture.py). */
 #include <stdint.h>
 #include <stdio.h>

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "llm/fileio.h"
 #include "llm/model.h"
 #include "llm/ptq.h"
 #include "llm/qat.h"
@@ -248,7 +249,8 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
         char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
         size_t n;
-        char *txt = llm_read_text(path, &n);
+        char *txt = NULL;
+        llm_read_file(path, LLM_READ_ANY_SIZE, &txt, &n);
         char want[64];
         snprintf(want, sizeof want, "\"method\":\t\"%s\"", llm_ptq_method_name(method));
         CHECK(txt && strstr(txt, want) && strstr(txt, "\"ptq\""), "%s %s: %s records the method and a \"ptq\" object",

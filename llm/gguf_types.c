@@ -1,4 +1,4 @@
-/* rostesim LLM: ggml tensor types and their dequantization to f32 (see llm/gguf.h).
+/* rostesim LLM: ggml tensor types and their dequantization to f32 (see llm/gguf_types.h).
  *
  * One table of traits per type (block size, bytes per block, dequantizer), as ggml's
  * type_traits. The dequantizers are the plain loops of ggml-quants.c's
@@ -7,9 +7,8 @@
  * ggml's order (so results are bit-identical where the reference computes in f32). */
 #include <string.h>
 
-#include "llm/gguf.h"
+#include "llm/gguf_types.h"
 #include "llm/safetensors.h"
-#include "quant/status.h"
 
 #define QK 32   /* legacy block */
 #define QK_K 256 /* K-quant super-block */
@@ -258,23 +257,4 @@ const gguf_type_traits *gguf_type_info(uint32_t type)
 const char *gguf_supported_types(void)
 {
     return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K";
-}
-
-int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *dst)
-{
-    const gguf_type_traits *tr = gguf_type_info(t->type);
-    if (!tr || !tr->to_f32)
-        return RS_ERROR(RS_ENOTSUP, "%s: tensor '%s' has type %s, which cannot be dequantized here (supported: %s)",
-                        gguf_path(g), t->name, tr ? tr->name : "unknown", gguf_supported_types());
-    size_t nb = (size_t)(t->nelem / (uint64_t)tr->blck);
-    const unsigned char *src = t->data;
-    /* chunks of 1024 blocks, in parallel for large tensors */
-    const size_t chunk = 1024;
-    size_t nchunks = (nb + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (nchunks > 4)
-    for (size_t c = 0; c < nchunks; c++) {
-        size_t b0 = c * chunk, n = nb - b0 < chunk ? nb - b0 : chunk;
-        tr->to_f32(src + b0 * tr->type_size, dst + b0 * (size_t)tr->blck, n);
-    }
-    return RS_OK;
 }
