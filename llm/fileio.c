@@ -107,20 +107,26 @@ int llm_mkdir_p(const char *dir)
     return RS_OK;
 }
 
+/* Room for `need` bytes in all; 0, or -1 with oom set. */
+static int buf_reserve(llm_buf *b, size_t need)
+{
+    if (b->oom) return -1;
+    if (need <= b->cap) return 0;
+    size_t c = b->cap ? b->cap : 256;
+    while (c < need) c *= 2;
+    char *p = realloc(b->v, c);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->v = p;
+    b->cap = c;
+    return 0;
+}
+
 void llm_buf_put(llm_buf *b, const char *s, size_t n)
 {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->n + n + 1) c *= 2;
-        char *p = realloc(b->v, c);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->v = p;
-        b->cap = c;
-    }
+    if (buf_reserve(b, b->n + n + 1)) return;
     memcpy(b->v + b->n, s, n);
     b->n += n;
     b->v[b->n] = 0;
@@ -141,18 +147,7 @@ void llm_buf_printf(llm_buf *b, const char *fmt, ...)
         b->n += (size_t)m;
         return;
     }
-    size_t need = b->n + (size_t)m + 1;
-    if (need > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < need) c *= 2;
-        char *p = realloc(b->v, c);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->v = p;
-        b->cap = c;
-    }
+    if (buf_reserve(b, b->n + (size_t)m + 1)) return;
     va_start(ap, fmt);
     vsnprintf(b->v + b->n, b->cap - b->n, fmt, ap);
     va_end(ap);
