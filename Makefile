@@ -102,7 +102,7 @@ $(BIN)/rostesim: $(APP_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(LIB) $(LDLIBS)
 
 # Tests link the library and the simulator (not the CLI).
-$(BUILD)/tests/%: tests/%.c tests/check.h $(SIM_OBJ) $(PLOT_OBJ) $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/check.h tests/fixture.h $(SIM_OBJ) $(PLOT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(PLOT_OBJ) $(LIB) $(LDLIBS)
 

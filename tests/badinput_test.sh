@@ -4,13 +4,7 @@
 # bad command lines. Every row of the README's table is a check here (same input, exit code and
 # message); `bash tests/badinput_test.sh` prints them.
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 
 # row WHAT CODE PATTERN command...: exit CODE and a one-line stderr matching PATTERN
 row() {
@@ -22,7 +16,7 @@ row() {
   else bad "$what: expected exit $code and /$pat/, got $rc: $(head -c 300 "$T/err")"; fi
 }
 
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "llm init"
+tiny_model "$T/m0" || bad "llm init"
 mk() { rm -rf "$T/$1"; cp -r "$T/m0" "$T/$1"; }
 EVAL="--data $FIX/train.jsonl --threads 1"
 hdrlen=$(od -An -t u8 -N 8 "$T/m0/model.safetensors" | tr -d ' ')

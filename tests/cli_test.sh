@@ -2,19 +2,8 @@
 # CLI behaviour: help, version, bad input (exit 2 with one clear line), determinism
 # (same command and seed -> byte-identical files), and the headline command's outputs.
 set -u
-B=${BIN:-bin}/rostesim
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-
-# expect_exit CODE PATTERN command...: exit code and a stderr line matching PATTERN
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: $* ($(head -c 120 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 200 "$T/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
+EXPECT_ARGS=0
 
 for c in "" lsq plot verify hadamard; do
   if $B $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim" "$T/h"; then ok "rostesim $c --help"; else bad "rostesim $c --help"; fi

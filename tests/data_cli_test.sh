@@ -4,19 +4,9 @@
 # splits and manifest written, same bytes on a rebuild, no package in two splits, clear
 # errors with non-zero exits.
 set -u
-B=${BIN:-bin}/rostesim
+. "$(dirname "$0")/lib.sh"
 FIX=tests/fixtures/tldr
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -4} ($(head -c 150 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+EXPECT_ARGS=4; EXPECT_HEAD=150
 
 for c in "" debian-tldr; do
   if $B data $c --help >"$T/h" 2>&1 && grep -q "usage: rostesim data" "$T/h"; then ok "rostesim data $c --help"; else bad "rostesim data $c --help"; fi

@@ -10,14 +10,6 @@
 # with a file-size limit (ulimit -f, SIGXFSZ ignored): writes past it fail with EFBIG instead
 # of ENOSPC, through the same code paths. The mechanism used is printed.
 set -u
-B=${BIN:-bin}/rostesim
-case $B in /*) ;; *) B=$PWD/$B ;; esac
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 if [ -z "${DISKFULL_MODE:-}" ]; then
   probe=$(mktemp -d)
   if mount -t tmpfs -o size=64k rostesim-probe "$probe" 2>/dev/null; then
@@ -30,7 +22,8 @@ if [ -z "${DISKFULL_MODE:-}" ]; then
   fi
 fi
 echo "disk-full mechanism: $DISKFULL_MODE"
-T=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+case $B in /*) ;; *) B=$PWD/$B ;; esac
 MNT=$T/mnt; mkdir -p "$MNT"
 cleanup() { mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"; rm -rf "$T"; }
 trap cleanup EXIT
@@ -71,7 +64,7 @@ limited 50 $B lsq $small --seed 2 --out "$MNT/a" >/dev/null 2>"$T/e"
 WHY="write error on '.*\.tmp'" check_full "lsq --out" "$MNT/a" $? "$T/e" "$before"
 
 # ---- llm sft --out: a finished run's folder, a second run into it on a full disk
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "llm init"
+tiny_model "$T/m0" || bad "llm init"
 OPTS="--data $FIX/train.jsonl --max-steps 3 --batch 2 --threads 1 --quiet"
 fs 400
 $B llm sft --model "$T/m0" $OPTS --lr 1e-3 --out "$MNT/r" >/dev/null 2>"$T/e" || bad "first sft run: $(tail -2 "$T/e")"

@@ -5,19 +5,9 @@
 # info/generate/eval/sft work on it, the output is deterministic, and bad input gives a
 # clear message and a non-zero exit.
 set -u
-B=${BIN:-bin}/rostesim
+. "$(dirname "$0")/lib.sh"
 FIX=tests/fixtures/gguf
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 150 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+EXPECT_HEAD=150
 
 if $B llm import-gguf --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm import-gguf" "$T/h" && grep -q "Q4_K" "$T/h"; then
   ok "import-gguf --help"; else bad "import-gguf --help: $(head -3 "$T/h")"; fi

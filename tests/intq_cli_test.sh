@@ -6,19 +6,8 @@
 # rostesim_qat.json, a GPTQ folder (wbits 16), an unknown backend, a file that is not an int
 # model or is truncated.
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -4} ($(head -c 160 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
+EXPECT_ARGS=4; EXPECT_HEAD=160
 loss() { grep -oE '^loss [0-9.]+' "$1" | awk '{print $2}'; }
 close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * (a < 0 ? -a : a)) }'; }
 
@@ -26,7 +15,7 @@ $B llm export-int --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm export-int
 $B llm eval --help 2>&1 | grep -q -- "--backend" && $B llm generate --help 2>&1 | grep -q -- "--int-model" \
   && ok "eval/generate --help list --backend and --int-model" || bad "eval/generate --help lack the int backend"
 
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+tiny_model "$T/m0" || bad "init"
 D="--data $FIX/train.jsonl --calib 8 --threads 1"
 $B llm ptq --model "$T/m0" --out "$T/rtn" --method rtn $D >/dev/null 2>&1 || bad "ptq rtn"
 $B llm ptq --model "$T/m0" --out "$T/qr" --method quarot $D >/dev/null 2>&1 || bad "ptq quarot"

@@ -8,16 +8,10 @@
 # step once. The moments are found by polling files (no timing assumptions); the random delay
 # comes from $RANDOM, printed so that a failure can be replayed (KILL_SEED=...).
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 RANDOM=${KILL_SEED:-$$}; echo "KILL_SEED=${KILL_SEED:-$$}"
 NSTEPS=320
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "llm init"
+tiny_model "$T/m0" || bad "llm init"
 
 # wait_for PID TEST...: busy-wait (no sleep: a checkpoint write lasts about a millisecond)
 # until `test ...` holds or PID ends; 0 if it holds while PID runs

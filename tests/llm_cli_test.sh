@@ -5,21 +5,9 @@
 # SIGKILL and resumed ends with the same model.safetensors bytes as an uninterrupted one;
 # bad input gives a clear message, a non-zero exit, and leaves earlier outputs untouched.
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+EXPECT_ARGS=4; EXPECT_HEAD=150
 
-# expect_exit CODE PATTERN command...: exit code and a stderr line matching PATTERN
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -4} ($(head -c 150 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
 # first / last "loss" of a train_log.jsonl
 loss_at() { sed -n "$1p" "$2" | sed -E 's/.*"loss": ([^,]+),.*/\1/'; }
 

@@ -5,17 +5,7 @@
 # lines rerun by hand, cached steps skipped on rerun, an interrupted run resumed to the same
 # table, --sweep choosing on validation, table3's rotations, usage errors naming the flag.
 set -u
-B=${BIN:-bin}/rostesim
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 120 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 $B --help | grep -q "paper " && ok "rostesim --help lists paper" || bad "--help lacks paper"
 for t in table1 table3; do

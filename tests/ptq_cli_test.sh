@@ -3,25 +3,13 @@
 # --help, rtn / gptq / quarot / spinquant (RTN and GPTQ weights) folders with their rostesim_qat.json,
 # `llm eval` on each (quantizers applied at load), determinism, usage errors naming the flag.
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 120 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
 loss() { sed -nE 's/^loss ([0-9.]+).*/\1/p' "$1"; }
 
 $B llm ptq --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm ptq" "$T/h" && ok "llm ptq --help" || bad "llm ptq --help"
 $B llm --help | grep -q "ptq " && ok "llm --help lists ptq" || bad "llm --help lacks ptq"
 
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+tiny_model "$T/m0" || bad "init"
 D="--data $FIX/train.jsonl --calib 8 --threads 1"
 $B llm eval --model "$T/m0" --data $FIX/train.jsonl --threads 1 >"$T/ev0" 2>&1
 l0=$(loss "$T/ev0")

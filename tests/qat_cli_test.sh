@@ -4,19 +4,7 @@
 # rotation JSON written), reload for eval/generate with identical outputs, the search's
 # JSON and TSV, determinism, --rotation-config, usage errors naming the flag.
 set -u
-B=${BIN:-bin}/rostesim
-FIX=tests/fixtures/sft
-TOK=tests/fixtures/tok/neox
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-expect_exit() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: ${*: -3} ($(head -c 120 "$T/err" | tr '\n' ' '))"
-  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 $B llm qat --help 2>&1 | tr '\n' ' ' | grep -q "K/V cache quantizers always use *the identity STE" \
   && ok "qat --help: --clipped-ste leaves K/V with the identity STE, said clearly" || bad "qat --help: K/V STE not stated"
@@ -25,7 +13,7 @@ for c in qat search diagnose; do
 done
 $B llm --help | grep -q "qat " && ok "llm --help lists qat" || bad "llm --help lacks qat"
 
-$B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+tiny_model "$T/m0" || bad "init"
 OPTS="--data $FIX/train.jsonl --lr 3e-3 --max-steps 12 --batch 4 --threads 1 --quiet"
 
 # STE

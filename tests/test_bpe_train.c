@@ -15,27 +15,14 @@
 #include "llm/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 #define FX "tests/fixtures/bpe/"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
 
 int main(void)
 {
     size_t clen = 0;
-    char *corpus = read_file(FX "corpus.txt", &clen);
+    char *corpus = fx_read_file(FX "corpus.txt", &clen);
     CHECK(corpus != NULL, "corpus present (%zu bytes)", clen);
     if (!corpus) return check_summary("test_bpe_train");
     static const char *special[] = {"<|endoftext|>"};
@@ -51,7 +38,7 @@ int main(void)
               "%s: special token first, then the byte alphabet in code-point order ('!' .. U+0143)", names[p]);
         char path[256];
         snprintf(path, sizeof path, FX "%s.merges.jsonl", names[p]);
-        char *m = read_file(path, NULL);
+        char *m = fx_read_file(path, NULL);
         size_t k = 0, first_bad = (size_t)-1;
         for (char *l = m ? strtok(m, "\n") : NULL; l; l = strtok(NULL, "\n"), k++) {
             cJSON *x = cJSON_Parse(l);
@@ -74,7 +61,7 @@ int main(void)
         if (!rc) rc = tok_parse(&t, json, jn, "trained");
         CHECK(rc == 0, "%s: trained tokenizer.json loads %s", names[p], rc ? rs_last_error() : "");
         snprintf(path, sizeof path, FX "%s.golden.jsonl", names[p]);
-        char *g = read_file(path, NULL);
+        char *g = fx_read_file(path, NULL);
         int n = 0, bad = 0;
         for (char *l = g && t ? strtok(g, "\n") : NULL; l; l = strtok(NULL, "\n"), n++) {
             cJSON *x = cJSON_Parse(l);

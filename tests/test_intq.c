@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "llm/intq.h"
 #include "llm/intq_kernels.h"
 #include "llm/kernels.h"
@@ -168,13 +169,6 @@ static double site_bounds(llm_model *m, const llm_intq *iq, taps *t, int *nsites
     return worst;
 }
 
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(x[i]) > m) m = fabs(x[i]);
-    return m;
-}
 static double max_diff(const float *a, const float *b, size_t n)
 {
     double m = 0;
@@ -325,7 +319,7 @@ static void e2e(llm_model *m, llm_intq *iq, const int32_t *tok, int T, const cha
     char where[256] = "";
     int t0 = st ? 0 : first_flip(m, &ii, &fi, T, &legit, where, sizeof where);
     int upto = t0 < 0 ? T : t0; /* tokens before any flip */
-    double scale = max_abs(fake, (size_t)T * V), tol = 1e-4 * scale;
+    double scale = fx_max_abs(fake, (size_t)T * V), tol = 1e-4 * scale;
     double d1 = max_diff(fake, mine, (size_t)upto * V), d2 = max_diff(mine, step, (size_t)T * V);
     int same = 0, tested = 0;
     for (int t = 0; t < upto; t++) {

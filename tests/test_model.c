@@ -31,26 +31,12 @@
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static const char *const FIXTURES[] = {"neox_parallel", "neox_sequential", "llama_gqa", "llama3_rope", "qwen2_gqa"};
 #define NFIX (sizeof FIXTURES / sizeof FIXTURES[0])
 
 static char fixture_root[1024] = "tests/fixtures/llm";
-
-static double max_abs(const float *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
-    return m;
-}
-
-/* max|a - b| / max|b| (0 when both are zero) */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = max_abs(b, n);
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
-    return s > 0 ? d / s : d;
-}
 
 static int read_i32(const st_tensor *t, int32_t *dst, size_t n)
 {
@@ -191,7 +177,7 @@ static void test_fixture(const char *fx, rs_rng *rng)
     for (size_t i = 0; i < N; i++) nref += tgt[i] >= 0;
     st = llm_model_forward(m, tok, tgt, B, T, &loss, &ntok);
     CHECK(st == RS_OK, "%s: forward", fx);
-    double lerr = rel_err(m->logits, rlogits, N * V);
+    double lerr = fx_rel_err(m->logits, rlogits, N * V);
     CHECK(lerr <= 1e-4, "%s: logits max|diff|/max|ref| = %.3g (tol 1e-4)", fx, lerr);
     CHECK(fabs(loss - rloss) <= 1e-5 * fabs(rloss), "%s: loss %.8f vs HF %.8f (rel %.3g, tol 1e-5)", fx, loss, rloss,
           fabs(loss - rloss) / fabs(rloss));
@@ -210,8 +196,8 @@ static void test_fixture(const char *fx, rs_rng *rng)
     const char *gname = "";
     for (size_t i = 0; i < m->ntab && !st; i++) {
         const llm_param *p = &m->tab[i];
-        double e = rel_err(m->grads + p->offset, rgrad + p->offset, p->numel);
-        double s = max_abs(rgrad + p->offset, p->numel);
+        double e = fx_rel_err(m->grads + p->offset, rgrad + p->offset, p->numel);
+        double s = fx_max_abs(rgrad + p->offset, p->numel);
         CHECK(e <= 1e-3 && s > 0, "%s: gradient of %s: rel err %.3g (max|ref| %.3g)", fx, p->name, e, s);
         if (e > gworst) gworst = e, gname = p->name;
     }
@@ -226,7 +212,7 @@ static void test_fixture(const char *fx, rs_rng *rng)
     if (!st) st = llm_model_backward(m, 1.0f / (float)ntok);
     double aerr = 0;
     for (size_t i = 0; i < m->nparams; i++) aerr = fmax(aerr, fabs((double)m->grads[i] - 2.0 * g1[i]));
-    aerr /= 2.0 * max_abs(g1, m->nparams);
+    aerr /= 2.0 * fx_max_abs(g1, m->nparams);
     CHECK(st == RS_OK && aerr <= 1e-6, "%s: a second backward accumulates (max|g2 - 2 g1| / max|2 g1| = %.3g)", fx,
           aerr);
     memcpy(m->grads, g1, m->nparams * sizeof(float));
@@ -259,7 +245,7 @@ static void test_fixture(const char *fx, rs_rng *rng)
     CHECK(st == RS_OK, "%s: kv cache for %d positions", fx, T);
     if (!st) {
         float *lg = malloc(V * sizeof(float));
-        double e1 = 0, e2 = 0, s = max_abs(flogits, N * V);
+        double e1 = 0, e2 = 0, s = fx_max_abs(flogits, N * V);
         int ok = 1;
         for (int b = 0; b < B; b++) {
             llm_kv_reset(kv);
@@ -346,20 +332,6 @@ static void free_all(tensors *ts)
     free(ts->data);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, f);
-    b[*len] = '\0';
-    fclose(f);
-    return b;
-}
-
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -398,7 +370,7 @@ static void test_errors(void)
     }
     size_t clen;
     snprintf(p, sizeof p, "%s/neox_parallel/config.json", fixture_root);
-    char *config = slurp(p, &clen);
+    char *config = fx_read_file(p, &clen);
     tensors ts = {0};
     snprintf(p, sizeof p, "%s/neox_parallel/model.safetensors", fixture_root);
     int bad = !config || read_all(p, &ts);
@@ -498,7 +470,7 @@ static void test_errors(void)
 
     /* tied head stored (equal to the embedding, as older transformers did) or absent */
     snprintf(p, sizeof p, "%s/llama_gqa/config.json", fixture_root);
-    config = slurp(p, &clen);
+    config = fx_read_file(p, &clen);
     snprintf(p, sizeof p, "%s/llama_gqa/model.safetensors", fixture_root);
     memset(&ts, 0, sizeof ts);
     bad = !config || read_all(p, &ts);

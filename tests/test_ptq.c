@@ -25,53 +25,14 @@
 #include "llm/qat.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static const char *const FIX[] = {"llama_gqa", "neox_parallel"};
 #define NFIX 2
 #define NROW 6
 #define TROW 16
 
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
-
-/* NROW rows of TROW random tokens (fixed LCG), plus one evaluation batch */
-typedef struct {
-    llm_dataset ds;
-    size_t off[NROW + 1];
-    int32_t ids[NROW * TROW];
-    int32_t eval[2 * TROW];
-} calib_t;
-
-static void calib_init(calib_t *c, int vocab, uint32_t seed)
-{
-    memset(c, 0, sizeof *c);
-    uint32_t x = seed;
-    for (int i = 0; i < NROW * TROW; i++) x = x * 1664525u + 1013904223u, c->ids[i] = (int32_t)((x >> 8) % (uint32_t)vocab);
-    for (int i = 0; i < 2 * TROW; i++) x = x * 1664525u + 1013904223u, c->eval[i] = (int32_t)((x >> 8) % (uint32_t)vocab);
-    for (int i = 0; i <= NROW; i++) c->off[i] = (size_t)i * TROW;
-    c->ds.n = NROW;
-    c->ds.off = c->off;
-    c->ds.ids = c->ids;
-    c->ds.max_row = TROW;
-}
-
-static llm_model *load(const char *name)
-{
-    char dir[256];
-    snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
-    llm_model *m = NULL;
-    if (llm_model_load(&m, dir)) return NULL;
-    return m;
-}
-
-static float *logits_of(llm_model *m, const calib_t *c)
+static float *logits_of(llm_model *m, const fx_calib *c)
 {
     size_t n = (size_t)2 * TROW * m->cfg.vocab;
     float *l = malloc(n * sizeof *l);
@@ -85,13 +46,13 @@ static float *logits_of(llm_model *m, const calib_t *c)
 
 static void test_gptq_vs_rtn(const char *name, llm_ptq_method method, int act_order, int group)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load (%s)", name, rs_last_error());
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 7);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 7);
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, method);
     o.gptq_weights = 1;
@@ -149,13 +110,13 @@ static void test_gptq_vs_rtn(const char *name, llm_ptq_method method, int act_or
 
 static void test_quarot_invariance(const char *name)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load", name);
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 11);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 11);
     float *l0 = logits_of(m, &c);
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, LLM_PTQ_QUAROT);
@@ -165,7 +126,7 @@ static void test_quarot_invariance(const char *name)
     int st = llm_ptq_apply(&m, &o, NULL, &rc, NULL);
     float *l1 = st ? NULL : logits_of(m, &c);
     int allrot = !st && rc.r1 && m->qat && m->qat->r3 && m->qat->r4 && m->qat->r2;
-    double e = l0 && l1 ? rel_err(l1, l0, (size_t)2 * TROW * m->cfg.vocab) : INFINITY;
+    double e = l0 && l1 ? fx_rel_err(l1, l0, (size_t)2 * TROW * m->cfg.vocab) : INFINITY;
     CHECK(allrot && e <= 1e-4, "%s: QuaRot (R1-R4 on) at W16A16KV16 reproduces the logits: rel err %.3g (tol 1e-4)",
           name, e);
     free(l0), free(l1);
@@ -175,13 +136,13 @@ static void test_quarot_invariance(const char *name)
 
 static void test_spinquant_invariance(const char *name)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load", name);
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 11);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 11);
     float *l0 = logits_of(m, &c);
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, LLM_PTQ_SPINQUANT);
@@ -197,7 +158,7 @@ static void test_spinquant_invariance(const char *name)
         q->o.wbits = q->o.abits = q->o.kvbits = 16;
     }
     float *l1 = st ? NULL : logits_of(m, &c);
-    double e = l0 && l1 ? rel_err(l1, l0, (size_t)2 * TROW * m->cfg.vocab) : INFINITY;
+    double e = l0 && l1 ? fx_rel_err(l1, l0, (size_t)2 * TROW * m->cfg.vocab) : INFINITY;
     CHECK(!st && rc.r1 && rc.r2[0] && e <= 1e-4 && rep.orth_f32 <= 1e-5,
           "%s: SpinQuant (%d steps at W4A4KV4, loss %.5f -> %.5f, max|R^T R - I| %.2g) with the quantizers off "
           "reproduces the logits: rel err %.3g (tol 1e-4)%s", name, o.spin.steps, rep.loss0, rep.loss1, rep.orth_f64,
@@ -209,9 +170,9 @@ static void test_spinquant_invariance(const char *name)
 
 static void test_rtn_is_qat(const char *name)
 {
-    llm_model *a = load(name), *b = load(name);
-    calib_t c;
-    calib_init(&c, a ? a->cfg.vocab : 2, 13);
+    llm_model *a = fx_load_model(name), *b = fx_load_model(name);
+    fx_calib c;
+    fx_calib_init(&c, NROW, a ? a->cfg.vocab : 2, 13);
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, LLM_PTQ_RTN);
     o.q.abits = 8;
@@ -226,13 +187,13 @@ static void test_rtn_is_qat(const char *name)
 
 static void test_reload(const char *name, llm_ptq_method method, int gptq_weights)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load", name);
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 17);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 17);
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, method);
     o.gptq_weights = gptq_weights || method == LLM_PTQ_GPTQ;
@@ -269,7 +230,7 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
           llm_ptq_method_name(method), method >= LLM_PTQ_QUAROT ? (gptq_weights ? "+gptq" : "+rtn") : "",
           st ? ": " : "", st ? rs_last_error() : "");
     /* determinism: the same options give the same weights */
-    llm_model *m2 = load(name);
+    llm_model *m2 = fx_load_model(name);
     llm_rot_config rc2;
     int st2 = !m2 || llm_ptq_apply(&m2, &o, &c.ds, &rc2, NULL);
     CHECK(!st && !st2 && m2->nparams == m->nparams && !memcmp(m2->params, m->params, m->nparams * sizeof(float)),
@@ -287,7 +248,7 @@ static void test_errors(void)
           llm_ptq_method_parse("quarot") == LLM_PTQ_QUAROT &&
           llm_ptq_method_parse("spinquant") == LLM_PTQ_SPINQUANT && llm_ptq_method_parse("awq") == -1 &&
           llm_ptq_method_parse(NULL) == -1, "method names parse; unknown ones are -1");
-    llm_model *m = load("llama_gqa");
+    llm_model *m = fx_load_model("llama_gqa");
     llm_ptq_opts o;
     llm_ptq_opts_default(&o, LLM_PTQ_GPTQ);
     int st = llm_ptq_apply(&m, &o, NULL, NULL, NULL);
@@ -318,15 +279,15 @@ static void test_errors(void)
     llm_ptq_opts_default(&o, LLM_PTQ_RTN);
     o.method = (llm_ptq_method)7;
     CHECK(llm_ptq_apply(&m, &o, NULL, NULL, NULL) == RS_EINVAL, "method 7: RS_EINVAL (%s)", rs_last_error());
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 3);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 3);
     llm_ptq_opts_default(&o, LLM_PTQ_GPTQ);
     o.group = 7;
     st = llm_ptq_apply(&m, &o, &c.ds, NULL, NULL);
     CHECK(st == RS_EINVAL && strstr(rs_last_error(), "group"), "group 7 does not divide 72: RS_EINVAL (%s)",
           rs_last_error());
     llm_model_free(m);
-    m = load("llama_gqa");
+    m = fx_load_model("llama_gqa");
     llm_ptq_opts_default(&o, LLM_PTQ_RTN);
     st = llm_ptq_apply(&m, &o, NULL, NULL, NULL);
     st |= llm_ptq_apply(&m, &o, NULL, NULL, NULL) != RS_EINVAL;

@@ -19,23 +19,10 @@
 #include "llm/safetensors.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static const char *const FIXTURES[] = {"neox_parallel", "neox_sequential", "llama_gqa", "llama3_rope", "qwen2_gqa"};
 #define NFIX 5
-
-static double max_abs(const float *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
-    return m;
-}
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = max_abs(b, n);
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
-    return s > 0 ? d / s : d;
-}
 
 typedef struct {
     llm_model *m;
@@ -136,7 +123,7 @@ static void test_torch(const char *name)
     st |= run(&f, &loss, lg, g);
     st |= llm_model_read_hf(f.m, ref, "grad.", rg);
     CHECK(st == RS_OK, "%s: W4A4KV4 forward/backward and reference (%s)", name, st ? rs_last_error() : "ok");
-    double le = rel_err(lg, rl, N * V);
+    double le = fx_rel_err(lg, rl, N * V);
     /* the quantizers are bit-exact with torch on equal inputs; the matrix products round
      * differently from torch's, which moves the grids by ulps (a flipped rounding decision
      * would show as an error of ~1/15 of a group's range: none happens on these batches) */
@@ -147,7 +134,7 @@ static void test_torch(const char *name)
     int nbad = 0;
     for (size_t i = 0; i < f.m->ntab; i++) {
         const llm_param *p = &f.m->tab[i];
-        double e = rel_err(g + p->offset, rg + p->offset, p->numel);
+        double e = fx_rel_err(g + p->offset, rg + p->offset, p->numel);
         if (e > worst) worst = e, wn = p->name;
         if (e > 1e-4) {
             nbad++;
@@ -173,7 +160,7 @@ static void test_torch(const char *name)
         llm_kv_reset(kv);
         for (int t = 0; t < f.T && !st; t++) {
             st = llm_model_decode(f.m, kv, f.tok + (size_t)b * f.T + t, 1, dl);
-            e = fmax(e, rel_err(dl, lg + ((size_t)b * f.T + t) * V, V));
+            e = fmax(e, fx_rel_err(dl, lg + ((size_t)b * f.T + t) * V, V));
         }
     }
     CHECK(!st && e <= 1e-5, "%s: W4A4KV4 decode with the quantized KV cache vs forward: rel err %.3g (tol 1e-5)",

@@ -37,19 +37,10 @@
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static const char *const FIXTURES[] = {"neox_parallel", "neox_sequential", "llama_gqa", "llama3_rope", "qwen2_gqa"};
 #define NFIX 5
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
 
 static int B, T;
 static int32_t tok[4096], tgt[4096];
@@ -94,7 +85,7 @@ static void test_invariance(const char *name)
         int st = load(name, &m) || llm_rot_config_init(&rc, m->cfg.n_layer, r1, r2, r3, r4, signs, 7);
         if (!st) st = llm_rotate(&m, &rc);
         if (!st) st = llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
-        double e = st ? INFINITY : rel_err(m->logits, ref, NV);
+        double e = st ? INFINITY : fx_rel_err(m->logits, ref, NV);
         if (e > 1e-4 || st) {
             nbad++;
             printf("  %s: R1=%d R2=%d R3=%d R4=%d signs %s: rel err %.3g (%s)\n", name, r1, r2, r3, r4,
@@ -132,10 +123,10 @@ static void test_fd_decode(const char *name, rs_rng *rng, int r2_online)
     memcpy(l0, m->logits, NV * 4);
     int st = llm_rotate_set(m, &rc, 1, 2, 0) | llm_rotate_set(m, &rc, 1, 4, 0) | llm_rotate_set(m, &rc, 1, 3, 0);
     st |= llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
-    double e1 = rel_err(m->logits, l0, NV);
+    double e1 = fx_rel_err(m->logits, l0, NV);
     st |= llm_rotate_set(m, &rc, 1, 2, 1) | llm_rotate_set(m, &rc, 1, 4, 1) | llm_rotate_set(m, &rc, 1, 3, 1);
     st |= llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
-    double e2 = rel_err(m->logits, l0, NV);
+    double e2 = fx_rel_err(m->logits, l0, NV);
     CHECK(!st && e1 <= 1e-4 && e2 <= 1e-5, "%s%s: R2/R3/R4 of layer 1 off (rel err %.3g) and on again (%.3g)", name,
           mode, e1, e2);
 
@@ -200,7 +191,7 @@ static void test_fd_decode(const char *name, rs_rng *rng, int r2_online)
         llm_kv_reset(kv);
         for (int t = 0; t < T && !st; t++) {
             st = llm_model_decode(m, kv, tok + (size_t)b * T + t, 1, dl);
-            double et = rel_err(dl, l0 + ((size_t)b * T + t) * V, V);
+            double et = fx_rel_err(dl, l0 + ((size_t)b * T + t) * V, V);
             if (et > 1e-5) nflip++;
             else e = fmax(e, et);
         }
@@ -249,7 +240,7 @@ static void test_fast_vs_ref(const char *name, qz_ste ste, int r2_online)
     st = fwd_bwd(m, &loss[0], l[0], g[0]) || fwd_bwd(m, &loss[1], l[1], g[1]);
     m->qat->fast = 0;
     st = st || fwd_bwd(m, &loss[2], l[2], g[2]);
-    double e = st ? INFINITY : rel_err(g[0], g[2], P);
+    double e = st ? INFINITY : fx_rel_err(g[0], g[2], P);
     CHECK(!st && loss[0] == loss[2] && !memcmp(l[0], l[2], NV * 4) && e <= 1e-5,
           "%s (%s STE%s): cached/weight-side fast path vs reference: logits and loss identical, gradients rel err %.3g "
           "(tol 1e-5)", name, ste == QZ_STE_CLIPPED ? "clipped" : "identity", r2_online ? ", R2 online" : "", e);
@@ -292,7 +283,7 @@ static void test_r2_online(const char *name)
     for (int all = 0; all < 2 && !st; all++) {
         st = setup(name, &m, NULL, all, all, 1, &rc) || setup(name, &mm, NULL, all, all, 0, &rcm) ||
              llm_model_forward(m, tok, NULL, B, T, NULL, NULL) || llm_model_forward(mm, tok, NULL, B, T, NULL, NULL);
-        if (!st) e_ref = fmax(e_ref, rel_err(m->logits, ref, NV)), e_mrg = fmax(e_mrg, rel_err(m->logits, mm->logits, NV));
+        if (!st) e_ref = fmax(e_ref, fx_rel_err(m->logits, ref, NV)), e_mrg = fmax(e_mrg, fx_rel_err(m->logits, mm->logits, NV));
         llm_model_free(m), llm_model_free(mm);
         llm_rot_config_free(&rc), llm_rot_config_free(&rcm);
     }
@@ -306,7 +297,7 @@ static void test_r2_online(const char *name)
     size_t P = st ? 0 : m->nparams;
     float *g = malloc(P * 4 + 4), *gm = malloc(P * 4 + 4), *w0 = malloc(P * 4 + 4), loss = 0, lossm = 0;
     st = st || fwd_bwd(m, &loss, lon, g) || fwd_bwd(mm, &lossm, ref, gm);
-    double ef = st ? INFINITY : rel_err(lon, ref, NV);
+    double ef = st ? INFINITY : fx_rel_err(lon, ref, NV);
     CHECK(!st && ef <= 1e-5, "%s: W4A4KV4, online vs merged R2: logits rel err %.3g (tol 1e-5), loss %.7g vs %.7g", name,
           ef, loss, lossm);
     /* the gradient of the stored weights, rotated like the weights (llm_rotate_merge_r2 on
@@ -317,7 +308,7 @@ static void test_r2_online(const char *name)
         memcpy(m->params, g, P * 4);
         llm_rot_config rcg;
         st = llm_rot_config_copy(&rcg, &rc) || llm_rotate_merge_r2(m, &rcg);
-        eg = st ? INFINITY : rel_err(m->params, gm, P);
+        eg = st ? INFINITY : fx_rel_err(m->params, gm, P);
         memcpy(m->params, w0, P * 4);
         memcpy(m->qat->r2_on, rc.r2, (size_t)rc.n_layer); /* online again, as before the merge */
         llm_rot_config_free(&rcg);
@@ -329,7 +320,7 @@ static void test_r2_online(const char *name)
     char dir[64] = "/tmp/rostesim_r2XXXXXX";
     int refused = !st && llm_qat_save(m, &rc, "roste", "/nonexistent") == RS_EINVAL;
     st = st || !mkdtemp(dir) || llm_rotate_merge_r2(m, &rc) || llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
-    double em = st ? INFINITY : rel_err(m->logits, lon, NV);
+    double em = st ? INFINITY : fx_rel_err(m->logits, lon, NV);
     if (!st) memcpy(ref, m->logits, NV * 4);
     st = st || rc.r2_online || llm_model_save(m, dir) || llm_qat_save(m, &rc, "roste", dir) || llm_model_load(&ld, dir) ||
          llm_model_forward(ld, tok, NULL, B, T, NULL, NULL);

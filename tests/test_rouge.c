@@ -10,26 +10,13 @@
 
 #include "llm/rouge.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 #define FX "tests/fixtures/rouge/"
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) b[n] = 0;
-    return b;
-}
-
 int main(void)
 {
-    char *b = read_file(FX "porter.tsv");
+    char *b = fx_read_file(FX "porter.tsv", NULL);
     CHECK(b != NULL, "porter.tsv present");
     int nw = 0, bad = 0;
     char why[300] = "";
@@ -47,7 +34,7 @@ int main(void)
     free(b);
     CHECK(nw > 3000 && bad == 0, "Porter stemmer = NLTK's on %d words (%d differ%s)", nw, bad, why);
 
-    b = read_file(FX "pairs.jsonl");
+    b = fx_read_file(FX "pairs.jsonl", NULL);
     CHECK(b != NULL, "pairs.jsonl present");
     static const char *names[4] = {"rouge1", "rouge2", "rougeL", "rougeLsum"};
     int n = 0, nbad = 0, nstem = 0;

@@ -30,48 +30,10 @@
 #include "quant/status.h"
 #include "solvers/stiefel.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 #define NROW 8
 #define TROW 16
-
-typedef struct {
-    llm_dataset ds;
-    size_t off[NROW + 1];
-    int32_t ids[NROW * TROW];
-    int32_t eval[2 * TROW];
-} calib_t;
-
-static void calib_init(calib_t *c, int vocab, uint32_t seed)
-{
-    memset(c, 0, sizeof *c);
-    uint32_t x = seed;
-    for (int i = 0; i < NROW * TROW; i++) x = x * 1664525u + 1013904223u, c->ids[i] = (int32_t)((x >> 8) % (uint32_t)vocab);
-    for (int i = 0; i < 2 * TROW; i++) x = x * 1664525u + 1013904223u, c->eval[i] = (int32_t)((x >> 8) % (uint32_t)vocab);
-    for (int i = 0; i <= NROW; i++) c->off[i] = (size_t)i * TROW;
-    c->ds.n = NROW;
-    c->ds.off = c->off;
-    c->ds.ids = c->ids;
-    c->ds.max_row = TROW;
-}
-
-static llm_model *load(const char *name)
-{
-    char dir[256];
-    snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
-    llm_model *m = NULL;
-    if (llm_model_load(&m, dir)) return NULL;
-    return m;
-}
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    return s > 0 ? d / s : d;
-}
 
 static void q16(llm_qat_opts *q)
 {
@@ -92,13 +54,13 @@ static void randomize(double *R, size_t n, rs_rng *r)
 
 static void test_invariance(const char *name)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load (%s)", name, rs_last_error());
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 5);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 5);
     size_t n = (size_t)2 * TROW * m->cfg.vocab;
     float *ref = malloc(n * sizeof *ref);
     llm_model_forward(m, c.eval, NULL, 2, TROW, NULL, NULL);
@@ -116,7 +78,7 @@ static void test_invariance(const char *name)
         rs_rng_free(r);
         llm_spin_form(s);
         llm_model_forward(m, c.eval, NULL, 2, TROW, NULL, NULL);
-        double e = rel_err(m->logits, ref, n);
+        double e = fx_rel_err(m->logits, ref, n);
         CHECK(e <= 1e-4, "%s: 16 bits, random orthogonal %sR2 per layer: logits rel err %.3g <= 1e-4", name,
               s->learn_r1 ? "U1 and " : "", e);
         int r2all = 1;
@@ -132,13 +94,13 @@ static void test_invariance(const char *name)
 /* <g, D> vs (L(U + eps D) - L(U - eps D)) / (2 eps), U = U1 (which 1) or R2 of layer 0 */
 static void test_fd(const char *name, int which)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load (%s)", name, rs_last_error());
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 9);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 9);
     llm_qat_opts q;
     q16(&q);
     llm_spin *s = NULL;
@@ -190,13 +152,13 @@ static void test_fd(const char *name, int which)
  * float: |error| <= sum_i |dL/dW_i| (|W_i(U + D)| + |W_i(U - D)|) 2^-24 / 2 (+ double sums). */
 static void test_chain(const char *name, int which)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) {
         CHECK(0, "%s: load (%s)", name, rs_last_error());
         return;
     }
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 17);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 17);
     llm_qat_opts q;
     llm_qat_opts_default(&q); /* W4A4KV4 */
     llm_spin *s = NULL;
@@ -300,7 +262,7 @@ static void test_learn_stat(void)
     for (int k = 0; k < 2; k++) {
         printf("  %s, W4A4KV4 calibration loss before -> after 60 Cayley steps (lr 0.05, final norm x5), seeds 1-%d:", names[k], NSEED);
         for (int sd = 1; sd <= NSEED; sd++) {
-            llm_model *m = load(names[k]);
+            llm_model *m = fx_load_model(names[k]);
             distill_t c;
             int st = m ? RS_OK : RS_EIO;
             if (!st) {
@@ -342,10 +304,10 @@ static void test_learn_stat(void)
 
 static double learn(const char *name, int steps, double lr, double *l0, double *l1, double *o64, double *o32, int *learn_r1)
 {
-    llm_model *m = load(name);
+    llm_model *m = fx_load_model(name);
     if (!m) return NAN;
-    calib_t c;
-    calib_init(&c, m->cfg.vocab, 13);
+    fx_calib c;
+    fx_calib_init(&c, NROW, m->cfg.vocab, 13);
     llm_qat_opts q;
     llm_qat_opts_default(&q); /* W4A4KV4 */
     llm_spin_opts o;

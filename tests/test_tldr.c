@@ -10,22 +10,9 @@
 #include "llm/tldr.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 #define FX "tests/fixtures/tldr/"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *len = (size_t)n; }
-    return b;
-}
 
 static const tldr_entry *find(const tldr_set *s, const char *pkg)
 {
@@ -120,7 +107,7 @@ int main(void)
     test_sha();
     test_errors();
     size_t tn = 0, pn = 0;
-    char *t = read_file(FX "Translation-en.excerpt", &tn), *p = read_file(FX "Packages.excerpt", &pn);
+    char *t = fx_read_file(FX "Translation-en.excerpt", &tn), *p = fx_read_file(FX "Packages.excerpt", &pn);
     CHECK(t && p, "fixtures present");
     if (!t || !p) return check_summary("test_tldr");
     tldr_set s, s2;
@@ -186,7 +173,7 @@ int main(void)
     const char *samples[2] = {FX "sample_train.jsonl", FX "sample_test.jsonl"};
     for (int k = 0; k < 2; k++) {
         size_t len;
-        char *b = read_file(samples[k], &len);
+        char *b = fx_read_file(samples[k], &len);
         int lines = 0, ok = 0;
         for (char *l = b ? strtok(b, "\n") : NULL; l; l = strtok(NULL, "\n"), lines++) {
             cJSON *o = cJSON_Parse(l);

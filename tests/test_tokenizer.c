@@ -13,37 +13,9 @@
 #include "llm/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static char dir[1024];
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; *len = (size_t)n; }
-    return b;
-}
-
-/* hex string -> bytes (malloc'ed, NUL-terminated) */
-static char *unhex(const char *h, size_t *n)
-{
-    size_t m = strlen(h) / 2;
-    char *b = malloc(m + 1);
-    for (size_t i = 0; i < m; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        b[i] = (char)v;
-    }
-    b[m] = 0;
-    *n = m;
-    return b;
-}
 
 typedef struct {
     char *text, *decoded, *decoded_skip;
@@ -64,12 +36,12 @@ static int32_t *json_ids(const cJSON *a, size_t *n)
 static void golden_from_json(golden *g, const cJSON *r)
 {
     memset(g, 0, sizeof *g);
-    g->text = unhex(cJSON_GetObjectItem(r, "text")->valuestring, &g->ntext);
+    g->text = fx_unhex(cJSON_GetObjectItem(r, "text")->valuestring, &g->ntext);
     g->ids = json_ids(cJSON_GetObjectItem(r, "ids"), &g->nids);
     g->ids_sp = json_ids(cJSON_GetObjectItem(r, "ids_special"), &g->nids_sp);
     const cJSON *d = cJSON_GetObjectItem(r, "decoded"), *ds = cJSON_GetObjectItem(r, "decoded_skip");
-    if (d) g->decoded = unhex(d->valuestring, &g->ndecoded);
-    if (ds) g->decoded_skip = unhex(ds->valuestring, &g->ndecoded_skip);
+    if (d) g->decoded = fx_unhex(d->valuestring, &g->ndecoded);
+    if (ds) g->decoded_skip = fx_unhex(ds->valuestring, &g->ndecoded_skip);
 }
 
 static size_t check_decode(const tok_tokenizer *t, const golden *g, size_t n, int skip, char *why, size_t cap);
@@ -80,7 +52,7 @@ static void check_random_decodes(const char *style, const tok_tokenizer *t)
     char path[1200], why[1200];
     size_t len, n = 0, bad = 0, nrepl = 0;
     snprintf(path, sizeof path, "%s/%s/decode.jsonl", dir, style);
-    char *b = read_file(path, &len);
+    char *b = fx_read_file(path, &len);
     CHECK(b != NULL, "%s: %s present", style, path);
     if (!b) return;
     for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n")) {
@@ -88,8 +60,8 @@ static void check_random_decodes(const char *style, const tok_tokenizer *t)
         golden g;
         memset(&g, 0, sizeof g);
         g.ids_sp = json_ids(cJSON_GetObjectItem(r, "ids"), &g.nids_sp);
-        g.decoded = unhex(cJSON_GetObjectItem(r, "decoded")->valuestring, &g.ndecoded);
-        g.decoded_skip = unhex(cJSON_GetObjectItem(r, "decoded_skip")->valuestring, &g.ndecoded_skip);
+        g.decoded = fx_unhex(cJSON_GetObjectItem(r, "decoded")->valuestring, &g.ndecoded);
+        g.decoded_skip = fx_unhex(cJSON_GetObjectItem(r, "decoded_skip")->valuestring, &g.ndecoded_skip);
         nrepl += strstr(g.decoded, "\xEF\xBF\xBD") != NULL;
         for (int skip = 0; skip < 2 && !bad; skip++)
             if (check_decode(t, &g, 1, skip, why, sizeof why) == 0) bad = n + 1;
@@ -116,7 +88,7 @@ static void golden_free(golden *g)
 static golden *load_golden(const char *path, size_t *n)
 {
     size_t len;
-    char *b = read_file(path, &len);
+    char *b = fx_read_file(path, &len);
     *n = 0;
     if (!b) return NULL;
     size_t cap = 256;
@@ -318,7 +290,7 @@ static cJSON *load_json(const char *style)
     char path[1200];
     size_t len;
     snprintf(path, sizeof path, "%s/%s/tokenizer.json", dir, style);
-    char *b = read_file(path, &len);
+    char *b = fx_read_file(path, &len);
     cJSON *j = b ? cJSON_Parse(b) : NULL;
     free(b);
     return j;
@@ -329,7 +301,7 @@ static void test_probes(void)
     char path[1200];
     size_t len;
     snprintf(path, sizeof path, "%s/probes.jsonl", dir);
-    char *b = read_file(path, &len);
+    char *b = fx_read_file(path, &len);
     CHECK(b != NULL, "probes: %s present", path);
     if (!b) return;
     for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n")) {
@@ -375,7 +347,7 @@ static void test_errors(void)
 
     size_t len;
     snprintf(path, sizeof path, "%s/neox/tokenizer.json", dir);
-    char *txt = read_file(path, &len);
+    char *txt = fx_read_file(path, &len);
     check_error(tok_parse(&t, txt, len / 2, "half.json"), RS_EINVAL, "half.json: malformed JSON", "truncated JSON");
     check_error(tok_parse(&t, "{\"model\": [1,, 2]}", 18, "bad.json"), RS_EINVAL, "near byte 13", "malformed JSON");
     check_error(tok_parse(&t, "{} x", 4, "tail.json"), RS_EINVAL, "after the JSON value at byte 3", "trailing data");
@@ -550,7 +522,7 @@ static void test_fuzz(void)
     char path[1200];
     size_t len;
     snprintf(path, sizeof path, "%s/tiny/tokenizer.json", dir);
-    char *txt = read_file(path, &len);
+    char *txt = fx_read_file(path, &len);
     CHECK(txt != NULL, "fuzz: %s present", path);
     if (!txt) return;
     char *buf = malloc(len + 1);

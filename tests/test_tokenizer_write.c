@@ -14,39 +14,12 @@
 #include "llm/tokenizer_write.h"
 #include "quant/status.h"
 #include "tests/check.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
-    return b;
-}
-
-static char *unhex(const char *h, size_t *n)
-{
-    size_t m = strlen(h) / 2;
-    char *b = malloc(m + 1);
-    for (size_t i = 0; i < m; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        b[i] = (char)v;
-    }
-    b[m] = 0;
-    *n = m;
-    return b;
-}
+#include "tests/fixture.h"
 
 /* ids of every golden string (both flag settings) equal the fixture's; returns mismatches */
 static int golden_mismatches(const tok_tokenizer *t, const char *golden_path, int *nstr)
 {
-    char *b = read_file(golden_path, NULL);
+    char *b = fx_read_file(golden_path, NULL);
     int bad = 0;
     *nstr = 0;
     if (!b) return -1;
@@ -55,7 +28,7 @@ static int golden_mismatches(const tok_tokenizer *t, const char *golden_path, in
         cJSON *r = cJSON_Parse(line);
         if (!r) continue;
         size_t n;
-        char *text = unhex(cJSON_GetObjectItem(r, "text")->valuestring, &n);
+        char *text = fx_unhex(cJSON_GetObjectItem(r, "text")->valuestring, &n);
         for (int flags = 0; flags < 2; flags++) {
             const cJSON *want = cJSON_GetObjectItem(r, flags ? "ids_special" : "ids");
             int32_t *ids = NULL;
@@ -93,7 +66,7 @@ static void owned_free(owned_spec *o)
 static int spec_from_json(owned_spec *o, const char *path, tok_pre_style pre, int nfc, const char *bos)
 {
     memset(o, 0, sizeof *o);
-    char *b = read_file(path, NULL);
+    char *b = fx_read_file(path, NULL);
     cJSON *j = b ? cJSON_Parse(b) : NULL;
     free(b);
     if (!j) return -1;
@@ -176,7 +149,7 @@ int main(void)
         }
         size_t n1 = 0, n2 = 0;
         tok_write_json(out2, &o.spec);
-        char *a = read_file(out, &n1), *b = read_file(out2, &n2);
+        char *a = fx_read_file(out, &n1), *b = fx_read_file(out2, &n2);
         CHECK(a && b && n1 == n2 && !memcmp(a, b, n1), "%s: same spec, same bytes (%zu)", fx[k].dir, n1);
         free(a);
         free(b);
@@ -213,7 +186,7 @@ int main(void)
           rs_last_error());
     snprintf(out, sizeof out, "%s/tokenizer_config.json", tmp);
     CHECK(tok_write_config(out, NULL, "<|endoftext|>", "<|padding|>") == 0, "tok_write_config");
-    char *c = read_file(out, NULL);
+    char *c = fx_read_file(out, NULL);
     cJSON *j = c ? cJSON_Parse(c) : NULL;
     CHECK(j && cJSON_IsNull(cJSON_GetObjectItem(j, "bos_token")) &&
               !strcmp(cJSON_GetObjectItem(j, "eos_token")->valuestring, "<|endoftext|>"),

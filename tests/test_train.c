@@ -15,6 +15,7 @@
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"
+#include "tests/fixture.h"
 
 static int has(const char *needle) { return strstr(rs_last_error(), needle) != NULL; }
 
@@ -227,13 +228,6 @@ static llm_dataset *tiny_data(size_t n, int max_len, uint64_t seed)
     return ds;
 }
 
-static double max_abs(const float *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-    return m;
-}
-
 static void test_accumulation(void)
 {
     llm_model *a = tiny_model(3), *b = tiny_model(3);
@@ -259,7 +253,7 @@ static void test_accumulation(void)
     int ok = llm_trainer_step(ta, &sa) == RS_OK && llm_trainer_step(tb, &sb) == RS_OK;
     CHECK(ok, "one step each %s", ok ? "" : rs_last_error());
     if (!ok) goto out2;
-    double gmax = max_abs(a->grads, a->nparams), diff = 0;
+    double gmax = fx_max_abs(a->grads, a->nparams), diff = 0;
     for (size_t i = 0; i < a->nparams; i++) diff = fmax(diff, fabs(a->grads[i] - b->grads[i]));
     CHECK(gmax > 0 && diff <= 1e-5 * gmax, "batch of 4 == 4 accumulated micro-batches of 1: max |dg| %.3g (max |g| %.3g)", diff,
           gmax);
@@ -478,31 +472,12 @@ static void test_resume_and_checkpoints(void)
     rmdir(dir);
 }
 
-/* ---- loss trajectory of AdamW against PyTorch ------------------------------------------------- */
-
-static char *slurp(const char *p)
-{
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = '\0';
-    fclose(f);
-    return b;
-}
-
 static int test_torch_trajectory(const char *name)
 {
     char dir[256], p[300];
     snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
     snprintf(p, sizeof p, "%s/adamw.json", dir);
-    char *js = slurp(p);
+    char *js = fx_read_file(p, NULL);
     if (!js) return 0; /* no fixture */
     cJSON *j = cJSON_Parse(js);
     free(js);

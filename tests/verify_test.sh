@@ -2,11 +2,9 @@
 # The paper's theory claims (papers/roste-2502.09003/claims.tsv) as a test: one check
 # per claim. Under the sanitizers (a build-asan binary) only the two quick claims run.
 set -u
-B=${BIN:-bin}/rostesim
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 only=()
 case "$B" in *asan*) only=(prop44 r45d) ;; esac
-pass=0; fail=0
 run() {
   "$B" verify papers/roste-2502.09003 --no-plot --out "$T" "$@" >"$T/log" 2>&1
   cat "$T/log"

@@ -1,0 +1,29 @@
+# tests/lib.sh: the set-up the shell tests share. Source it first (`. tests/lib.sh`); it sets
+#   B          the binary: $BIN/rostesim (BIN defaults to bin)
+#   FIX, TOK   the tiny GPT-NeoX fixtures (tests/fixtures/sft) and its tokenizer
+#   pass, fail the counts behind ok and bad, which print one PASS/FAIL line per check
+#   T          a temporary folder, removed on exit
+# and defines expect_exit and tiny_model below. Each test prints its own
+# "name: N passed, N failed" line last (tests/run.sh adds them up).
+B=${BIN:-bin}/rostesim
+FIX=tests/fixtures/sft
+TOK=tests/fixtures/tok/neox
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "PASS $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+
+# expect_exit CODE PATTERN command...: the exit code and a stderr line matching PATTERN. The PASS
+# line shows the last EXPECT_ARGS arguments (0: all; default 3) and EXPECT_HEAD bytes of stderr
+# (default 120).
+EXPECT_ARGS=3; EXPECT_HEAD=120
+expect_exit() {
+  local code=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local shown="$*"; [ "$EXPECT_ARGS" -gt 0 ] && shown="${*: -$EXPECT_ARGS}"
+  if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err"; then ok "exit $code: $shown ($(head -c "$EXPECT_HEAD" "$T/err" | tr '\n' ' '))"
+  else bad "expected exit $code and /$pat/ from: $* (got $rc: $(head -c 300 "$T/err"))"; fi
+}
+
+# tiny_model DIR: `llm init` of the tiny GPT-NeoX (tests/fixtures/sft/tiny_neox.json), seed 1.
+tiny_model() { $B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$1" --seed 1 >/dev/null 2>&1; }
