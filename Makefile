@@ -20,7 +20,7 @@ DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev
 # ... and what `make fuzz` needs besides (installed by `make fuzz-deps`).
 FUZZ_PKGS := clang-14 libclang-rt-14-dev libomp-14-dev
 
-LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*.c))
+LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*/*.c))
 APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))

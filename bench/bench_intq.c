@@ -1,4 +1,4 @@
-/* rostesim bench: the int backend (llm/intq.h) against the fp32 fake-quant path, side by side
+/* rostesim bench: the int backend (llm/quantize/intq.h) against the fp32 fake-quant path, side by side
  * in one process on the same model: prefill tokens/s (one decode call of P tokens), decode
  * tokens/s (D tokens one at a time after the prompt), model bytes against the F16 and fp32
  * sizes, and where the int path's decode time goes (the fp32 LM head alone, timed with the
@@ -19,13 +19,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "llm/config.h"
-#include "llm/intq.h"
-#include "llm/intq_kernels.h"
-#include "llm/kernels.h"
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/rotate.h"
+#include "llm/io/config.h"
+#include "llm/quantize/intq.h"
+#include "llm/quantize/intq_kernels.h"
+#include "llm/nn/kernels.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/quantize/rotate.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 

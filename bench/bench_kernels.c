@@ -1,4 +1,4 @@
-/* bench_kernels: the fast layer kernels (llm/kernels.c) at the size of a ~30M-parameter
+/* bench_kernels: the fast layer kernels (llm/nn/kernels.c) at the size of a ~30M-parameter
  * Llama training step (B=8, T=256 so N=2048 tokens, C=512, F=1376, NH=8, NKV=8 and 4,
  * HS=64, V=8192), against
  *   (a) their naive _ref twins: speed-up ratio. The _ref kernels are too slow for the full
@@ -22,7 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "llm/kernels.h"
+#include "llm/nn/kernels.h"
 #include "quant/rng.h"
 
 static double now_s(void)

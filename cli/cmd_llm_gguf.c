@@ -6,7 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/gguf_import.h"
+#include "llm/import/gguf_import.h"
 #include "quant/status.h"
 
 int cmd_llm_import_gguf(int argc, char **argv)

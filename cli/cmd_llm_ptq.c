@@ -1,6 +1,6 @@
 /* rostesim llm ptq: post-training quantization baselines (RTN, GPTQ, QuaRot, SpinQuant) of a
  * full-precision checkpoint, written as a folder that `llm eval` / `llm generate` load like
- * a QAT model. Thin: parse, call llm/ptq.h, print. Exit codes: 0 success, 1 runtime
+ * a QAT model. Thin: parse, call llm/quantize/ptq.h, print. Exit codes: 0 success, 1 runtime
  * failure, 2 usage error. */
 #include <omp.h>
 #include <stdio.h>
@@ -10,12 +10,12 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "llm/data.h"
-#include "llm/model.h"
-#include "llm/ptq.h"
-#include "llm/qat.h"
-#include "llm/rotate.h"
-#include "llm/tokenizer.h"
+#include "llm/train/data.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/ptq.h"
+#include "llm/quantize/qat.h"
+#include "llm/quantize/rotate.h"
+#include "llm/text/tokenizer.h"
 #include "quant/status.h"
 
 static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }

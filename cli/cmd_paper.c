@@ -18,11 +18,11 @@
 #include <time.h>
 
 #include "cli/args.h"
-#include "llm/fileio.h"
+#include "llm/io/fileio.h"
 #include "quant/status.h"
 #include "cli/commands.h"
-#include "llm/ptq.h"
-#include "llm/rouge.h"
+#include "llm/quantize/ptq.h"
+#include "llm/eval/rouge.h"
 #include "plots/plot.h"
 #include "sim/lsq_out.h"
 

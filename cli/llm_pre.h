@@ -2,9 +2,9 @@
 #ifndef RS_CLI_LLM_PRE_H
 #define RS_CLI_LLM_PRE_H
 
-#include "llm/intq.h"
-#include "llm/model.h"
-#include "llm/tokenizer.h"
+#include "llm/quantize/intq.h"
+#include "llm/nn/model.h"
+#include "llm/text/tokenizer.h"
 
 /* Greedy completions of the prompts of a JSONL file (first `limit` lines; 0: all), ROUGE
  * against the completions printed, predictions written to pred_path. Returns an exit code.

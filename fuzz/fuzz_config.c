@@ -1,6 +1,6 @@
 /* Fuzz the config.json parser (and the parameter count of what it accepts). */
 #include "fuzz/fuzz_util.h"
-#include "llm/config.h"
+#include "llm/io/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

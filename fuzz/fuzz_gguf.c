@@ -1,8 +1,8 @@
 /* Fuzz the GGUF reader and the llama importer: open from memory, read every key with the
  * typed getters, dequantize small tensors, then import the config and the tokenizer. */
 #include "fuzz/fuzz_util.h"
-#include "llm/gguf.h"
-#include "llm/gguf_import.h"
+#include "llm/io/gguf.h"
+#include "llm/import/gguf_import.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,7 +1,7 @@
 /* Fuzz the rostesim_qat.json loader (llm_qat_load) on a tiny 2-layer GPT-NeoX. */
 #include "fuzz/fuzz_util.h"
 #include "fuzz/fuzz_tiny.h"
-#include "llm/qat.h"
+#include "llm/quantize/qat.h"
 
 static llm_model *m;
 

@@ -1,8 +1,8 @@
-/* Fuzz the rotation-config JSON reader (llm/rotate.h) for a 2-layer model, then write back. */
+/* Fuzz the rotation-config JSON reader (llm/quantize/rotate.h) for a 2-layer model, then write back. */
 #include <cjson/cJSON.h>
 
 #include "fuzz/fuzz_util.h"
-#include "llm/rotate.h"
+#include "llm/quantize/rotate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,6 @@
 /* Fuzz the safetensors reader on one file: open, walk every tensor, convert the float ones. */
 #include "fuzz/fuzz_util.h"
-#include "llm/safetensors.h"
+#include "llm/io/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

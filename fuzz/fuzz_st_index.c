@@ -2,7 +2,7 @@
  * optionally FUZZ_SEP and the bytes of shard "s1.safetensors"; shard "s0.safetensors" is the
  * fixture tests/fixtures/st/torch.safetensors. */
 #include "fuzz/fuzz_util.h"
-#include "llm/safetensors.h"
+#include "llm/io/safetensors.h"
 
 static unsigned char *shard0;
 static size_t shard0_n;

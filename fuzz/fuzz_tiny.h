@@ -3,10 +3,10 @@
 #ifndef RS_FUZZ_TINY_H
 #define RS_FUZZ_TINY_H
 
-#include "llm/config.h"
-#include "llm/data.h"
-#include "llm/model.h"
-#include "llm/tokenizer.h"
+#include "llm/io/config.h"
+#include "llm/train/data.h"
+#include "llm/nn/model.h"
+#include "llm/text/tokenizer.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 

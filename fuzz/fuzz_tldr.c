@@ -1,7 +1,7 @@
 /* Fuzz the Debian TL;DR builder: the input is a Translation-en text, optionally followed by
  * FUZZ_SEP and a Packages text; parse, attach sources, build, and write each entry as JSONL. */
 #include "fuzz/fuzz_util.h"
-#include "llm/tldr.h"
+#include "llm/train/tldr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

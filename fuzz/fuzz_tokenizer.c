@@ -2,7 +2,7 @@
  * FUZZ_SEP and a text; a loaded tokenizer encodes the text (or a fixed sample) with and
  * without special tokens, decodes the ids, and pre-tokenizes. */
 #include "fuzz/fuzz_util.h"
-#include "llm/tokenizer.h"
+#include "llm/text/tokenizer.h"
 
 static int count_piece(void *ctx, const char *piece, size_t len)
 {

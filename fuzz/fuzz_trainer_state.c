@@ -4,7 +4,7 @@
  * the checks behind the checksum. */
 #include "fuzz/fuzz_util.h"
 #include "fuzz/fuzz_tiny.h"
-#include "llm/train.h"
+#include "llm/train/train.h"
 
 static llm_model *m;
 static llm_dataset *ds;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/data.h"
-#include "llm/model.h"
+#include "llm/train/data.h"
+#include "llm/nn/model.h"
 
 /* The whole file, NUL-terminated (caller frees); NULL if it cannot be read. len may be NULL. */
 static inline char *fx_read_file(const char *path, size_t *len)

@@ -1,7 +1,7 @@
-/* rostesim: llm/bpe_train.c against HF `tokenizers`' BpeTrainer (tools/bpe_fixture.py): on
+/* rostesim: llm/text/bpe_train.c against HF `tokenizers`' BpeTrainer (tools/bpe_fixture.py): on
  * the same corpus and settings (NFC, <|endoftext|>, byte-level alphabet, vocab 800), for the
  * three pre-tokenizer presets, the merges are HF's, in HF's order; the tokenizer.json we
- * write from them encodes HF's golden texts to HF's ids through llm/tokenizer.c. Also:
+ * write from them encodes HF's golden texts to HF's ids through llm/text/tokenizer.c. Also:
  * determinism, the vocabulary layout, a too-small vocabulary refused. Run from the
  * repository root. */
 #include <cJSON.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "llm/bpe_train.h"
-#include "llm/tokenizer.h"
+#include "llm/text/bpe_train.h"
+#include "llm/text/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"
@@ -50,7 +50,7 @@ int main(void)
         free(m);
         CHECK(k > 500 && k == r.nmerges && first_bad == (size_t)-1, "%s: %zu merges equal HF's in rank order (HF: %zu; "
               "first difference at rank %zd)", names[p], r.nmerges, k, (ssize_t)first_bad);
-        /* our tokenizer.json, through llm/tokenizer.c, against HF's encodings */
+        /* our tokenizer.json, through llm/text/tokenizer.c, against HF's encodings */
         int aid[1], asp[1];
         tok_spec s;
         bpe_result_spec(&r, &o, &s, aid, asp);

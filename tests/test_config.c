@@ -1,4 +1,4 @@
-/* Tests of llm/config.c: the published config.json of six checkpoints (old spelling, and
+/* Tests of llm/io/config.c: the published config.json of six checkpoints (old spelling, and
  * as transformers 5.23 re-saves them with "rope_parameters") against every field read
  * from the models transformers builds from them (tests/fixtures/config/expected.tsv,
  * written by tools/config_fixture.py) and the published parameter counts; save -> parse
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "llm/config.h"
+#include "llm/io/config.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "llm/data.h"
+#include "llm/train/data.h"
 #include "quant/status.h"
 #include "tests/check.h"
 

@@ -1,5 +1,5 @@
-/* Tests of the GGUF reader (llm/gguf.c), the dequantizers (llm/gguf_types.c) and the
- * importer (llm/gguf_import.c). Fixtures: tests/fixtures/gguf/ (tools/gguf_fixture.py). */
+/* Tests of the GGUF reader (llm/io/gguf.c), the dequantizers (llm/io/gguf_types.c) and the
+ * importer (llm/import/gguf_import.c). Fixtures: tests/fixtures/gguf/ (tools/gguf_fixture.py). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include "cJSON.h"
-#include "llm/gguf.h"
-#include "llm/gguf_import.h"
-#include "llm/model.h"
-#include "llm/safetensors.h"
-#include "llm/tokenizer.h"
+#include "llm/io/gguf.h"
+#include "llm/import/gguf_import.h"
+#include "llm/nn/model.h"
+#include "llm/io/safetensors.h"
+#include "llm/text/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
 

@@ -1,4 +1,4 @@
-/* rostesim: the integer inference path (llm/intq.h, llm/intq_kernels.h).
+/* rostesim: the integer inference path (llm/quantize/intq.h, llm/quantize/intq_kernels.h).
  *   - the u8 x u4 GEMM: AVX2 kernel, portable loop and dispatcher against the _ref loop, exact
  *     integers, on random codes and edge values (all-maximal codes, zeros, widths that are
  *     not multiples of 64); packing round trip;
@@ -19,13 +19,13 @@
 
 #include "check.h"
 #include "fixture.h"
-#include "llm/intq.h"
-#include "llm/intq_kernels.h"
-#include "llm/kernels.h"
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/rotate.h"
-#include "llm/sample.h"
+#include "llm/quantize/intq.h"
+#include "llm/quantize/intq_kernels.h"
+#include "llm/nn/kernels.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/quantize/rotate.h"
+#include "llm/nn/sample.h"
 #include "quant/rng.h"
 #include "quant/rotation.h"
 #include "quant/status.h"

@@ -1,4 +1,4 @@
-/* Tests of the layer kernels (llm/kernels.c) against their naive twins (llm/kernels_ref.c)
+/* Tests of the layer kernels (llm/nn/kernels.c) against their naive twins (llm/nn/kernels_ref.c)
  * and against finite differences.
  *
  * For each shape configuration and each kernel pair:
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/kernels.h"
+#include "llm/nn/kernels.h"
 #include "quant/rng.h"
 #include "tests/check.h"
 

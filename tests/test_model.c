@@ -25,9 +25,9 @@
 
 #include <omp.h>
 
-#include "llm/config.h"
-#include "llm/model.h"
-#include "llm/safetensors.h"
+#include "llm/io/config.h"
+#include "llm/nn/model.h"
+#include "llm/io/safetensors.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"

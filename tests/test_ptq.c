@@ -1,4 +1,4 @@
-/* tests/test_ptq.c: the post-training baselines (llm/ptq.h) on the tiny checkpoints of
+/* tests/test_ptq.c: the post-training baselines (llm/quantize/ptq.h) on the tiny checkpoints of
  * tests/fixtures/llm, calibration data = random token rows:
  *   - GPTQ lowers the layer-output error ||X W^T - X Q(W)^T||^2 against RTN (same grid spec)
  *     on the calibration inputs, for every linear site of every layer (per channel, with
@@ -19,10 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "llm/fileio.h"
-#include "llm/model.h"
-#include "llm/ptq.h"
-#include "llm/qat.h"
+#include "llm/io/fileio.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/ptq.h"
+#include "llm/quantize/qat.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"

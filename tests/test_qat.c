@@ -1,4 +1,4 @@
-/* tests/test_qat.c: fake quantization in the LLM engine (llm/qat.h).
+/* tests/test_qat.c: fake quantization in the LLM engine (llm/quantize/qat.h).
  *
  *   - every quantizer at 16 bits: logits, loss and every gradient bit-identical to the
  *     model without a QAT state (the quantizers are skipped), for all 5 fixtures;
@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/safetensors.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/io/safetensors.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"

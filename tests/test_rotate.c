@@ -1,4 +1,4 @@
-/* tests/test_rotate.c: rotations of a model (llm/rotate.h).
+/* tests/test_rotate.c: rotations of a model (llm/quantize/rotate.h).
  *
  *   - with every quantizer at 16 bits, the rotated model reproduces the unrotated logits
  *     (max|diff| / max|ref| <= 1e-4) for all 5 fixtures and all 16 combinations of R1-R4
@@ -30,10 +30,10 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/rotate.h"
-#include "llm/safetensors.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/quantize/rotate.h"
+#include "llm/io/safetensors.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"

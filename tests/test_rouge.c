@@ -1,4 +1,4 @@
-/* rostesim: llm/rouge.c against Google's rouge-score (tools/rouge_fixture.py):
+/* rostesim: llm/eval/rouge.c against Google's rouge-score (tools/rouge_fixture.py):
  * ROUGE-1/2/L/Lsum precision, recall and F of ~360 pairs with and without the stemmer agree
  * to 1e-6, and NLTK's Porter stemmer (as rouge-score uses it) on ~4900 words exactly.
  * Run from the repository root. */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/rouge.h"
+#include "llm/eval/rouge.h"
 #include "tests/check.h"
 #include "tests/fixture.h"
 

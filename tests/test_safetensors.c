@@ -1,4 +1,4 @@
-/* Tests of llm/safetensors.c: writer -> reader round trips (2-D, 0-d, empty, 8-D
+/* Tests of llm/io/safetensors.c: writer -> reader round trips (2-D, 0-d, empty, 8-D
  * tensors, metadata), f16/bf16 conversions (all 65536 halves against an ldexp
  * reference, hand-picked ties, and a golden file written by torch + the reference
  * safetensors library: tools/st_fixture.py), sharded folders with index.json, a battery
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "llm/safetensors.h"
+#include "llm/io/safetensors.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"

@@ -1,4 +1,4 @@
-/* tests/test_spinquant.c: SpinQuant's learned rotations (llm/spinquant.h) on the tiny
+/* tests/test_spinquant.c: SpinQuant's learned rotations (llm/quantize/spinquant.h) on the tiny
  * checkpoints of tests/fixtures/llm:
  *   - with every quantizer off, the model formed from arbitrary orthogonal U1 / R2_l
  *     reproduces the unrotated logits (rel err <= 1e-4);
@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/model.h"
-#include "llm/qat.h"
-#include "llm/spinquant.h"
+#include "llm/nn/model.h"
+#include "llm/quantize/qat.h"
+#include "llm/quantize/spinquant.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "solvers/stiefel.h"

@@ -1,4 +1,4 @@
-/* rostesim: llm/tldr.c on a committed excerpt of Debian 12's Translation-en and Packages
+/* rostesim: llm/train/tldr.c on a committed excerpt of Debian 12's Translation-en and Packages
  * (tests/fixtures/tldr): parsing of the description format, filters, near-duplicate
  * siblings, no family or source crossing splits, determinism; SHA-256 test vectors; the
  * committed sample pairs. Run from the repository root. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm/tldr.h"
+#include "llm/train/tldr.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"

@@ -1,4 +1,4 @@
-/* rostesim: llm/tokenizer.c against golden files written by HF `tokenizers`
+/* rostesim: llm/text/tokenizer.c against golden files written by HF `tokenizers`
  * (tools/tokenizer_fixtures.py): three byte-level BPE families (GPT-NeoX, Qwen2, Llama-3
  * styles), loader variants (probes.jsonl), round trips, queries and error messages.
  * Run from the repository root (make test does); $TOK_FIXTURES overrides tests/fixtures/tok. */
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <utf8proc.h>
 
-#include "llm/tokenizer.h"
+#include "llm/text/tokenizer.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"

@@ -1,6 +1,6 @@
-/* rostesim: llm/tokenizer_write.c. The vocabularies and merges of the three fixture
+/* rostesim: llm/text/tokenizer_write.c. The vocabularies and merges of the three fixture
  * tokenizers of tests/fixtures/tok (written by HF `tokenizers`) are written back with
- * tok_write_json; llm/tokenizer.c must load the result and encode every golden string of
+ * tok_write_json; llm/text/tokenizer.c must load the result and encode every golden string of
  * that fixture to the golden ids (with and without special tokens). Also: same spec, same
  * bytes; the spec checks name what is wrong. Run from the repository root. */
 #include <cJSON.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "llm/tokenizer.h"
-#include "llm/tokenizer_write.h"
+#include "llm/text/tokenizer.h"
+#include "llm/text/tokenizer_write.h"
 #include "quant/status.h"
 #include "tests/check.h"
 #include "tests/fixture.h"
@@ -135,7 +135,7 @@ int main(void)
         CHECK(rc == 0, "%s: tok_write_json %s", fx[k].dir, rc ? rs_last_error() : "");
         tok_tokenizer *t = NULL;
         rc = rc ? rc : tok_load(&t, out);
-        CHECK(rc == 0, "%s: written file loads with llm/tokenizer.c %s", fx[k].dir, rc ? rs_last_error() : "");
+        CHECK(rc == 0, "%s: written file loads with llm/text/tokenizer.c %s", fx[k].dir, rc ? rs_last_error() : "");
         if (t) {
             int nstr;
             snprintf(path, sizeof path, "tests/fixtures/tok/%s/golden.jsonl", fx[k].dir);

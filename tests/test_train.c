@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "llm/safetensors.h"
-#include "llm/sample.h"
-#include "llm/train.h"
+#include "llm/io/safetensors.h"
+#include "llm/nn/sample.h"
+#include "llm/train/train.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "tests/check.h"

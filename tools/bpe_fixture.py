@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# rostesim: fixtures for llm/bpe_train.c, written with Hugging Face `tokenizers`' BpeTrainer.
+# rostesim: fixtures for llm/text/bpe_train.c, written with Hugging Face `tokenizers`' BpeTrainer.
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # corpus.txt (committed): the long descriptions of tests/fixtures/tldr/sample_train.jsonl,

@@ -129,7 +129,7 @@ EXTRA = {
 
 C_PROG = r"""
 #include <stdio.h>
-#include "llm/config.h"
+#include "llm/io/config.h"
 #include "quant/status.h"
 int main(int argc, char **argv)
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures for llm/model.c, written with PyTorch + HF transformers (CPU, float32).
+"""Reference fixtures for llm/nn/model.c, written with PyTorch + HF transformers (CPU, float32).
 
 For each tiny random model (2 layers) this writes tests/fixtures/llm/<name>/:
   config.json, model.safetensors   save_pretrained (safetensors, float32)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures for llm/qat.c: a fake-quantized forward/backward in PyTorch.
+"""Reference fixtures for llm/quantize/qat.c: a fake-quantized forward/backward in PyTorch.
 
 For three tiny checkpoints of tests/fixtures/llm (llama_gqa, neox_parallel, qwen2_gqa) this
 writes tests/fixtures/qat/<name>.safetensors with "logits" (B,T,V), "loss" (1) and

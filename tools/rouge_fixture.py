@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# rostesim: fixtures for llm/rouge.c, written with Google's `rouge-score` (and NLTK's Porter
+# rostesim: fixtures for llm/eval/rouge.c, written with Google's `rouge-score` (and NLTK's Porter
 # stemmer, which it uses).
 # SPDX-License-Identifier: GPL-3.0-or-later
 #

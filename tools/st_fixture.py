@@ -87,7 +87,7 @@ def generate():
 C_PROG = r"""
 #include <stdio.h>
 #include <stdlib.h>
-#include "llm/safetensors.h"
+#include "llm/io/safetensors.h"
 #include "quant/status.h"
 /* tensor k holds (k * 1000 + i) * 0.5 */
 int main(int argc, char **argv)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# rostesim: golden files for llm/tokenizer.c, written with Hugging Face `tokenizers`.
+# rostesim: golden files for llm/text/tokenizer.c, written with Hugging Face `tokenizers`.
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Trains three small byte-level BPE tokenizers on a varied text generated here (English prose,

@@ -1,0 +1,231 @@
+/* rostesim LLM: integer kernels of the W4A8 inference path. See intq_kernels.h.
+ * Dimension letters: N tokens, OC output channels, ICp padded input width. */
+#include "llm/quantize/intq_kernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define IQ_X86 1
+#else
+#define IQ_X86 0
+#endif
+
+size_t iq_padded(size_t IC) { return (IC + IQ_BLOCK - 1) / IQ_BLOCK * IQ_BLOCK; }
+
+void iq_pack4(uint8_t *dst, const uint8_t *u, size_t IC)
+{
+    size_t ICp = iq_padded(IC);
+    memset(dst, 0, ICp / 2);
+    for (size_t i = 0; i < IC; i++) {
+        size_t b = i / IQ_BLOCK, j = i % IQ_BLOCK;
+        uint8_t *p = dst + b * (IQ_BLOCK / 2) + (j & 31);
+        *p |= (uint8_t)(j < 32 ? (u[i] & 15u) : (unsigned)(u[i] & 15u) << 4);
+    }
+}
+
+void iq_unpack4(uint8_t *u, const uint8_t *src, size_t IC)
+{
+    for (size_t i = 0; i < IC; i++) u[i] = (uint8_t)iq_get4(src, i);
+}
+
+/* acc (N,OC) = a (N,ICp) . w (OC packed rows)^T, one element at a time. */
+void iq_gemm_u8u4_ref(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    const size_t rb = (size_t)ICp / 2;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            const uint8_t *x = a + (size_t)n * ICp, *wr = w + (size_t)o * rb;
+            int32_t s = 0;
+            for (int i = 0; i < ICp; i++) s += (int32_t)x[i] * (int32_t)iq_get4(wr, (size_t)i);
+            acc[(size_t)n * OC + o] = s;
+        }
+}
+
+#if IQ_X86
+int iq_have_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return cached;
+}
+
+__attribute__((target("avx2"))) static inline int32_t hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* s += the products of 64 activation bytes at x with the 64 codes lo|hi, in s32 lanes:
+ * vpmaddubsw gives s16 pair sums (<= 7650), two of them added (<= 15300), vpmaddwd widens. */
+#define IQ_DOT64(s, x, lo, hi, ones)                                                                    \
+    do {                                                                                               \
+        __m256i x0_ = _mm256_loadu_si256((const __m256i *)(x));                                        \
+        __m256i x1_ = _mm256_loadu_si256((const __m256i *)((x) + 32));                                 \
+        __m256i q_ = _mm256_add_epi16(_mm256_maddubs_epi16(x0_, lo), _mm256_maddubs_epi16(x1_, hi));   \
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(q_, ones));                                          \
+    } while (0)
+
+/* One output channel o: its packed row is unpacked once per 64 columns and used for four
+ * tokens at a time (their activation rows stay in L1 for the widths of interest). */
+__attribute__((target("avx2"))) static void row_avx2(int32_t *acc, const uint8_t *a, const uint8_t *wr, int N,
+                                                      int ICp, int OC, int o)
+{
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const int nb = ICp / IQ_BLOCK;
+    int t = 0;
+    for (; t + 4 <= N; t += 4) {
+        const uint8_t *a0 = a + (size_t)t * ICp, *a1 = a0 + ICp, *a2 = a1 + ICp, *a3 = a2 + ICp;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (int b = 0; b < nb; b++) {
+            __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+            __m256i lo = _mm256_and_si256(p, m), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m);
+            size_t off = (size_t)b * IQ_BLOCK;
+            IQ_DOT64(s0, a0 + off, lo, hi, ones);
+            IQ_DOT64(s1, a1 + off, lo, hi, ones);
+            IQ_DOT64(s2, a2 + off, lo, hi, ones);
+            IQ_DOT64(s3, a3 + off, lo, hi, ones);
+        }
+        acc[(size_t)t * OC + o] = hsum_i32(s0);
+        acc[(size_t)(t + 1) * OC + o] = hsum_i32(s1);
+        acc[(size_t)(t + 2) * OC + o] = hsum_i32(s2);
+        acc[(size_t)(t + 3) * OC + o] = hsum_i32(s3);
+    }
+    for (; t < N; t++) {
+        const uint8_t *a0 = a + (size_t)t * ICp;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) { /* two independent chains for the single-token (decode) case */
+            __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+            __m256i p2 = _mm256_loadu_si256((const __m256i *)(wr + (size_t)(b + 1) * 32));
+            IQ_DOT64(s0, a0 + (size_t)b * IQ_BLOCK, _mm256_and_si256(p, m), _mm256_and_si256(_mm256_srli_epi16(p, 4), m),
+                     ones);
+            IQ_DOT64(s1, a0 + (size_t)(b + 1) * IQ_BLOCK, _mm256_and_si256(p2, m),
+                     _mm256_and_si256(_mm256_srli_epi16(p2, 4), m), ones);
+        }
+        for (; b < nb; b++) {
+            __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+            IQ_DOT64(s0, a0 + (size_t)b * IQ_BLOCK, _mm256_and_si256(p, m), _mm256_and_si256(_mm256_srli_epi16(p, 4), m),
+                     ones);
+        }
+        acc[(size_t)t * OC + o] = hsum_i32(_mm256_add_epi32(s0, s1));
+    }
+}
+
+/* Activation codes <= 15 (abits <= 4): a vpmaddubsw pair sum is at most 2*15*15 = 450, so
+ * the s16 lanes can add A4_SPAN blocks (two vpmaddubsw each: at most 32*900 = 28800 < 32767)
+ * before one vpmaddwd widens them: a third fewer multiplies per block. */
+#define A4_SPAN 32
+__attribute__((target("avx2"))) static void row_avx2_a4(int32_t *acc, const uint8_t *a, const uint8_t *wr, int N,
+                                                         int ICp, int OC, int o)
+{
+    const __m256i m = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const int nb = ICp / IQ_BLOCK;
+    int t = 0;
+    for (; t + 4 <= N; t += 4) {
+        const int nt = 4;
+        const uint8_t *ap[4];
+        for (int k = 0; k < 4; k++) ap[k] = a + (size_t)(t + k) * ICp;
+        __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int b0 = 0; b0 < nb; b0 += A4_SPAN) {
+            const int b1 = b0 + A4_SPAN < nb ? b0 + A4_SPAN : nb;
+            __m256i h[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int b = b0; b < b1; b++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+                __m256i lo = _mm256_and_si256(p, m), hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), m);
+                const size_t off = (size_t)b * IQ_BLOCK;
+                for (int k = 0; k < 4; k++) { /* unrolled by the compiler */
+                    __m256i x0 = _mm256_loadu_si256((const __m256i *)(ap[k] + off));
+                    __m256i x1 = _mm256_loadu_si256((const __m256i *)(ap[k] + off + 32));
+                    h[k] = _mm256_add_epi16(h[k], _mm256_add_epi16(_mm256_maddubs_epi16(x0, lo), _mm256_maddubs_epi16(x1, hi)));
+                }
+            }
+            for (int k = 0; k < 4; k++) s[k] = _mm256_add_epi32(s[k], _mm256_madd_epi16(h[k], ones));
+        }
+        for (int k = 0; k < nt; k++) acc[(size_t)(t + k) * OC + o] = hsum_i32(s[k]);
+    }
+    for (; t < N; t++) { /* one token at a time (decode), two s16 chains */
+        const uint8_t *a0 = a + (size_t)t * ICp;
+        __m256i s0 = _mm256_setzero_si256();
+        for (int b0 = 0; b0 < nb; b0 += A4_SPAN) {
+            const int b1 = b0 + A4_SPAN < nb ? b0 + A4_SPAN : nb;
+            __m256i h0 = _mm256_setzero_si256(), h1 = h0;
+            for (int b = b0; b < b1; b++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(wr + (size_t)b * 32));
+                const size_t off = (size_t)b * IQ_BLOCK;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + off));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + off + 32));
+                h0 = _mm256_add_epi16(h0, _mm256_maddubs_epi16(x0, _mm256_and_si256(p, m)));
+                h1 = _mm256_add_epi16(h1, _mm256_maddubs_epi16(x1, _mm256_and_si256(_mm256_srli_epi16(p, 4), m)));
+            }
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_add_epi16(h0, h1), ones));
+        }
+        acc[(size_t)t * OC + o] = hsum_i32(s0);
+    }
+}
+
+int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    if (!iq_have_avx2()) return 0;
+    const size_t rb = (size_t)ICp / 2;
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int o = 0; o < OC; o++) row_avx2(acc, a, w + (size_t)o * rb, N, ICp, OC, o);
+    return 1;
+}
+
+int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    if (!iq_have_avx2()) return 0;
+    const size_t rb = (size_t)ICp / 2;
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int o = 0; o < OC; o++) row_avx2_a4(acc, a, w + (size_t)o * rb, N, ICp, OC, o);
+    return 1;
+}
+#else
+int iq_have_avx2(void) { return 0; }
+int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
+    return 0;
+}
+int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
+    return 0;
+}
+#endif
+
+const char *iq_kernel_name(void) { return iq_have_avx2() ? "avx2" : "ref"; }
+
+/* The portable path used when the CPU lacks AVX2: the reference loop, rows in parallel
+ * (each output element is computed by one thread in a fixed order: same integers). */
+void iq_gemm_u8u4_portable(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    const size_t rb = (size_t)ICp / 2;
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int o = 0; o < OC; o++) {
+        const uint8_t *wr = w + (size_t)o * rb;
+        for (int n = 0; n < N; n++) {
+            const uint8_t *x = a + (size_t)n * ICp;
+            int32_t s = 0;
+            for (int b = 0; b < ICp / IQ_BLOCK; b++)
+                for (int j = 0; j < 32; j++) {
+                    uint8_t v = wr[b * 32 + j];
+                    s += (int32_t)x[b * IQ_BLOCK + j] * (v & 15) + (int32_t)x[b * IQ_BLOCK + 32 + j] * (v >> 4);
+                }
+            acc[(size_t)n * OC + o] = s;
+        }
+    }
+}
+
+void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC, int amax)
+{
+    if (amax <= 15 && iq_gemm_u4u4_avx2(acc, a, w, N, ICp, OC)) return;
+    if (iq_gemm_u8u4_avx2(acc, a, w, N, ICp, OC)) return;
+    iq_gemm_u8u4_portable(acc, a, w, N, ICp, OC);
+}
