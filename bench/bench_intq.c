@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     openblas_set_num_threads(threads);
     llm_model *m = NULL;
     if (dir) {
-        if (llm_model_load(&m, dir)) die(dir);
+        if (llm_qat_load_model(&m, dir)) die(dir);
     } else {
         llm_config c;
         memset(&c, 0, sizeof c);

@@ -92,7 +92,7 @@ static int load_model(const char *cmd, const char *dir, llm_model **m, tok_token
     int rc = check_model_dir(cmd, "--model", dir);
     if (rc) return rc;
     if ((rc = load_tok(cmd, dir, tok))) return rc;
-    if (llm_model_load(m, dir) != RS_OK) return lib_fail(cmd);
+    if (llm_qat_load_model(m, dir) != RS_OK) return lib_fail(cmd);
     if (eos && llm_special_ids(&(*m)->cfg, dir, *tok, eos, pad) != RS_OK) return lib_fail(cmd);
     return 0;
 }
@@ -394,7 +394,7 @@ static int load_int(const char *cmd, const char *dir, const char *intfile, llm_i
         if (llm_intq_load(iq, intfile) != RS_OK) return lib_fail(cmd);
     } else {
         llm_model *m = NULL;
-        int st = llm_model_load(&m, dir);
+        int st = llm_qat_load_model(&m, dir);
         if (st) return lib_fail(cmd);
         st = llm_intq_build(iq, m);
         llm_model_free(m);
@@ -634,7 +634,7 @@ static int cmd_llm_export_int(int argc, char **argv)
     set_threads(threads);
     llm_model *m = NULL;
     llm_intq *iq = NULL;
-    if (llm_model_load(&m, model) != RS_OK) return lib_fail(C);
+    if (llm_qat_load_model(&m, model) != RS_OK) return lib_fail(C);
     int st = llm_intq_build(&iq, m);
     size_t np = llm_config_nparams(&m->cfg);
     llm_model_free(m);

@@ -138,7 +138,7 @@ int cmd_llm_ptq(int argc, char **argv)
     llm_rot_config rc = {0};
     llm_ptq_layer_err *err = NULL;
     int rc_ = 0;
-    if (llm_model_load(&m, model)) { rc_ = lib_fail(C); goto done; }
+    if (llm_qat_load_model(&m, model)) { rc_ = lib_fail(C); goto done; }
     if (m->qat) {
         rc_ = (cli_error(C, "--model: '%s' is already quantized (has %s): give the full-precision model", model,
                          LLM_QAT_FILE), 2);

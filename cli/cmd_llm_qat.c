@@ -104,7 +104,7 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
         for (int k = 0; k < 2; k++) {
             llm_model *t = NULL;
             llm_rot_config c;
-            int n = 0, st = llm_model_load(&t, dir);
+            int n = 0, st = llm_qat_load_model(&t, dir);
             if (!st) st = llm_qat_attach(t, o);
             if (!st) st = llm_rot_config_init(&c, t->cfg.n_layer, k, 0, 0, 0, signs, (uint64_t)q->rot_seed);
             c.r2_online = !strcmp(q->r2mode, "online");
@@ -336,7 +336,7 @@ static int load_all(const char *C, const char *model, const char *data, int max_
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/tokenizer.json", model);
-    if (tok_load(tok, p) || llm_model_load(m, model)) return lib_fail(C);
+    if (tok_load(tok, p) || llm_qat_load_model(m, model)) return lib_fail(C);
     if ((*m)->qat) return cli_error(C, "--model: '%s' is already quantized (has %s): give the full-precision model", model, LLM_QAT_FILE), 2;
     int eos = -1, pad = -1;
     if (llm_special_ids(&(*m)->cfg, model, *tok, &eos, &pad)) return lib_fail(C);
@@ -480,7 +480,7 @@ static int fig6(const char *C, const char *runs, const llm_dataset *ds, int cali
     for (char *t = strtok(buf, ","); t && nr < MAXRUNS; t = strtok(NULL, ","), nr++) {
         name[nr] = t;
         int n = 0;
-        if (llm_model_load(&r[nr], t)) {
+        if (llm_qat_load_model(&r[nr], t)) {
             rc = (cli_error(C, "--runs: cannot load the final model of '%s': %s", t, rs_last_error()), 1);
             goto done;
         }
@@ -579,7 +579,7 @@ int cmd_llm_diagnose(int argc, char **argv)
     char p[4200];
     if ((rc = load_all(C, model, data, max_len, &m[0], &tok, &ds))) goto done;
     if (layer >= m[0]->cfg.n_layer) { rc = (cli_error(C, "--layer %d: the model has %d layers", layer, m[0]->cfg.n_layer), 2); goto done; }
-    if (llm_model_load(&m[1], model)) { rc = lib_fail(C); goto done; }
+    if (llm_qat_load_model(&m[1], model)) { rc = lib_fail(C); goto done; }
     for (int k = 0; k < 2; k++) {
         int n = 0;
         if (llm_qat_attach(m[k], &o) ||

@@ -352,7 +352,7 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
     llm_qat_opts_default(&o);
     if (cfg == 1) o.abits = 8, o.scheme = QZ_SYM, o.wclip = 0.9, o.aclip = 0.95;
     if (cfg == 2) o.kvbits = 16, o.clipmode = QZ_CLIP_PAPER, o.kvclip = 0.9;
-    int st = llm_model_load(&m, dir);
+    int st = llm_qat_load_model(&m, dir);
     if (!st) st = llm_qat_attach(m, &o);
     llm_rot_config rc;
     memset(&rc, 0, sizeof rc);
@@ -477,7 +477,7 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
 static void test_errors(void)
 {
     llm_model *m = NULL;
-    int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa");
+    int st = llm_qat_load_model(&m, "tests/fixtures/llm/llama_gqa");
     llm_intq *iq = NULL;
     int e = st ? st : llm_intq_build(&iq, m);
     CHECK(e == RS_ENOTSUP && !iq && strstr(rs_last_error(), "rostesim_qat.json"), "no QAT state refused: %s", rs_last_error());

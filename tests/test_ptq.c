@@ -7,7 +7,7 @@
  *   - so does the SpinQuant model (rotations learned at W4A4KV4 for a few steps, merged)
  *     with its quantizers then turned off;
  *   - RTN is the QAT forward with the same quantizers, bit for bit;
- *   - a saved PTQ folder reloads (llm_model_load attaches its rostesim_qat.json) and gives
+ *   - a saved PTQ folder reloads (llm_qat_load_model attaches its rostesim_qat.json) and gives
  *     the in-memory quantized model's logits, bit for bit, for rtn, gptq, quarot and spinquant;
  *   - re-quantizing GPTQ's output per row is not the identity (why it is stored with the
  *     weight quantizer off);
@@ -205,7 +205,7 @@ static void test_reload(const char *name, llm_ptq_method method, int gptq_weight
     llm_model *r = NULL;
     if (!st && mkdtemp(dir)) {
         st = llm_ptq_save(m, &rc, &o, dir);
-        if (!st) st = llm_model_load(&r, dir);
+        if (!st) st = llm_qat_load_model(&r, dir);
         if (!st) l1 = logits_of(r, &c);
         char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);

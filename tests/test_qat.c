@@ -36,7 +36,7 @@ static int fx_load(fx_t *f, const char *name)
     memset(f, 0, sizeof *f);
     snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
     snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
-    if (llm_model_load(&f->m, dir)) return 1;
+    if (llm_qat_load_model(&f->m, dir)) return 1;
     st_set *s = NULL;
     if (st_open(&s, ref)) return 1;
     const st_tensor *tt = st_find(s, "tokens"), *tg = st_find(s, "targets");
@@ -200,7 +200,7 @@ static void test_errors(void)
         llm_qat_opts o;
         llm_qat_opts_default(&o);
         o.ste = QZ_STE_CLIPPED;
-        int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa") || llm_qat_attach(m, &o);
+        int st = llm_qat_load_model(&m, "tests/fixtures/llm/llama_gqa") || llm_qat_attach(m, &o);
         CHECK(!st && m->qat->w.ste == QZ_STE_CLIPPED && m->qat->a.ste == QZ_STE_CLIPPED && m->qat->kv.ste == QZ_STE_IDENTITY,
               "clipped STE: weights and activations clipped, K/V identity");
         llm_model_free(m);

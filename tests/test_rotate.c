@@ -50,7 +50,7 @@ static int load(const char *name, llm_model **m)
     char dir[512], ref[600];
     snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
     snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
-    if (llm_model_load(m, dir)) return 1;
+    if (llm_qat_load_model(m, dir)) return 1;
     st_set *s = NULL;
     if (st_open(&s, ref)) return 1;
     const st_tensor *tt = st_find(s, "tokens"), *tg = st_find(s, "targets");
@@ -322,7 +322,7 @@ static void test_r2_online(const char *name)
     st = st || !mkdtemp(dir) || llm_rotate_merge_r2(m, &rc) || llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
     double em = st ? INFINITY : fx_rel_err(m->logits, lon, NV);
     if (!st) memcpy(ref, m->logits, NV * 4);
-    st = st || rc.r2_online || llm_model_save(m, dir) || llm_qat_save(m, &rc, "roste", dir) || llm_model_load(&ld, dir) ||
+    st = st || rc.r2_online || llm_model_save(m, dir) || llm_qat_save(m, &rc, "roste", dir) || llm_qat_load_model(&ld, dir) ||
          llm_model_forward(ld, tok, NULL, B, T, NULL, NULL);
     int same = !st && !memcmp(ld->logits, ref, NV * 4) && ld->qat && ld->qat->r2_trained_online;
     CHECK(refused && !st && em <= 1e-5 && same, "%s: online R2 merged for export: saving unmerged refused, rel err %.3g "

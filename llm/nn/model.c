@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 
 #include "llm/nn/kernels.h"
-#include "llm/quantize/qat.h"
 #include "llm/io/safetensors.h"
 #include "quant/rng.h"
 #include "quant/status.h"
@@ -196,7 +195,7 @@ void llm_model_free(llm_model *m)
     free(m->rope_cos);
     free(m->acts);
     free(m->dacts);
-    llm_qat_free(m->qat);
+    if (m->qat) m->hooks->free(m->qat);
     free(m);
 }
 
@@ -465,7 +464,6 @@ int llm_model_load(llm_model **out, const char *dir)
     st = llm_model_read_hf(m, s, "", m->params);
     if (!st) st = check_unused(m, s);
     st_close(s);
-    if (!st) st = llm_qat_load(m, dir); /* quantizers and rotations of a QAT run, when saved */
     if (st) {
         llm_model_free(m);
         return st;
@@ -668,7 +666,13 @@ int llm_model_reserve(llm_model *m, int B, int T)
 /* ---------------------------------------------------------------------------------------- */
 /* layers                                                                                    */
 
-/* Which linear layer a call is (the hook point for fake quantization and online rotations). */
+const char *llm_site_name(int site)
+{
+    static const char *const n[] = {"qkv", "o", "up", "down", "head"};
+    return site >= 0 && site <= LLM_SITE_HEAD ? n[site] : "?";
+}
+
+/* Which linear layer a call is (where the hooks apply). */
 typedef enum { SITE_QKV = LLM_SITE_QKV, SITE_O = LLM_SITE_O, SITE_UP = LLM_SITE_UP, SITE_DOWN = LLM_SITE_DOWN,
                SITE_HEAD = LLM_SITE_HEAD } linear_site;
 
@@ -680,7 +684,7 @@ static int linear_forward(llm_model *m, linear_site site, int layer, float *out,
         int st = m->tap(m->tap_ctx, (int)site, layer, inp, N, IC);
         if (st) return st;
     }
-    if (m->qat && site != SITE_HEAD) return llm_qat_linear_forward(m->qat, (int)site, layer, out, inp, w, b, N, IC, OC);
+    if (m->qat && site != SITE_HEAD) return m->hooks->linear_forward(m->qat, (int)site, layer, out, inp, w, b, N, IC, OC);
     lk_matmul_forward(out, inp, w, b, N, IC, OC);
     return RS_OK;
 }
@@ -690,13 +694,13 @@ static int linear_backward(llm_model *m, linear_site site, int layer, float *din
                            const float *dout, const float *inp, const float *w, int N, int IC, int OC)
 {
     if (m->qat && site != SITE_HEAD)
-        return llm_qat_linear_backward(m->qat, (int)site, layer, dinp, dw, db, dout, inp, w, N, IC, OC);
+        return m->hooks->linear_backward(m->qat, (int)site, layer, dinp, dw, db, dout, inp, w, N, IC, OC);
     lk_matmul_backward(dinp, dw, db, dout, inp, w, N, IC, OC);
     return RS_OK;
 }
 
 /* ln1/ln2 are LayerNorms (GPT-NeoX) unless folding made them RMSNorms. */
-static int block_ln(const llm_model *m) { return is_neox(&m->cfg) && !(m->qat && m->qat->rms_norm); }
+static int block_ln(const llm_model *m) { return is_neox(&m->cfg) && !(m->qat && m->hooks->rms_norm(m->qat)); }
 
 static void norm_forward(const llm_config *c, int ln, float *out, float *mean, float *rstd, const float *inp,
                          const float *w, const float *b, int N)
@@ -766,7 +770,7 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
             return RS_ERROR(RS_EINVAL, "llm_model_forward: target %d at position %d outside the vocabulary (%d)",
                             targets[i], i, V);
     }
-    if (m->qat && (st = llm_qat_reserve(m->qat, m, N))) return st;
+    if (m->qat && (st = m->hooks->reserve(m->qat, m, N))) return st;
     m->B = B;
     m->T = T;
     m->have_targets = 0;
@@ -783,7 +787,7 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
         norm_forward(c, block_ln(m), a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
         if ((st = linear_forward(m, SITE_QKV, l, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV))) return st;
         rope_forward(m, a->qkv, B, T, 0);
-        if (m->qat && (st = llm_qat_qkv_forward(m->qat, m, l, a->qkv, N))) return st;
+        if (m->qat && (st = m->hooks->qkv_forward(m->qat, m, l, a->qkv, N))) return st;
         lk_attention_forward(a->atty, a->att, a->qkv, B, T, c->n_head, c->n_kv_head, c->head_dim);
         if ((st = linear_forward(m, SITE_O, l, p->scratch, a->atty, w->o_w, w->o_b, N, HD, C))) return st;
         const float *ln2_in;
@@ -802,7 +806,7 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
         else lk_add(xn, a->mid, p->scratch, (long)NC);
     }
     const float *xf = p->resid + (size_t)c->n_layer * NC;
-    if (m->qat && !(xf = llm_qat_final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_forward: out of memory");
+    if (m->qat && !(xf = m->hooks->final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_forward: out of memory");
     norm_forward(c, is_neox(c), p->lnf, p->lnf_mean, p->lnf_rstd, xf, m->w.lnf_w, m->w.lnf_b, N);
     linear_forward(m, SITE_HEAD, -1, p->logits, p->lnf, m->w.lm_head, NULL, N, C, V);
 
@@ -848,10 +852,10 @@ int llm_model_backward(llm_model *m, float scale)
     linear_backward(m, SITE_HEAD, -1, p->dln, m->g.lm_head, NULL, p->logits, p->lnf, m->w.lm_head, N, C, V);
     memset(p->dres, 0, NC * sizeof(float));
     const float *xf = p->resid + (size_t)c->n_layer * NC;
-    if (m->qat && !(xf = llm_qat_final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_backward: out of memory");
+    if (m->qat && !(xf = m->hooks->final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_backward: out of memory");
     norm_backward(c, is_neox(c), p->dres, m->g.lnf_w, m->g.lnf_b, p->dln, xf, m->w.lnf_w,
                   p->lnf_mean, p->lnf_rstd, N);
-    if (m->qat && (st = llm_qat_final_backward(m->qat, p->dres, N, C))) return st;
+    if (m->qat && (st = m->hooks->final_backward(m->qat, p->dres, N, C))) return st;
 
     /* dres holds d(output of layer l); each branch's first backward reads it before the
      * norm backwards add the branch gradients into it, leaving d(input of layer l). */
@@ -879,7 +883,7 @@ int llm_model_backward(llm_model *m, float scale)
         }
         memset(p->dqkv, 0, (size_t)N * QKV * sizeof(float));
         lk_attention_backward(p->dqkv, p->datt, p->datty, a->qkv, a->att, B, T, c->n_head, c->n_kv_head, c->head_dim);
-        if (m->qat && (st = llm_qat_qkv_backward(m->qat, m, l, p->dqkv, N))) return st;
+        if (m->qat && (st = m->hooks->qkv_backward(m->qat, m, l, p->dqkv, N))) return st;
         rope_backward(m, p->dqkv, B, T);
         memset(p->dln, 0, NC * sizeof(float));
         if ((st = linear_backward(m, SITE_QKV, l, p->dln, g->qkv_w, g->qkv_b, p->dqkv, a->ln1, w->qkv_w, N, C, QKV))) return st;
@@ -1002,7 +1006,7 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
             return RS_ERROR(RS_EINVAL, "llm_model_decode: token %d outside the vocabulary (%d)", tokens[i], V);
     const size_t NC = (size_t)n * C;
     int st;
-    if (m->qat && (st = llm_qat_reserve(m->qat, m, n))) return st;
+    if (m->qat && (st = m->hooks->reserve(m->qat, m, n))) return st;
     lk_embedding_forward(kv->x, tokens, m->w.wte, n, C);
     for (int l = 0; l < c->n_layer; l++) {
         const llm_layer *w = &m->w.layers[l];
@@ -1010,7 +1014,7 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
         norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln1_w, w->ln1_b, n);
         if ((st = linear_forward(m, SITE_QKV, l, kv->qkv, kv->ln, w->qkv_w, w->qkv_b, n, C, QKV))) return st;
         rope_forward(m, kv->qkv, 1, n, len);
-        if (m->qat && (st = llm_qat_qkv_forward(m->qat, m, l, kv->qkv, n))) return st;
+        if (m->qat && (st = m->hooks->qkv_forward(m->qat, m, l, kv->qkv, n))) return st;
         for (int i = 0; i < n; i++) {
             memcpy(K + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD, (size_t)KVD * sizeof(float));
             memcpy(Vc + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD + KVD, (size_t)KVD * sizeof(float));
@@ -1032,7 +1036,7 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
     }
     /* only the last token's logits */
     const float *xl = kv->x + (size_t)(n - 1) * C;
-    if (m->qat && !(xl = llm_qat_final_in(m->qat, xl, 1, C))) return RS_ERROR(RS_ENOMEM, "llm_model_decode: out of memory");
+    if (m->qat && !(xl = m->hooks->final_in(m->qat, xl, 1, C))) return RS_ERROR(RS_ENOMEM, "llm_model_decode: out of memory");
     norm_forward(c, is_neox(c), kv->ln, kv->mean, kv->rstd, xl, m->w.lnf_w, m->w.lnf_b, 1);
     linear_forward(m, SITE_HEAD, -1, logits, kv->ln, m->w.lm_head, NULL, 1, C, V);
     kv->len = len + n;

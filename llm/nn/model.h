@@ -18,6 +18,39 @@
 #include "llm/io/config.h"
 
 typedef struct rs_rng rs_rng;
+struct llm_model;
+struct llm_qat;
+
+/* The linear sites of a block, in model order; LLM_SITE_HEAD (the LM head) is never hooked. */
+typedef enum { LLM_SITE_QKV = 0, LLM_SITE_O = 1, LLM_SITE_UP = 2, LLM_SITE_DOWN = 3, LLM_SITE_HEAD = 4 } llm_site;
+#define LLM_NSITES 4
+const char *llm_site_name(int site); /* "qkv", "o", "up", "down", "head" */
+
+/* The hooks at the model's quantizable sites. The model knows nothing of what they do: when
+ * llm_model.qat is set, the forward and backward pass call these in place of the plain
+ * operation at every linear site of a block, on the fresh q/k/v (the K/V cache's input), on
+ * the final norm's input, and ask which norm the blocks use. llm/quantize/qat.c fills them
+ * in (fake quantizers, online rotations, straight-through gradients) when it attaches its
+ * state as llm_model.qat; every function gets that state first. */
+typedef struct {
+    /* room for N tokens (called at the start of a forward) */
+    int (*reserve)(struct llm_qat *q, const struct llm_model *m, int N);
+    /* out (N,OC) = inp (N,IC) . w (OC,IC)^T + b, and its backward (dinp, dw, db +=) */
+    int (*linear_forward)(struct llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,
+                          const float *b, int N, int IC, int OC);
+    int (*linear_backward)(struct llm_qat *q, int site, int layer, float *dinp, float *dw, float *db,
+                           const float *dout, const float *inp, const float *w, int N, int IC, int OC);
+    /* in place on the fused qkv rows (N, QKV) of a layer after RoPE, and its backward */
+    int (*qkv_forward)(struct llm_qat *q, const struct llm_model *m, int layer, float *qkv, int N);
+    int (*qkv_backward)(struct llm_qat *q, const struct llm_model *m, int layer, float *dqkv, int N);
+    /* the final norm's input (N,C): x itself or a transformed copy (NULL: out of memory), and
+     * the backward of that transform, in place */
+    const float *(*final_in)(struct llm_qat *q, const float *x, int N, int C);
+    int (*final_backward)(struct llm_qat *q, float *dx, int N, int C);
+    /* non-zero: a GPT-NeoX block's LayerNorms act as RMSNorms (their mean was folded away) */
+    int (*rms_norm)(const struct llm_qat *q);
+    void (*free)(struct llm_qat *q);
+} llm_site_hooks;
 
 typedef struct {
     float *ln1_w, *ln1_b;   /* (C), (C) or NULL (RMSNorm)  input_layernorm */
@@ -62,9 +95,11 @@ typedef struct llm_model {
     float *logits;          /* (B, T, V) view into acts after forward */
     int have_targets;       /* last forward had targets: backward allowed */
     void *priv;             /* internal activation views */
-    struct llm_qat *qat;    /* fake quantizers and online rotations (llm/quantize/qat.h); NULL = full precision.
-                             * Owned: llm_model_free frees it. llm_model_load attaches it when the
+    struct llm_qat *qat;    /* the state behind `hooks` (fake quantizers and online rotations,
+                             * llm/quantize/qat.h); NULL = full precision. Owned: llm_model_free
+                             * frees it with hooks->free. llm_qat_load_model attaches it when the
                              * folder has rostesim_qat.json (written by llm_qat_save). */
+    const llm_site_hooks *hooks; /* set together with qat */
     /* Optional observer of each quantized linear site's input (N,IC), before online rotations
      * and quantizers, called by the forward (llm/quantize/ptq.c builds GPTQ's Hessians with it);
      * a non-zero return aborts the forward with that status. NULL = none. */
@@ -77,6 +112,8 @@ typedef struct llm_model {
  * are errors; extra tensors that are derived buffers (e.g. rotary inv_freq, attention
  * masks) are ignored, any other unused tensor is an error naming it. */
 int llm_model_load(llm_model **m, const char *dir);
+/* (A folder written after QAT or PTQ also holds rostesim_qat.json: llm_qat_load_model in
+ * llm/quantize/qat.h loads both.) */
 
 /* A model with this config and random weights: normal(0, 0.02) for matrices, as HF's
  * init_weights (std = initializer_range), ones for norm weights, zeros for biases. */

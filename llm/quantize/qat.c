@@ -23,12 +23,6 @@
 #include "llm/quantize/rotate.h"
 #include "quant/status.h"
 
-const char *llm_site_name(int site)
-{
-    static const char *const n[] = {"qkv", "o", "up", "down", "head"};
-    return site >= 0 && site <= LLM_SITE_HEAD ? n[site] : "?";
-}
-
 void llm_qat_opts_default(llm_qat_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -91,6 +85,21 @@ void llm_qat_free(llm_qat *q)
     free(q);
 }
 
+static int qat_rms_norm(const llm_qat *q) { return q->rms_norm; }
+
+/* What the model calls at its sites while this state is attached. */
+static const llm_site_hooks qat_hooks = {
+    .reserve = llm_qat_reserve,
+    .linear_forward = llm_qat_linear_forward,
+    .linear_backward = llm_qat_linear_backward,
+    .qkv_forward = llm_qat_qkv_forward,
+    .qkv_backward = llm_qat_qkv_backward,
+    .final_in = llm_qat_final_in,
+    .final_backward = llm_qat_final_backward,
+    .rms_norm = qat_rms_norm,
+    .free = llm_qat_free,
+};
+
 int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
 {
     int st = llm_qat_opts_check(o);
@@ -134,8 +143,9 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o)
         llm_qat_free(q);
         return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory");
     }
-    llm_qat_free(m->qat);
+    if (m->qat) m->hooks->free(m->qat);
     m->qat = q;
+    m->hooks = &qat_hooks;
     return RS_OK;
 }
 
@@ -627,6 +637,19 @@ static const char *json_str(const cJSON *o, const char *k)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+int llm_qat_load_model(llm_model **out, const char *dir)
+{
+    llm_model *m;
+    int st = llm_model_load(&m, dir);
+    if (st) return st;
+    if ((st = llm_qat_load(m, dir))) {
+        llm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return RS_OK;
 }
 
 int llm_qat_load(llm_model *m, const char *dir)

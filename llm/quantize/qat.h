@@ -46,15 +46,12 @@
 
 #include <stddef.h>
 
+#include "llm/nn/model.h"
 #include "quant/quant.h"
 #include "quant/rotation.h"
 
-typedef struct llm_model llm_model;
-
-/* The quantized linear sites, in model order; LLM_SITE_HEAD is never quantized. */
-typedef enum { LLM_SITE_QKV = 0, LLM_SITE_O = 1, LLM_SITE_UP = 2, LLM_SITE_DOWN = 3, LLM_SITE_HEAD = 4 } llm_site;
-#define LLM_NSITES 4
-const char *llm_site_name(int site); /* "qkv", "o", "up", "down", "head" */
+/* The quantized sites are the model's (llm_site, llm/nn/model.h); LLM_SITE_HEAD is never
+ * quantized. */
 
 typedef struct {
     int wbits, abits, kvbits;       /* 16 (or more) = off */
@@ -116,8 +113,8 @@ typedef struct llm_qat {
     int *x4_n;                      /* and its token count */
 } llm_qat;
 
-/* A QAT state for model m with these quantizers and no rotations; attaches it (m->qat,
- * replacing and freeing any previous one). */
+/* A QAT state for model m with these quantizers and no rotations; attaches it (m->qat, with
+ * the site hooks that call the functions below; replacing and freeing any previous one). */
 int llm_qat_attach(llm_model *m, const llm_qat_opts *o);
 void llm_qat_free(llm_qat *q); /* NULL is a no-op */
 /* Workspace for N tokens of model m (forward and decode call it; grows only). */
@@ -137,14 +134,16 @@ int llm_qat_track_channels(llm_qat *q, const llm_model *m, int layer);
  *  "r2_mode": "online"|"merged" (with a rotation: how R2 was applied in training; optional)}
  * The weights saved beside it hold R1, R2 and W_down R4 merged (an online R2 must be
  * merged first, llm_rotate_merge_r2: saving refuses otherwise); loading attaches the
- * quantizers and the online rotations (llm_model_load does it when the file exists). */
+ * quantizers and the online rotations (llm_qat_load_model does it when the file exists). */
 #define LLM_QAT_FILE "rostesim_qat.json"
 struct llm_rot_config;
 int llm_qat_save(const llm_model *m, const struct llm_rot_config *rc, const char *method, const char *dir);
 /* No file: RS_OK and nothing attached. */
 int llm_qat_load(llm_model *m, const char *dir);
+/* llm_model_load, then llm_qat_load: a folder saved by any command (plain, QAT or PTQ). */
+int llm_qat_load_model(llm_model **m, const char *dir);
 
-/* ---- hooks called by llm/nn/model.c ------------------------------------------------------ */
+/* ---- the site hooks (llm_site_hooks of llm/nn/model.h) that llm_qat_attach installs ------ */
 /* out (N,OC) = Q_a(inp R?) · Q_w(w)^T + b */
 int llm_qat_linear_forward(llm_qat *q, int site, int layer, float *out, const float *inp, const float *w,
                            const float *b, int N, int IC, int OC);

@@ -130,8 +130,8 @@ static int untie(llm_model **pm)
     for (size_t i = 0; i < m->ntab; i++)
         memcpy(u->params + u->tab[i].offset, m->params + m->tab[i].offset, m->tab[i].numel * sizeof(float));
     memcpy(u->w.lm_head, m->w.wte, (size_t)c.vocab * c.d * sizeof(float));
-    u->qat = m->qat;
-    m->qat = NULL;
+    u->qat = m->qat, u->hooks = m->hooks;
+    m->qat = NULL, m->hooks = NULL;
     llm_model_free(m);
     *pm = u;
     return RS_OK;
