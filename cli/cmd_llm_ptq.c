@@ -173,19 +173,10 @@ int cmd_llm_ptq(int argc, char **argv)
     if (err && o.q.wbits < 16) {
         char p[4200];
         snprintf(p, sizeof p, "%s/gptq_errors.tsv", out);
-        FILE *f = fopen(p, "w");
-        if (!f) { rc_ = (cli_error(C, "cannot write %s", p), 1); goto done; }
-        fprintf(f, "layer\tsite\trtn_err\tgptq_err\tratio\n");
-        double lr[LLM_NSITES] = {0};
-        for (int l = 0; l < m->cfg.n_layer; l++)
-            for (int s = 0; s < LLM_NSITES; s++) {
-                double r = err[l].rtn[s] > 0 ? err[l].gptq[s] / err[l].rtn[s] : 1;
-                fprintf(f, "%d\t%s\t%.6g\t%.6g\t%.4f\n", l, llm_site_name(s), err[l].rtn[s], err[l].gptq[s], r);
-                lr[s] += r;
-            }
-        if (fclose(f)) { rc_ = (cli_error(C, "cannot write %s", p), 1); goto done; }
+        double mean[LLM_NSITES];
+        if (llm_ptq_write_errors(p, err, m->cfg.n_layer, mean)) { rc_ = lib_fail(C); goto done; }
         fprintf(stderr, "rostesim %s: GPTQ/RTN layer-output error, mean over layers:", C);
-        for (int s = 0; s < LLM_NSITES; s++) fprintf(stderr, " %s %.3f", llm_site_name(s), lr[s] / m->cfg.n_layer);
+        for (int s = 0; s < LLM_NSITES; s++) fprintf(stderr, " %s %.3f", llm_site_name(s), mean[s]);
         fprintf(stderr, " (%d calibration rows; per layer in %s)\n", o.calib < (int)ds->n ? o.calib : (int)ds->n, p);
     }
     if (meth == LLM_PTQ_SPINQUANT)

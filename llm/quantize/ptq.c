@@ -323,3 +323,20 @@ int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opt
     free(out);
     return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
 }
+
+int llm_ptq_write_errors(const char *path, const llm_ptq_layer_err *err, int n_layer, double mean_ratio[LLM_NSITES])
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return RS_ERROR(RS_EIO, "cannot write %s", path);
+    fprintf(f, "layer\tsite\trtn_err\tgptq_err\tratio\n");
+    double lr[LLM_NSITES] = {0};
+    for (int l = 0; l < n_layer; l++)
+        for (int s = 0; s < LLM_NSITES; s++) {
+            double r = err[l].rtn[s] > 0 ? err[l].gptq[s] / err[l].rtn[s] : 1;
+            fprintf(f, "%d\t%s\t%.6g\t%.6g\t%.4f\n", l, llm_site_name(s), err[l].rtn[s], err[l].gptq[s], r);
+            lr[s] += r;
+        }
+    if (fclose(f)) return RS_ERROR(RS_EIO, "cannot write %s", path);
+    for (int s = 0; s < LLM_NSITES; s++) mean_ratio[s] = lr[s] / n_layer;
+    return RS_OK;
+}

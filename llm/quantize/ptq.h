@@ -84,4 +84,9 @@ int llm_ptq_gptq(llm_model *m, const llm_ptq_opts *o, const llm_dataset *ds, llm
  * "ptq" object: method, weights (rtn|gptq), wbits, group, damp, act_order, calib, rot_seed). */
 int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opts *o, const char *dir);
 
+/* path (gptq_errors.tsv): per layer and site the RTN and GPTQ layer-output errors of err
+ * (n_layer entries) and their ratio; mean_ratio[s] receives the ratio's mean over layers.
+ * RS_EIO "cannot write <path>". */
+int llm_ptq_write_errors(const char *path, const llm_ptq_layer_err *err, int n_layer, double mean_ratio[LLM_NSITES]);
+
 #endif
