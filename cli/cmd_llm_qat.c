@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "llm/train/data.h"
 #include "llm/nn/model.h"
+#include "llm/quantize/diagnose.h"
 #include "llm/quantize/qat.h"
 #include "llm/quantize/rotate.h"
 #include "llm/quantize/search.h"
@@ -500,22 +501,10 @@ static int fig6(const char *C, const char *runs, const llm_dataset *ds, int cali
         }
     }
     snprintf(p, sizeof p, "%s/fig6.tsv", out);
-    FILE *f = fopen(p, "w");
-    if (!f) { rc = (cli_error(C, "cannot write '%s': %s", p, strerror(errno)), 1); goto done; }
-    fprintf(f, "site\tchannel");
-    for (int k = 0; k < nr; k++) {
-        char lab[256];
-        run_label(name[k], lab, sizeof lab);
-        fprintf(f, "\t%s", lab);
-    }
-    fprintf(f, "\n");
-    for (int s = 0; s < LLM_NSITES; s += 3)
-        for (size_t j = 0; j < r[0]->qat->chan_w[s]; j++) {
-            fprintf(f, "%s\t%zu", llm_site_name(s), j);
-            for (int k = 0; k < nr; k++) fprintf(f, "\t%.9g", r[k]->qat->chan_max[s][j]);
-            fprintf(f, "\n");
-        }
-    if (fclose(f) != 0) rc = (cli_error(C, "cannot write '%s'", p), 1);
+    char lab[MAXRUNS][256];
+    const char *labels[MAXRUNS];
+    for (int k = 0; k < nr; k++) run_label(name[k], lab[k], sizeof lab[k]), labels[k] = lab[k];
+    if (llm_diag_write_runs(p, r, labels, nr)) rc = lib_fail(C);
 done:
     for (int k = 0; k < nr; k++) llm_model_free(r[k]);
     return rc;
@@ -580,38 +569,14 @@ int cmd_llm_diagnose(int argc, char **argv)
     if ((rc = load_all(C, model, data, max_len, &m[0], &tok, &ds))) goto done;
     if (layer >= m[0]->cfg.n_layer) { rc = (cli_error(C, "--layer %d: the model has %d layers", layer, m[0]->cfg.n_layer), 2); goto done; }
     if (llm_qat_load_model(&m[1], model)) { rc = lib_fail(C); goto done; }
-    for (int k = 0; k < 2; k++) {
-        int n = 0;
-        if (llm_qat_attach(m[k], &o) ||
-            llm_rot_config_init(&rcfg[k], m[k]->cfg.n_layer, k, k, k, k, (llm_signs)llm_signs_parse(q.signs), (uint64_t)q.rot_seed) ||
-            llm_rotate(&m[k], &rcfg[k]) || llm_qat_track_channels(m[k]->qat, m[k], layer) || llm_calibrate(m[k], ds, calib, &n)) {
-            rc = lib_fail(C);
-            goto done;
-        }
+    if (llm_diag_calibrate(m, rcfg, &o, (llm_signs)llm_signs_parse(q.signs), (uint64_t)q.rot_seed, layer, ds, calib)) {
+        rc = lib_fail(C);
+        goto done;
     }
     snprintf(p, sizeof p, "%s/fig7.tsv", out);
-    if (!(f = fopen(p, "w"))) { rc = (cli_error(C, "cannot write '%s': %s", p, strerror(errno)), 1); goto done; }
-    fprintf(f, "layer\tsite\tw_err_off\tw_err_on\ta_err_off\ta_err_on\trange_off\trange_on\tw_red\ta_red\trange_red\n");
-    for (int l = 0; l < m[0]->cfg.n_layer; l++) {
-        const llm_qat_stats *A = &m[0]->qat->stats[l], *B = &m[1]->qat->stats[l];
-        for (int s = 0; s < LLM_NSITES; s++) {
-            double ra = A->a_range[s] / fmax(A->a_tok[s], 1), rb = B->a_range[s] / fmax(B->a_tok[s], 1);
-            fprintf(f, "%d\t%s\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\t%.6f\t%.6f\t%.6f\n", l, llm_site_name(s), A->w_err[s], B->w_err[s],
-                    A->a_err[s], B->a_err[s], ra, rb, A->w_err[s] > 0 ? 1 - B->w_err[s] / A->w_err[s] : 0,
-                    A->a_err[s] > 0 ? 1 - B->a_err[s] / A->a_err[s] : 0, ra > 0 ? 1 - rb / ra : 0);
-        }
-        fprintf(f, "%d\tk_cache\t0\t0\t%.9g\t%.9g\tnan\tnan\t0\t%.6f\t0\n", l, A->k_err, B->k_err, A->k_err > 0 ? 1 - B->k_err / A->k_err : 0);
-        fprintf(f, "%d\tv_cache\t0\t0\t%.9g\t%.9g\tnan\tnan\t0\t%.6f\t0\n", l, A->v_err, B->v_err, A->v_err > 0 ? 1 - B->v_err / A->v_err : 0);
-    }
-    fclose(f);
+    if (llm_diag_write_sites(p, m[0], m[1])) { rc = lib_fail(C); goto done; }
     snprintf(p, sizeof p, "%s/fig3.tsv", out);
-    if (!(f = fopen(p, "w"))) { rc = (cli_error(C, "cannot write '%s'", p), 1); goto done; }
-    fprintf(f, "site\tchannel\tmax_off\tmax_on\n");
-    for (int s = 0; s < LLM_NSITES; s += 3)
-        for (size_t j = 0; j < m[0]->qat->chan_w[s]; j++)
-            fprintf(f, "%s\t%zu\t%.9g\t%.9g\n", llm_site_name(s), j, m[0]->qat->chan_max[s][j], m[1]->qat->chan_max[s][j]);
-    fclose(f);
-    f = NULL;
+    if (llm_diag_write_channels(p, m[0], m[1])) { rc = lib_fail(C); goto done; }
     char names[8192] = ""; /* gnuplot definitions of the runs' names, for fig4 */
     if (runs) {
         snprintf(p, sizeof p, "%s/fig4.tsv", out);
