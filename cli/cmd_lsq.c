@@ -1,4 +1,5 @@
 /* rostesim lsq: parse options into an lsq_config, run the points, print, write. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,11 @@ int cmd_lsq(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "rostesim lsq: d=%zu N=%zu, Q_w %s, Q_x %s, %d seeds, seed %lu\n", c.d, c.N, desc_w, desc_x,
                 c.seeds, (unsigned long)c.seed);
+    /* the output folder, before any computing: an unwritable --out fails in a moment, not
+     * after the runs */
+    if (rs_mkdir_p(out) != 0) return cli_error("lsq", "--out: %s", rs_last_error()), 1;
+    if (access(out, W_OK | X_OK) != 0)
+        return cli_error("lsq", "--out: cannot write into '%s': %s", out, strerror(errno)), 1;
     double t0 = now_s();
     lsq_point *pts = calloc((size_t)nsv, sizeof *pts);
     if (!pts) return cli_error("lsq", "out of memory"), 1;
@@ -477,7 +483,8 @@ int cmd_lsq(int argc, char **argv)
             cli_error("lsq", "%s", rs_last_error());
             rc = 1;
         } else {
-            printf("data: %s/{summary.json,summary.tsv,runs.tsv,steps.tsv,fit.tsv,prop44.tsv,meta.tsv}\n", out);
+            printf("data: %s/{summary.json,summary.tsv,runs.tsv,steps.tsv,fit.tsv%s,meta.tsv}\n", out,
+                   np44 ? ",prop44.tsv" : "");
             if (!no_plot) {
                 char err[512];
                 int ps = plot_draw_all(out, err, sizeof err);

@@ -31,6 +31,12 @@ static int haar_matrix(size_t b, rs_rng *rng, double *Q)
     double *tau = malloc(b * sizeof *tau), *sgn = malloc(b * sizeof *sgn);
     if (!tau || !sgn) { free(tau); free(sgn); return RS_ERROR(RS_ENOMEM, "rot_alloc: out of memory"); }
     for (size_t i = 0; i < b * b; i++) Q[i] = rs_rng_gaussian(rng, 1.0);
+    /* Serial BLAS: the QR's unblocked panels make thousands of short dtrmv/dger calls, and
+     * OpenBLAS's OpenMP build opens a team for each (under load each waits for a
+     * descheduled thread: seconds for b = 512, against ~50 ms serial). Serial also gives
+     * the same Q for any thread count. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)b, (lapack_int)b, Q, (lapack_int)b, tau);
     if (info == 0) {
         for (size_t j = 0; j < b; j++) sgn[j] = Q[j * b + j] < 0 ? -1.0 : 1.0;
@@ -39,6 +45,7 @@ static int haar_matrix(size_t b, rs_rng *rng, double *Q)
     if (info == 0)
         for (size_t i = 0; i < b; i++)
             for (size_t j = 0; j < b; j++) Q[i * b + j] *= sgn[j];
+    openblas_set_num_threads(blas_threads);
     free(tau);
     free(sgn);
     if (info != 0) return RS_ERROR(RS_ENUMERIC, "rot_alloc: QR of the Gaussian matrix failed (LAPACK info %d)", (int)info);

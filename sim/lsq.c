@@ -602,6 +602,13 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     if (st) return st;
     memset(pt, 0, sizeof *pt);
     pt->cfg = *c;
+    /* BLAS single-threaded for the whole point. Its linear algebra is small (d x d at most)
+     * and the runs are parallel over OpenMP below; a threaded BLAS (OpenBLAS's OpenMP
+     * build) opens a team per call, and LAPACK's unblocked panels (the Haar QR, GPTQ's
+     * Cholesky inverse) make thousands of short calls: on a loaded 2-core machine each
+     * waited for a descheduled thread, and the set-up took up to 8 s instead of 0.1 s. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     const size_t N = c->N, d = c->d;
     problem probs[LSQ_NROT];
     memset(probs, 0, sizeof probs);
@@ -703,17 +710,30 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
         outs[k].m = mbuf + k * nlog;
         outs[k].vfinal = vbuf + k * d;
     }
+    /* An adaptive run that keeps its first choice (one round) is the run of the rotation it
+     * chose: the same problem, step size and sampling order, so the same bytes. When that
+     * rotation is in the set, adaptive's runs are copied from it instead of recomputed
+     * (test_lsq checks a recomputed adaptive run against the copy); the duplicate check
+     * below then marks them, as it would after a recomputation. */
+    int adapt_copy = -1, adapt_ri = -1, src_ri = -1;
+    if (pt->rot[LSQ_R_ADAPTIVE].present && c->rounds <= 1 && !c->no_adaptive_copy) {
+        int src = pt->rot[LSQ_R_ADAPTIVE].choice_hadamard_first ? LSQ_R_HADAMARD : LSQ_R_NONE;
+        for (int ri = 0; ri < nr; ri++) {
+            if (rots[ri] == LSQ_R_ADAPTIVE) adapt_ri = ri;
+            if (rots[ri] == src) src_ri = ri;
+        }
+        if (src_ri >= 0) adapt_copy = src;
+    }
     int fail = RS_OK;
     size_t done_runs = 0;
-    /* Runs are parallel; BLAS inside each works on vectors of length d and must not
-     * spawn its own threads (OpenBLAS's would contend with ours: ~10x slower). */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    /* Runs are parallel (BLAS is single-threaded, set above). */
     char failmsg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t k = 0; k < nruns; k++) {
         int r = rots[k / (size_t)M], m = (int)(k % (size_t)M);
-        int s = run_one(c, probs, (lsq_rot)r, c->eta, steps, ts, nlog, m, &outs[k]);
+        int s = r == LSQ_R_ADAPTIVE && adapt_copy >= 0
+                    ? RS_OK
+                    : run_one(c, probs, (lsq_rot)r, c->eta, steps, ts, nlog, m, &outs[k]);
 #pragma omp critical
         {
             if (s && !fail) {
@@ -724,10 +744,20 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             if (progress) progress(ctx, done_runs, nruns);
         }
     }
-    openblas_set_num_threads(blas_threads);
     if (fail) {
         st = RS_ERROR(fail, "%s", failmsg);
         goto done;
+    }
+    if (adapt_copy >= 0) {
+        for (int m = 0; m < M; m++) {
+            const run_out *o = &outs[(size_t)src_ri * (size_t)M + (size_t)m];
+            run_out *a = &outs[(size_t)adapt_ri * (size_t)M + (size_t)m];
+            memcpy(a->m, o->m, nlog * sizeof *a->m);
+            memcpy(a->vfinal, o->vfinal, d * sizeof *a->vfinal);
+            a->vhash = o->vhash;
+            a->ended_hadamard = adapt_copy == LSQ_R_HADAMARD;
+            a->switches = 0;
+        }
     }
 
     /* aggregate */
@@ -804,6 +834,7 @@ done:
     free(outs);
     free(mbuf);
     free(vbuf);
+    openblas_set_num_threads(blas_threads);
     if (st) lsq_point_free(pt);
     return st;
 }

@@ -45,6 +45,8 @@ typedef struct {
     unsigned rot_mask;   /* bit r set: run rotation r */
     size_t reselect_every; /* adaptive: re-choose R every T steps ... */
     int rounds;            /* ... for this many rounds (1 = the paper's K = 1) */
+    int no_adaptive_copy;  /* 1: recompute adaptive's runs even when they are another
+                              rotation's (tests; the default 0 copies them, see lsq.c) */
     size_t prop44_vectors; /* Prop. 4.4 experiment size (0: skip) */
     double delta;          /* Prop. 4.4 failure probability */
     double gptq_damp;

@@ -1,6 +1,5 @@
 #include "solvers/ste_sgd.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,28 +51,48 @@ int lsq_ste_set(lsq_ste *s, const double *A, const double *y, const qz_spec *wq,
     return RS_OK;
 }
 
-/* Fast path: quantize with the library kernel, dot/axpy through BLAS. */
+/* <a, b> with 4 interleaved partial sums (vectorised by the compiler; a fixed order that
+ * does not depend on the CPU, the BLAS build or OPENBLAS_CORETYPE). */
+static double dot4(const double *a, const double *b, size_t d)
+{
+    double p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+    size_t j = 0;
+    for (; j + 4 <= d; j += 4) {
+        p0 += a[j] * b[j];
+        p1 += a[j + 1] * b[j + 1];
+        p2 += a[j + 2] * b[j + 2];
+        p3 += a[j + 3] * b[j + 3];
+    }
+    for (; j < d; j++) p0 += a[j] * b[j];
+    return (p0 + p1) + (p2 + p3);
+}
+
+/* Fast path: quantize with the library kernel, then a dot and an axpy per sample as plain
+ * loops. Not level-1 BLAS: at d ~ 512 the call overhead and OpenBLAS's per-call thread
+ * checks cost more than the arithmetic, and lsq runs many of these steps in parallel. */
 int lsq_ste_iterate(lsq_ste *s, rs_rng *order, size_t nsteps)
 {
     const size_t d = s->d, N = s->N, B = s->batch;
-    const int di = (int)d;
+    double *restrict v = s->v, *restrict g = s->g;
+    const double *restrict qv = s->qv;
     for (size_t k = 0; k < nsteps; k++) {
         int st = qz_fake_f64(&s->wq, s->v, s->qv, 1, d);
         if (st) return st;
         if (B == 1) {
             size_t i = rs_rng_uint(order, N);
-            const double *a = s->A + i * d;
-            double r = cblas_ddot(di, a, 1, s->qv, 1) - s->y[i];
-            cblas_daxpy(di, -s->eta * r, a, 1, s->v, 1);
+            const double *restrict a = s->A + i * d;
+            const double c = -s->eta * (dot4(a, qv, d) - s->y[i]);
+            for (size_t j = 0; j < d; j++) v[j] += c * a[j];
         } else {
-            memset(s->g, 0, d * sizeof *s->g);
+            memset(g, 0, d * sizeof *g);
             for (size_t b = 0; b < B; b++) {
                 size_t i = rs_rng_uint(order, N);
-                const double *a = s->A + i * d;
-                double r = cblas_ddot(di, a, 1, s->qv, 1) - s->y[i];
-                cblas_daxpy(di, r, a, 1, s->g, 1);
+                const double *restrict a = s->A + i * d;
+                const double r = dot4(a, qv, d) - s->y[i];
+                for (size_t j = 0; j < d; j++) g[j] += r * a[j];
             }
-            cblas_daxpy(di, -s->eta / (double)B, s->g, 1, s->v, 1);
+            const double c = -s->eta / (double)B;
+            for (size_t j = 0; j < d; j++) v[j] += c * g[j];
         }
         s->t++;
     }

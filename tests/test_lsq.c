@@ -243,6 +243,19 @@ static void test_experiment(void)
     CHECK(memcmp(p.rot[LSQ_R_HAAR].final_D, p2.rot[LSQ_R_HAAR].final_D, (size_t)c.seeds * sizeof(double)) == 0,
           "same seed, same results");
     lsq_point_free(&p2);
+    /* adaptive's runs, copied from the rotation it chose, equal a recomputation byte for byte */
+    lsq_config cr = c;
+    cr.no_adaptive_copy = 1;
+    CHECK(lsq_run_point(&cr, &p2, NULL, NULL) == 0, "experiment with adaptive recomputed runs");
+    const lsq_rotres *A1 = &p.rot[LSQ_R_ADAPTIVE], *A2 = &p2.rot[LSQ_R_ADAPTIVE];
+    size_t ms = (size_t)c.seeds * sizeof(double);
+    int same = A1->nlog == A2->nlog && memcmp(A1->log, A2->log, A1->nlog * sizeof *A1->log) == 0 &&
+               memcmp(A1->final_D, A2->final_D, ms) == 0 && memcmp(A1->final_eG, A2->final_eG, ms) == 0 &&
+               memcmp(A1->final_e2, A2->final_e2, ms) == 0 && memcmp(A1->final_loss, A2->final_loss, ms) == 0;
+    CHECK(same, "adaptive copied = adaptive recomputed: every logged step and final value");
+    CHECK(A2->dup_of == A1->dup_of && A2->ndup == c.seeds, "recomputed adaptive runs detected as duplicates of %s (%d of %d)",
+          A2->dup_of >= 0 ? lsq_rot_name(A2->dup_of) : "-", A2->ndup, c.seeds);
+    lsq_point_free(&p2);
     lsq_point_free(&p);
 
     /* bad configurations */
