@@ -11,11 +11,7 @@
 # test predictions, byte for byte. Moments are found by polling files; the random delay
 # comes from $RANDOM, printed so that a failure can be replayed (KILL_SEED=...).
 set -u
-B=${BIN:-bin}/rostesim
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); echo "PASS $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 RANDOM=${KILL_SEED:-$$}; echo "KILL_SEED=${KILL_SEED:-$$}"
 
 mkdir -p "$T/d"
