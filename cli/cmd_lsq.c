@@ -213,17 +213,34 @@ static void print_measured(const lsq_results *R)
     }
 }
 
-int cmd_lsq(int argc, char **argv)
+/* The command line, parsed: the base configuration, one per sweep point, what to write. */
+typedef struct {
+    lsq_config c;
+    lsq_config cfgs[MAXSWEEP];
+    double svals[MAXSWEEP];
+    int nsv;             /* sweep points (1 without --sweep) */
+    const char *svar;    /* the swept variable, "none" without --sweep */
+    char varbuf[32];
+    int sweep;           /* --sweep given */
+    const char *out;
+    int no_plot, quiet;
+    char cmdline[2048];  /* for the record (summary.json) */
+} lsq_cli;
+
+/* parse: the command line into L (the base configuration, one per sweep point, the output
+ * options). 0, CLI_HELP (help printed) or an exit code (2: usage error). */
+static int lsq_parse(lsq_cli *L, int argc, char **argv)
 {
     lsq_config c;
     lsq_config_default(&c);
-    int bits = 4, wbits = -1, abits = -1, asym = 0, no_plot = 0, quiet = 0, seeds = c.seeds, rounds = 1, wgroup = 0;
+    int bits = 4, wbits = -1, abits = -1, asym = 0, seeds = c.seeds, rounds = 1, wgroup = 0;
     long d = (long)c.d, N = (long)c.N, steps = 0, max_steps = (long)c.max_steps, batch = 1, log_points = (long)c.log_points;
     long seed = 1, feat_k = (long)c.feat_k, teach_m = (long)c.teach_m, reselect = 0, prop44 = (long)c.prop44_vectors;
     double clip = 1.0, wclip = -1, aclip = -1, eta = 0, feat_scale = c.feat_scale, teach_scale = c.teach_scale;
     double feat_nu = c.feat_nu, teach_nu = c.teach_nu, noise = 0, delta = c.delta;
     const char *features = "outlier", *teacher = "outlier", *target = "linear", *rotations = "none,hadamard,haar,adaptive";
-    const char *sweep = NULL, *out = "out/lsq", *clip_mode = "code", *rounding = "even";
+    const char *sweep = NULL, *clip_mode = "code", *rounding = "even";
+    L->out = "out/lsq";
     cli_opt opts[] = {
         {"--bits", OPT_INT, &bits, 1, 16, "B", "weight and activation bits (1..8, 16 = no quantization)", 0},
         {"--wbits", OPT_INT, &wbits, 1, 16, "B", "weight bits (overrides --bits)", 0},
@@ -260,9 +277,9 @@ int cmd_lsq(int argc, char **argv)
         {"--sweep", OPT_STRING, &sweep, 0, -1, "VAR=LIST", "sweep abits, wbits, d, N, outliers or clip over a comma list", 0},
         {"--prop44", OPT_LONG, &prop44, 0, 10000000L, "V", "random vectors for the Prop. 4.4 check (0: skip)", 0},
         {"--delta", OPT_DOUBLE, &delta, 1e-9, 0.999999, "P", "Prop. 4.4 failure probability delta", 0},
-        {"--out", OPT_STRING, &out, 0, -1, "DIR", "output folder", 0},
-        {"--no-plot", OPT_FLAG, &no_plot, 0, -1, NULL, "write data only, draw no figures", 0},
-        {"--quiet", OPT_FLAG, &quiet, 0, -1, NULL, "no progress on stderr", 0},
+        {"--out", OPT_STRING, &L->out, 0, -1, "DIR", "output folder", 0},
+        {"--no-plot", OPT_FLAG, &L->no_plot, 0, -1, NULL, "write data only, draw no figures", 0},
+        {"--quiet", OPT_FLAG, &L->quiet, 0, -1, NULL, "no progress on stderr", 0},
     };
     cli_cmd cmd = {
         "lsq", "[options]",
@@ -291,7 +308,7 @@ int cmd_lsq(int argc, char **argv)
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
-    if (pr == CLI_HELP) return 0;
+    if (pr == CLI_HELP) return CLI_HELP;
     if (pr != CLI_OK) return 2;
 
     if (wbits < 0) wbits = bits;
@@ -357,13 +374,13 @@ int cmd_lsq(int argc, char **argv)
 
     /* sweep */
     const char *svar = "none";
-    char varbuf[32];
-    double svals[MAXSWEEP];
+    char *varbuf = L->varbuf;
+    double *svals = L->svals;
     int nsv = 1;
     svals[0] = NAN;
     if (sweep) {
         const char *eq = strchr(sweep, '=');
-        if (!eq || eq == sweep || (size_t)(eq - sweep) >= sizeof varbuf)
+        if (!eq || eq == sweep || (size_t)(eq - sweep) >= sizeof L->varbuf)
             return cli_error("lsq", "--sweep: expected VAR=v1,v2,... (got '%s')", sweep), 2;
         memcpy(varbuf, sweep, (size_t)(eq - sweep));
         varbuf[eq - sweep] = '\0';
@@ -371,7 +388,7 @@ int cmd_lsq(int argc, char **argv)
         nsv = cli_parse_list(eq + 1, svals, MAXSWEEP);
         if (nsv < 1) return cli_error("lsq", "--sweep %s: '%s' is not a comma list of at most %d numbers", svar, eq + 1, MAXSWEEP), 2;
     }
-    lsq_config cfgs[MAXSWEEP];
+    lsq_config *cfgs = L->cfgs;
     for (int i = 0; i < nsv; i++) {
         cfgs[i] = c;
         const char *why = NULL;
@@ -381,120 +398,164 @@ int cmd_lsq(int argc, char **argv)
     }
 
     /* command line for the record */
-    char cmdline[2048] = "rostesim";
+    char *cmdline = L->cmdline;
+    snprintf(cmdline, sizeof L->cmdline, "rostesim");
     for (int i = 0; i < argc; i++) {
-        size_t L = strlen(cmdline);
-        snprintf(cmdline + L, sizeof cmdline - L, " %s", argv[i]);
+        size_t n = strlen(cmdline);
+        snprintf(cmdline + n, sizeof L->cmdline - n, " %s", argv[i]);
     }
+    L->c = c;
+    L->svar = svar;
+    L->nsv = nsv;
+    L->sweep = sweep != NULL;
+    return 0;
+}
 
-    char desc_w[128], desc_x[128];
-    qz_describe(&c.wq, desc_w, sizeof desc_w);
-    qz_describe(&c.xq, desc_x, sizeof desc_x);
-    if (!quiet)
-        fprintf(stderr, "rostesim lsq: d=%zu N=%zu, Q_w %s, Q_x %s, %d seeds, seed %lu\n", c.d, c.N, desc_w, desc_x,
-                c.seeds, (unsigned long)c.seed);
-    /* the output folder, before any computing: an unwritable --out fails in a moment, not
-     * after the runs */
-    if (rs_mkdir_p(out) != 0) return cli_error("lsq", "--out: %s", rs_last_error()), 1;
-    if (access(out, W_OK | X_OK) != 0)
-        return cli_error("lsq", "--out: cannot write into '%s': %s", out, strerror(errno)), 1;
-    double t0 = now_s();
-    lsq_point *pts = calloc((size_t)nsv, sizeof *pts);
-    if (!pts) return cli_error("lsq", "out of memory"), 1;
+
+/* run: every sweep point into pts (*ndone of them finished, to free), then Prop. 4.4's
+ * experiment (*p44, *np44 vectors; none when skipped). 0 or 1 (the message printed). */
+static int lsq_run_all(const lsq_cli *L, lsq_point *pts, int *ndone, double **p44, size_t *np44)
+{
+    const lsq_config *c = &L->c;
     int rc = 0;
-    int npoints_done = 0;
-    for (int i = 0; i < nsv; i++) {
-        progress_ctx pc = {now_s(), 0, (size_t)i, (size_t)nsv};
-        int st = lsq_run_point(&cfgs[i], &pts[i], quiet ? NULL : progress, &pc);
+    for (int i = 0; i < L->nsv; i++) {
+        progress_ctx pc = {now_s(), 0, (size_t)i, (size_t)L->nsv};
+        int st = lsq_run_point(&L->cfgs[i], &pts[i], L->quiet ? NULL : progress, &pc);
         if (st) {
             cli_error("lsq", "%s", rs_last_error());
             rc = 1;
             break;
         }
-        npoints_done++;
+        (*ndone)++;
     }
-    double *p44 = NULL;
-    size_t np44 = 0;
-    if (!rc && c.prop44_vectors > 0) {
-        if (c.wq.bits >= 2 && c.wq.bits <= 8) {
-            np44 = c.prop44_vectors;
-            p44 = malloc(np44 * 6 * sizeof *p44);
-            if (!p44 || lsq_prop44(&cfgs[0], np44, p44)) {
-                cli_error("lsq", "Prop. 4.4 experiment failed: %s", p44 ? rs_last_error() : "out of memory");
+    if (!rc && c->prop44_vectors > 0) {
+        if (c->wq.bits >= 2 && c->wq.bits <= 8) {
+            *np44 = c->prop44_vectors;
+            *p44 = malloc(*np44 * 6 * sizeof **p44);
+            if (!*p44 || lsq_prop44(&L->cfgs[0], *np44, *p44)) {
+                cli_error("lsq", "Prop. 4.4 experiment failed: %s", *p44 ? rs_last_error() : "out of memory");
                 rc = 1;
             }
-        } else if (!quiet) {
+        } else if (!L->quiet) {
             fprintf(stderr, "rostesim lsq: Prop. 4.4 check skipped (it needs 2..8 weight bits)\n");
         }
     }
+    return rc;
+}
+
+/* print: the settings, the table, the fits, the measured recursion and the checks' summaries
+ * on stdout. 0, or 1 when the fits fail (the rest is printed all the same). */
+static int lsq_print(const lsq_cli *L, const lsq_results *R, const char *desc_w, const char *desc_x)
+{
+    const lsq_config *c = &L->c;
+    int rc = 0;
+    const lsq_point *P0 = &R->points[0];
+    printf("rostesim lsq: d=%zu N=%zu, Q_w = %s, Q_x = %s\n", c->d, c->N, desc_w, desc_x);
+    printf("  %d seeds (sampling orders) per rotation, %zu STE-SGD steps%s, batch %zu, eta %s\n", c->seeds, P0->steps,
+           c->steps ? "" : " (automatic)", c->batch, c->eta > 0 ? "fixed" : "= lambda_min/(6 rho) (Theorem 4.3)");
+    for (int k = 0; k < LSQ_NROT; k++) {
+        const lsq_rotres *r = &P0->rot[k];
+        if (!r->present || k == LSQ_R_ADAPTIVE) continue;
+        printf("  %-9s lambda_min %.3g, rho %.3g, mu %.3g: the theorem's transient falls 1e6-fold in %zu steps%s\n",
+               lsq_rot_name((lsq_rot)k), r->lambda_min, r->rho, r->mu, r->steps_predicted,
+               (!c->steps && r->steps_predicted > c->max_steps) ? " (capped by --max-steps)" : "");
+    }
+    if (P0->rot[LSQ_R_ADAPTIVE].present) {
+        const lsq_rotres *a = &P0->rot[LSQ_R_ADAPTIVE];
+        printf("  adaptive: first choice %s", a->choice_hadamard_first ? "hadamard" : "none");
+        if (c->rounds > 1)
+            printf("; re-chosen every %zu steps for %d rounds: %.2f switches per run, %.0f%% end on hadamard", c->reselect_every,
+                   c->rounds, a->switches_mean, 100 * a->frac_hadamard_final);
+        printf("\n");
+    }
+    if (c->eta > 0)
+        printf("  note: --eta %g is not the theorem's step lambda_min/(6 rho); Theorem 4.3's bound is not computed\n", c->eta);
+    if (c->rounds > 1)
+        printf("  note: with --rounds > 1 the adaptive rotation changes during training; Theorem 4.3 covers a fixed R\n");
+    print_table(R, L->sweep);
+    lsq_fitset fs;
+    if (lsq_results_fits(R, c->seed, &fs) != RS_OK) {
+        cli_error("lsq", "%s", rs_last_error());
+        rc = 1;
+    } else {
+        print_fits(R, &fs, L->sweep);
+        lsq_fitset_free(&fs);
+    }
+    print_measured(R);
+    int viol = 0, checked = 0;
+    for (size_t i = 0; i < R->npoints; i++)
+        for (int k = 0; k < LSQ_NROT; k++)
+            if (R->points[i].rot[k].present && R->points[i].rot[k].bound_valid) {
+                checked++;
+                viol += R->points[i].rot[k].violations;
+            }
+    if (checked) printf("\nTheorem 4.3: %d violations over %d runs' logged steps (expected 0)\n", viol, checked);
+    if (R->nprop44) {
+        double f20, f21, m20, m21, gain;
+        lsq_prop44_summary(R->prop44, R->nprop44, &f20, &f21, &m20, &m21, &gain);
+        printf("Prop. 4.4 (%zu vectors, %d-bit): no rotation above bound (20) in %.2f%% (must be 0); random Hadamard above\n"
+               "  bound (21) in %.2f%% (allowed: delta = %.2f%%); rotation lowers the error %.2fx (geometric mean)\n",
+               R->nprop44, c->wq.bits, 100 * f20, 100 * f21, 100 * c->delta, gain);
+    }
+    return rc;
+}
+
+/* write: the data files into --out, then the figures (a figure that cannot be drawn is a
+ * warning). 0 or 1. */
+static int lsq_write(const lsq_cli *L, const lsq_results *R)
+{
+    int st = lsq_write_outputs(L->out, R);
+    if (st) {
+        cli_error("lsq", "%s", rs_last_error());
+        return 1;
+    } else {
+        printf("data: %s/{summary.json,summary.tsv,runs.tsv,steps.tsv,fit.tsv%s,meta.tsv}\n", L->out,
+               R->nprop44 ? ",prop44.tsv" : "");
+        if (!L->no_plot) {
+            char err[512];
+            int ps = plot_draw_all(L->out, err, sizeof err);
+            if (ps == 0) printf("figures: %s/fig*.png and fig*.pdf\n", L->out);
+            else fprintf(stderr, "rostesim lsq: figures not drawn: %s\n", err);
+        }
+    }
+    return 0;
+}
+
+/* rostesim lsq: parse, set up the output folder, run, print, write. */
+int cmd_lsq(int argc, char **argv)
+{
+    static lsq_cli L; /* large (a configuration per sweep point): not on the stack */
+    memset(&L, 0, sizeof L);
+    int pr = lsq_parse(&L, argc, argv);
+    if (pr == CLI_HELP) return 0;
+    if (pr) return pr;
+    const lsq_config *c = &L.c;
+    char desc_w[128], desc_x[128];
+    qz_describe(&c->wq, desc_w, sizeof desc_w);
+    qz_describe(&c->xq, desc_x, sizeof desc_x);
+    if (!L.quiet)
+        fprintf(stderr, "rostesim lsq: d=%zu N=%zu, Q_w %s, Q_x %s, %d seeds, seed %lu\n", c->d, c->N, desc_w, desc_x,
+                c->seeds, (unsigned long)c->seed);
+    /* set up: the output folder, before any computing: an unwritable --out fails in a moment,
+     * not after the runs */
+    if (rs_mkdir_p(L.out) != 0) return cli_error("lsq", "--out: %s", rs_last_error()), 1;
+    if (access(L.out, W_OK | X_OK) != 0)
+        return cli_error("lsq", "--out: cannot write into '%s': %s", L.out, strerror(errno)), 1;
+    double t0 = now_s();
+    lsq_point *pts = calloc((size_t)L.nsv, sizeof *pts);
+    if (!pts) return cli_error("lsq", "out of memory"), 1;
+    int ndone = 0;
+    double *p44 = NULL;
+    size_t np44 = 0;
+    int rc = lsq_run_all(&L, pts, &ndone, &p44, &np44);
     double secs = now_s() - t0;
     if (!rc) {
-        lsq_results R = {svar, svals, (size_t)nsv, pts, p44, np44, cmdline, secs};
-        const lsq_point *P0 = &pts[0];
-        printf("rostesim lsq: d=%zu N=%zu, Q_w = %s, Q_x = %s\n", c.d, c.N, desc_w, desc_x);
-        printf("  %d seeds (sampling orders) per rotation, %zu STE-SGD steps%s, batch %zu, eta %s\n", c.seeds, P0->steps,
-               c.steps ? "" : " (automatic)", c.batch, c.eta > 0 ? "fixed" : "= lambda_min/(6 rho) (Theorem 4.3)");
-        for (int k = 0; k < LSQ_NROT; k++) {
-            const lsq_rotres *r = &P0->rot[k];
-            if (!r->present || k == LSQ_R_ADAPTIVE) continue;
-            printf("  %-9s lambda_min %.3g, rho %.3g, mu %.3g: the theorem's transient falls 1e6-fold in %zu steps%s\n",
-                   lsq_rot_name((lsq_rot)k), r->lambda_min, r->rho, r->mu, r->steps_predicted,
-                   (!c.steps && r->steps_predicted > c.max_steps) ? " (capped by --max-steps)" : "");
-        }
-        if (P0->rot[LSQ_R_ADAPTIVE].present) {
-            const lsq_rotres *a = &P0->rot[LSQ_R_ADAPTIVE];
-            printf("  adaptive: first choice %s", a->choice_hadamard_first ? "hadamard" : "none");
-            if (c.rounds > 1)
-                printf("; re-chosen every %zu steps for %d rounds: %.2f switches per run, %.0f%% end on hadamard", c.reselect_every,
-                       c.rounds, a->switches_mean, 100 * a->frac_hadamard_final);
-            printf("\n");
-        }
-        if (c.eta > 0)
-            printf("  note: --eta %g is not the theorem's step lambda_min/(6 rho); Theorem 4.3's bound is not computed\n", c.eta);
-        if (c.rounds > 1)
-            printf("  note: with --rounds > 1 the adaptive rotation changes during training; Theorem 4.3 covers a fixed R\n");
-        print_table(&R, sweep != NULL);
-        lsq_fitset fs;
-        if (lsq_results_fits(&R, c.seed, &fs) != RS_OK) {
-            cli_error("lsq", "%s", rs_last_error());
-            rc = 1;
-        } else {
-            print_fits(&R, &fs, sweep != NULL);
-            lsq_fitset_free(&fs);
-        }
-        print_measured(&R);
-        int viol = 0, checked = 0;
-        for (int i = 0; i < nsv; i++)
-            for (int k = 0; k < LSQ_NROT; k++)
-                if (pts[i].rot[k].present && pts[i].rot[k].bound_valid) {
-                    checked++;
-                    viol += pts[i].rot[k].violations;
-                }
-        if (checked) printf("\nTheorem 4.3: %d violations over %d runs' logged steps (expected 0)\n", viol, checked);
-        if (np44) {
-            double f20, f21, m20, m21, gain;
-            lsq_prop44_summary(p44, np44, &f20, &f21, &m20, &m21, &gain);
-            printf("Prop. 4.4 (%zu vectors, %d-bit): no rotation above bound (20) in %.2f%% (must be 0); random Hadamard above\n"
-                   "  bound (21) in %.2f%% (allowed: delta = %.2f%%); rotation lowers the error %.2fx (geometric mean)\n",
-                   np44, c.wq.bits, 100 * f20, 100 * f21, 100 * c.delta, gain);
-        }
-        int st = lsq_write_outputs(out, &R);
-        if (st) {
-            cli_error("lsq", "%s", rs_last_error());
-            rc = 1;
-        } else {
-            printf("data: %s/{summary.json,summary.tsv,runs.tsv,steps.tsv,fit.tsv%s,meta.tsv}\n", out,
-                   np44 ? ",prop44.tsv" : "");
-            if (!no_plot) {
-                char err[512];
-                int ps = plot_draw_all(out, err, sizeof err);
-                if (ps == 0) printf("figures: %s/fig*.png and fig*.pdf\n", out);
-                else fprintf(stderr, "rostesim lsq: figures not drawn: %s\n", err);
-            }
-        }
+        lsq_results R = {L.svar, L.svals, (size_t)L.nsv, pts, p44, np44, L.cmdline, secs};
+        rc = lsq_print(&L, &R, desc_w, desc_x);
+        if (lsq_write(&L, &R)) rc = 1;
         printf("time: %.2f s\n", secs);
     }
-    for (int i = 0; i < npoints_done; i++) lsq_point_free(&pts[i]);
+    for (int i = 0; i < ndone; i++) lsq_point_free(&pts[i]);
     free(pts);
     free(p44);
     return rc;
