@@ -427,16 +427,14 @@ static cJSON *fits_json(const lsq_results *r, const lsq_fitset *fs)
     return o;
 }
 
-int lsq_write_outputs(const char *dir, const lsq_results *r)
+/* meta.tsv: the settings, for the plots' titles and labels. */
+static int write_meta(const char *dir, const lsq_results *r)
 {
     char path[4096], tmp[4200];
     FILE *f;
-    int st = rs_mkdir_p(dir);
-    if (st) return st;
+    int st;
     const lsq_config *c0 = &r->points[0].cfg;
     int sweep = strcmp(r->sweep_var, "none") != 0;
-
-    /* meta.tsv */
     if ((st = open_in(dir, "meta.tsv", path, tmp, &f))) return st;
     char title[256];
     snprintf(title, sizeof title, "d=%zu N=%zu W%dA%d, %d seeds%s%s", c0->d, c0->N, c0->wq.bits, c0->xq.bits, c0->seeds,
@@ -445,9 +443,15 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                "eta_mode\t%s\ndelta\t%g\ntitle\t%s\n",
             r->sweep_var, sweep ? var_label(r->sweep_var) : "none", c0->wq.bits, c0->xq.bits, c0->d, c0->N,
             r->points[0].steps, c0->seeds, c0->eta > 0 ? "fixed" : "theorem", c0->delta, title);
-    if ((st = rs_atomic_close(f, tmp, path))) return st;
+    return rs_atomic_close(f, tmp, path);
+}
 
-    /* steps.tsv */
+/* steps.tsv: every logged step of every rotation and point (means over the seeds). */
+static int write_steps(const char *dir, const lsq_results *r)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
     if ((st = open_in(dir, "steps.tsv", path, tmp, &f))) return st;
     fprintf(f, "point\tsweep_value\trotation\tt\tloss\tloss_se\tD\tD_se\teG\teG_se\te2\tbound\tbound_mrate\trecur\n");
     for (size_t p = 0; p < r->npoints; p++)
@@ -464,9 +468,15 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 fputc('\n', f);
             }
         }
-    if ((st = rs_atomic_close(f, tmp, path))) return st;
+    return rs_atomic_close(f, tmp, path);
+}
 
-    /* runs.tsv */
+/* runs.tsv: one row per run (point, rotation, seed): the final values. */
+static int write_runs(const char *dir, const lsq_results *r)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
     if ((st = open_in(dir, "runs.tsv", path, tmp, &f))) return st;
     fprintf(f, "point\tsweep_value\trotation\tseed\tfinal_loss\tfinal_D\tfinal_eG\tfinal_e2\trank\tinterp\tbound_final\tviolations\tduplicate_of\n");
     for (size_t p = 0; p < r->npoints; p++)
@@ -486,9 +496,15 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
                 else fputs("-\n", f);
             }
         }
-    if ((st = rs_atomic_close(f, tmp, path))) return st;
+    return rs_atomic_close(f, tmp, path);
+}
 
-    /* summary.tsv */
+/* summary.tsv: one row per point and rotation. */
+static int write_summary_tsv(const char *dir, const lsq_results *r)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
     if ((st = open_in(dir, "summary.tsv", path, tmp, &f))) return st;
     fprintf(f, "point\tsweep_value\trotation\tfinal_loss\tfinal_loss_ci\tfinal_D\tfinal_eG\tfinal_e2\tact_err\trank\tN\tinterp"
                "\tlambda_min\trho\tmu\teta\tsteps\tbound_final\tviolations\tptq_rtn\tptq_gptq"
@@ -515,11 +531,18 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
             nums(f, x, 4);
             fprintf(f, "\t%s\n", rr->dup_of >= 0 ? lsq_rot_name((lsq_rot)rr->dup_of) : "-");
         }
-    if ((st = rs_atomic_close(f, tmp, path))) return st;
+    return rs_atomic_close(f, tmp, path);
+}
 
-    /* fit.tsv: the first row is the headline fit (all settings, distinct runs) */
+/* fit.tsv (the first row is the headline fit: all settings, distinct runs); *fitj and *headj
+ * receive the same fits as JSON for summary.json. */
+static int write_fit(const char *dir, const lsq_results *r, cJSON **fitj, cJSON **headj)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
     lsq_fitset fs;
-    if ((st = lsq_results_fits(r, c0->seed, &fs))) return st;
+    if ((st = lsq_results_fits(r, r->points[0].cfg.seed, &fs))) return st;
     if ((st = open_in(dir, "fit.tsv", path, tmp, &f))) {
         lsq_fitset_free(&fs);
         return st;
@@ -542,32 +565,39 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
         lsq_fitset_free(&fs);
         return st;
     }
-    cJSON *fitj = fits_json(r, &fs), *headj = fit_json(&fs.all, "every setting (sweep point x rotation), distinct runs");
-    cJSON_AddNumberToObject(headj, "duplicate_runs_left_out", (double)fs.ndup);
+    *fitj = fits_json(r, &fs), *headj = fit_json(&fs.all, "every setting (sweep point x rotation), distinct runs");
+    cJSON_AddNumberToObject(*headj, "duplicate_runs_left_out", (double)fs.ndup);
     lsq_fitset_free(&fs);
+    return RS_OK;
+}
 
-    /* prop44.tsv */
-    if (r->prop44 && r->nprop44) {
-        if ((st = open_in(dir, "prop44.tsv", path, tmp, &f))) {
-            cJSON_Delete(fitj), cJSON_Delete(headj);
-            return st;
+/* prop44.tsv: the Prop. 4.4 vectors (norms, errors and both bounds). */
+static int write_prop44(const char *dir, const lsq_results *r)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
+    if ((st = open_in(dir, "prop44.tsv", path, tmp, &f))) return st;
+    fprintf(f, "i\tnorm2\tmaxabs2\terr_none\tbound20\terr_rh\tbound21\n");
+    for (size_t i = 0; i < r->nprop44; i++) {
+        fprintf(f, "%zu", i);
+        for (int j = 0; j < 6; j++) {
+            fputc('\t', f);
+            num(f, r->prop44[6 * i + j]);
         }
-        fprintf(f, "i\tnorm2\tmaxabs2\terr_none\tbound20\terr_rh\tbound21\n");
-        for (size_t i = 0; i < r->nprop44; i++) {
-            fprintf(f, "%zu", i);
-            for (int j = 0; j < 6; j++) {
-                fputc('\t', f);
-                num(f, r->prop44[6 * i + j]);
-            }
-            fputc('\n', f);
-        }
-        if ((st = rs_atomic_close(f, tmp, path))) {
-            cJSON_Delete(fitj), cJSON_Delete(headj);
-            return st;
-        }
+        fputc('\n', f);
     }
+    return rs_atomic_close(f, tmp, path);
+}
 
-    /* summary.json */
+/* summary.json: the configuration and every point's results, with the fits (fitj and headj,
+ * taken over). */
+static int write_summary_json(const char *dir, const lsq_results *r, cJSON *fitj, cJSON *headj)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+    int st;
+    const lsq_config *c0 = &r->points[0].cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", "rostesim lsq");
     if (r->command) cJSON_AddStringToObject(root, "command", r->command);
@@ -647,4 +677,20 @@ int lsq_write_outputs(const char *dir, const lsq_results *r)
     fputc('\n', f);
     free(js);
     return rs_atomic_close(f, tmp, path);
+}
+
+int lsq_write_outputs(const char *dir, const lsq_results *r)
+{
+    int st = rs_mkdir_p(dir);
+    if (st) return st;
+    if ((st = write_meta(dir, r)) || (st = write_steps(dir, r)) || (st = write_runs(dir, r)) ||
+        (st = write_summary_tsv(dir, r)))
+        return st;
+    cJSON *fitj = NULL, *headj = NULL;
+    if ((st = write_fit(dir, r, &fitj, &headj))) return st;
+    if (r->prop44 && r->nprop44 && (st = write_prop44(dir, r))) {
+        cJSON_Delete(fitj), cJSON_Delete(headj);
+        return st;
+    }
+    return write_summary_json(dir, r, fitj, headj);
 }
