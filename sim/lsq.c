@@ -6,6 +6,7 @@
 #include <gsl/gsl_fit.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -606,7 +607,10 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
      * and the runs are parallel over OpenMP below; a threaded BLAS (OpenBLAS's OpenMP
      * build) opens a team per call, and LAPACK's unblocked panels (the Haar QR, GPTQ's
      * Cholesky inverse) make thousands of short calls: on a loaded 2-core machine each
-     * waited for a descheduled thread, and the set-up took up to 8 s instead of 0.1 s. */
+     * waited for a descheduled thread, and the set-up took up to 8 s instead of 0.1 s.
+     * In that build openblas_set_num_threads() also sets OpenMP's thread count, so the
+     * runs' team size is taken first and given explicitly below. */
+    const int run_threads = omp_get_max_threads();
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     const size_t N = c->N, d = c->d;
@@ -728,7 +732,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
     size_t done_runs = 0;
     /* Runs are parallel (BLAS is single-threaded, set above). */
     char failmsg[512] = "";
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(run_threads)
     for (size_t k = 0; k < nruns; k++) {
         int r = rots[k / (size_t)M], m = (int)(k % (size_t)M);
         int s = r == LSQ_R_ADAPTIVE && adapt_copy >= 0
