@@ -2,7 +2,9 @@
  * in one process on the same model: prefill tokens/s (one decode call of P tokens), decode
  * tokens/s (D tokens one at a time after the prompt), model bytes against the F16 and fp32
  * sizes, and where the int path's decode time goes (the fp32 LM head alone, timed with the
- * same sgemm call).
+ * same sgemm call); then the same int model with the int8 embedding / LM head (--int-head q8,
+ * LLM_INTQ_HEAD_Q8) beside it: tokens/s, process CPU seconds, bytes, the head alone, and how
+ * far its last logits are from the fp32 head's.
  *
  * Default model: SmolLM2-135M's shapes (Llama, d 576, 30 layers, 9 heads / 3 KV heads,
  * MLP 1536, vocab 49152, tied head) with random weights, W4A4KV4 asymmetric quantizers and
@@ -146,17 +148,23 @@ int main(int argc, char **argv)
     }
     const llm_config *c = &m->cfg;
     if (P + D > c->max_pos) return fprintf(stderr, "bench_intq: P + D exceeds max_pos %d\n", c->max_pos), 2;
-    llm_intq *iq = NULL;
+    llm_intq *iq = NULL, *iq8 = NULL;
     if (llm_intq_build(&iq, m)) die("pack");
+    if (llm_intq_build_head(&iq8, m, LLM_INTQ_HEAD_Q8)) die("pack (q8 head)");
     rs_rng *dr = rs_rng_alloc(2, RS_STREAM_DATA);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(P + D));
     for (int i = 0; i < P + D; i++) tok[i] = (int32_t)rs_rng_uint(dr, (unsigned long)c->vocab);
     float *lf = malloc((size_t)c->vocab * sizeof(float)), *li = malloc((size_t)c->vocab * sizeof(float));
+    float *l8 = malloc((size_t)c->vocab * sizeof(float));
     double fp[2], fd[2], ip[2], id[2], cfp[2], cfd[2], cip[2], cid[2], ph[2][2 * LLM_INTQ_NPHASE];
+    double qp[2], qd[2], cqp[2], cqd[2], ph8[2][2 * LLM_INTQ_NPHASE];
     for (int r = 0; r < 2; r++) {
         run_fake(m, tok, P, D, lf, &fp[r], &fd[r], &cfp[r], &cfd[r]);
         run_int(iq, tok, P, D, li, &ip[r], &id[r], &cip[r], &cid[r], ph[r]);
+        run_int(iq8, tok, P, D, l8, &qp[r], &qd[r], &cqp[r], &cqd[r], ph8[r]);
     }
+    double d8 = 0, m32 = 0;
+    for (int v = 0; v < c->vocab; v++) d8 = fmax(d8, fabs((double)l8[v] - li[v])), m32 = fmax(m32, fabs((double)li[v]));
     double dmax = 0, lmax = 0, pmax = 0;
     for (int v = 0; v < c->vocab; v++) {
         double d = lf[v] - li[v];
@@ -169,12 +177,21 @@ int main(int argc, char **argv)
     const float *lw = m->logits + (size_t)(P + D - 1) * c->vocab;
     for (int v = 0; v < c->vocab; v++)
         if (fabs((double)lw[v] - lf[v]) > pmax) pmax = fabs((double)lw[v] - lf[v]);
-    /* the LM head alone: the same sgemm on one token, D times */
+    /* the LM head alone: the same sgemm on one token, D times; the int8 head likewise (one
+     * token's quantization, the s8 GEMV and the scaling), interleaved, best of 3 */
     float *x = calloc((size_t)c->d, sizeof(float));
-    double th = now();
-    for (int i = 0; i < D; i++) lk_matmul_forward(li, x, m->w.lm_head, NULL, 1, c->d, c->vocab);
-    th = (now() - th) / D;
+    for (int i = 0; i < c->d; i++) x[i] = (float)((i * 37) % 101 - 50);
+    double th = 1e30, th8 = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+        for (int i = 0; i < D; i++) lk_matmul_forward(li, x, m->w.lm_head, NULL, 1, c->d, c->vocab);
+        double t1 = now();
+        for (int i = 0; i < D; i++)
+            if (llm_intq_head_forward(iq8, x, 1, l8)) die("q8 head");
+        th = mind(th, (t1 - t0) / D), th8 = mind(th8, (now() - t1) / D);
+    }
     size_t np = llm_config_nparams(c), pk = 0, f32 = 0, ib = llm_intq_bytes(iq, &pk, &f32);
+    size_t pk8 = 0, f328 = 0, ib8 = llm_intq_bytes(iq8, &pk8, &f328);
     double tfp = mind(fp[0], fp[1]), tfd = mind(fd[0], fd[1]), tip = mind(ip[0], ip[1]), tid = mind(id[0], id[1]);
     printf("config %s: d=%d layers=%d heads=%d/%d ff=%d vocab=%d tied=%d, %zu params; %s; threads=%d; int kernels %s\n",
            dir ? dir : "SmolLM2-135M shapes, random weights, W4A4KV4, R3/R4 online", c->d, c->n_layer, c->n_head,
@@ -209,9 +226,26 @@ int main(int argc, char **argv)
     }
     printf("last logits: max|int - fake decode| %.3g; the fake path's own max|forward - decode| %.3g (max|logit| %.3g)\n",
            dmax, pmax, lmax);
-    free(x), free(tok), free(lf), free(li);
+    /* the int8 embedding / LM head beside the fp32 one */
+    double tqp = mind(qp[0], qp[1]), tqd = mind(qd[0], qd[1]), xqp = mind(cqp[0], cqp[1]), xqd = mind(cqd[0], cqd[1]);
+    printf("q8head model_bytes int %zu (packed + int8 head %zu + fp32 %zu)  int/f16 %.3f  (fp32 head: %zu, %.3f)\n", ib8, pk8,
+           f328, (double)ib8 / (2.0 * np), ib, (double)ib / (2.0 * np));
+    printf("q8head prefill_%d tokens/s  int-f32head %.1f  int-q8head %.1f  q8/f32 %.2fx\n", P, P / tip, P / tqp, tip / tqp);
+    printf("q8head decode_%d tokens/s   int-f32head %.1f  int-q8head %.1f  q8/f32 %.2fx\n", D, D / tid, D / tqd, tid / tqd);
+    printf("q8head cpu-time tokens/s per core-second: prefill f32head %.1f q8head %.1f (%.2fx); decode f32head %.2f q8head "
+           "%.2f (%.2fx); cpu seconds decode f32head %.2f q8head %.2f\n",
+           P / xip, P / xqp, xip / xqp, D / xid, D / xqd, xid / xqd, xid, xqd);
+    printf("q8head decode ms/token %.2f, of which the LM head alone: fp32 sgemv %.2f ms, int8 (quantize + s8 GEMV + scale) "
+           "%.2f ms -> %.2fx\n", 1e3 * tqd / D, 1e3 * th, 1e3 * th8, th / th8);
+    const double *pd8 = (qd[0] <= qd[1] ? ph8[0] : ph8[1]) + LLM_INTQ_NPHASE;
+    double sd8 = 0;
+    for (int k = 0; k < LLM_INTQ_NPHASE; k++) sd8 += pd8[k];
+    printf("q8head int time by phase (decode %%):");
+    for (int k = 0; k < LLM_INTQ_NPHASE; k++) printf(" %s %.0f", llm_intq_phase_name(k), 100 * pd8[k] / sd8);
+    printf("\nq8head last logits: max|q8 head - f32 head| %.3g (max|logit| %.3g)\n", d8, m32);
+    free(x), free(tok), free(lf), free(li), free(l8);
     rs_rng_free(dr);
-    llm_intq_free(iq);
+    llm_intq_free(iq), llm_intq_free(iq8);
     llm_model_free(m);
     return 0;
 }

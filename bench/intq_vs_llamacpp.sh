@@ -6,6 +6,8 @@
 #      (llm import-gguf), quantized W4A8KV4 by RTN (llm ptq), exported (llm export-int), and
 #      timed by bench_intq --model; llama.cpp (llama-cpp-python from PyPI, the peer only) on the
 #      same GGUF requantized to Q4_0 and F16 (bench/llamacpp_peer.py).
+# Both with the default fp32 embedding / LM head and with --int-head q8 (int8 head) side by
+# side: bench_intq runs both int models in one process, export-int writes both files.
 # Goals of issue 14, reported as measured: decode >= llama.cpp Q4_0, model bytes <= 0.6 of
 # F16, prefill >= 3x our fp32 path. Steps 2 and the peer are skipped when the GGUF or
 # llama_cpp cannot be had (no network, no Python).
@@ -31,8 +33,10 @@ M="$WORK/smollm2"; Q="$WORK/smollm2-w4a8kv4"
 [ -s "$M/model.safetensors" ] || "$BIN/rostesim" llm import-gguf "$G" --out "$M" >/dev/null || exit 1
 [ -s "$Q/rostesim_qat.json" ] || "$BIN/rostesim" llm ptq --method rtn --abits 8 --model "$M" --out "$Q" >/dev/null || exit 1
 x=$("$BIN/rostesim" llm export-int --model "$Q" --out "$WORK/smollm2-w4a8kv4.rsiq" --threads "$THREADS") || exit 1
+x8=$("$BIN/rostesim" llm export-int --model "$Q" --out "$WORK/smollm2-w4a8kv4-q8.rsiq" --int-head q8 --threads "$THREADS") || exit 1
 echo "-- SmolLM2-135M-Instruct ($(basename "$G")), RTN W4A8KV4"
 echo "   export-int: $x"
+echo "   export-int --int-head q8: $x8"
 o=$("$BUILD/bench/bench_intq" --model "$Q" --prefill "$P" --decode "$D" --threads "$THREADS") || exit 1
 echo "$o" | sed 's/^/   /'
 ip=$(echo "$o" | awk '/^prefill_/{print $6}'); id=$(echo "$o" | awk '/^decode_/{print $6}')
@@ -40,6 +44,9 @@ fp=$(echo "$o" | awk '/^prefill_/{print $4}')
 cip=$(echo "$o" | awk '/^cpu-time/{print $9}'); cid=$(echo "$o" | awk '/^cpu-time/{print $15}')
 cfp=$(echo "$o" | awk '/^cpu-time/{print $7}')
 ib=$(stat -c %s "$WORK/smollm2-w4a8kv4.rsiq")
+ib8=$(stat -c %s "$WORK/smollm2-w4a8kv4-q8.rsiq")
+qp=$(echo "$o" | awk '/^q8head prefill_/{print $7}'); qd=$(echo "$o" | awk '/^q8head decode_/{print $7}')
+cqp=$(echo "$o" | awk '/^q8head cpu-time/{print $10}'); cqd=$(echo "$o" | awk '/^q8head cpu-time/{print $16}')
 
 PY=${PYTHON:-}
 for p in "$PY" /work/venv/bin/python tools/.venv/bin/python python3; do
@@ -48,7 +55,8 @@ for p in "$PY" /work/venv/bin/python tools/.venv/bin/python python3; do
 done
 if [ -z "$PY" ]; then
   echo "   llama_cpp (pip install llama-cpp-python) not found: skipping the llama.cpp peer"
-  awk -v ip="$ip" -v fp="$fp" 'BEGIN{printf "   prefill: int %.1f tokens/s = %.2fx our fp32 fake-quant path (goal >= 3x)\n", ip, ip/fp}'
+  awk -v ip="$ip" -v fp="$fp" -v qp="$qp" 'BEGIN{printf "   prefill: int %.1f tokens/s = %.2fx our fp32 fake-quant path (goal >= 3x); with the q8 head %.1f = %.2fx\n", ip, ip/fp, qp, qp/fp}'
+  echo "   bytes: $(echo "$x" | grep -oE '[0-9.]+ of the model.s F16 size') (fp32 head); $(echo "$x8" | grep -oE '[0-9.]+ of the model.s F16 size') (q8 head) (goal <= 0.6)"
   exit 0
 fi
 l=$("$PY" bench/llamacpp_peer.py "$G" "$WORK/llamacpp" "$P" "$D" "$THREADS" 2>"$WORK/llamacpp.log") \
@@ -63,3 +71,7 @@ awk -v ip="$ip" -v id="$id" -v fp="$fp" -v q4p="$q4p" -v q4d="$q4d" -v ib="$ib" 
   printf "   prefill: int %.1f tokens/s, llama.cpp Q4_0 %.1f -> int/Q4_0 %.2fx; int/our fp32 path %.2fx (goal >= 3x)\n", ip, q4p, ip/q4p, ip/fp
   printf "   bytes:   int file %d, llama.cpp F16 file %d -> %.3f (goal <= 0.6)\n", ib, f16b, ib/f16b
   printf "   per CPU second: decode int %.2f, Q4_0 %.2f -> %.2fx; prefill int %.1f, Q4_0 %.1f -> %.2fx, our fp32 path %.1f -> %.2fx\n", cid, cq4d, cid/cq4d, cip, cq4p, cip/cq4p, cfp, cip/cfp }'
+awk -v qp="$qp" -v qd="$qd" -v fp="$fp" -v q4p="$q4p" -v q4d="$q4d" -v ib8="$ib8" -v f16b="$f16b" -v cqp="$cqp" -v cqd="$cqd" \
+    -v cq4p="$cq4p" -v cq4d="$cq4d" 'BEGIN{
+  printf "   q8 head: decode %.1f tokens/s -> int/Q4_0 %.2fx; prefill %.1f -> int/Q4_0 %.2fx, our fp32 path %.2fx; file %d bytes -> %.3f of F16\n", qd, qd/q4d, qp, qp/q4p, qp/fp, ib8, ib8/f16b
+  printf "   q8 head per CPU second: decode %.2f -> %.2fx Q4_0; prefill %.1f -> %.2fx Q4_0\n", cqd, cqd/cq4d, cqp, cqp/cq4p }'

@@ -382,10 +382,24 @@ static int parse_backend(const char *cmd, const char *backend, const char *intfi
     return 0;
 }
 
+/* --int-head f32|q8 into *head (default f32); only where an int model is packed from a folder
+ * (not with --int-model, whose file says how its head is stored). Returns 0 or an exit code. */
+static int parse_int_head(const char *cmd, const char *s, int use_int, const char *intfile, llm_intq_head *head)
+{
+    *head = LLM_INTQ_HEAD_F32;
+    if (!s) return 0;
+    if (llm_intq_head_parse(s, head) != RS_OK) return cli_error(cmd, "--int-head: '%s' is not 'f32' or 'q8'", s), 2;
+    if (!use_int) return cli_error(cmd, "--int-head: applies to --backend int only"), 2;
+    if (intfile)
+        return cli_error(cmd, "--int-head: an exported int model (--int-model) keeps the head it was exported with; "
+                         "drop --int-head or re-export with 'llm export-int --int-head %s'", s), 2;
+    return 0;
+}
+
 /* The integer model: an exported file (--int-model), or the folder's QAT/PTQ model packed
- * now; the tokenizer and special ids come from the folder. */
-static int load_int(const char *cmd, const char *dir, const char *intfile, llm_intq **iq, tok_tokenizer **tok, int *eos,
-                    int *pad)
+ * now (with its head stored as `head` says); the tokenizer and special ids come from the folder. */
+static int load_int(const char *cmd, const char *dir, const char *intfile, llm_intq_head head, llm_intq **iq,
+                    tok_tokenizer **tok, int *eos, int *pad)
 {
     int rc = check_model_dir(cmd, "--model", dir);
     if (rc) return rc;
@@ -396,7 +410,7 @@ static int load_int(const char *cmd, const char *dir, const char *intfile, llm_i
         llm_model *m = NULL;
         int st = llm_qat_load_model(&m, dir);
         if (st) return lib_fail(cmd);
-        st = llm_intq_build(iq, m);
+        st = llm_intq_build_head(iq, m, head);
         llm_model_free(m);
         if (st) return cli_error(cmd, "--backend int: %s: %s", dir, rs_last_error()), st == RS_ENOTSUP ? 2 : 1;
     }
@@ -408,8 +422,9 @@ static void int_banner(const llm_intq *iq, const char *intfile)
 {
     size_t pk = 0, fp = 0;
     llm_intq_bytes(iq, &pk, &fp);
-    fprintf(stderr, "int backend: %s kernels, %.1f MB packed weights + %.1f MB fp32 tensors (%s)\n", iq_kernel_name(),
-            pk / 1e6, fp / 1e6, intfile ? intfile : "packed at load");
+    fprintf(stderr, "int backend: %s kernels, %.1f MB packed weights + %.1f MB fp32 tensors, %s embedding/LM head (%s)\n",
+            iq_kernel_name(), pk / 1e6, fp / 1e6, llm_intq_head_kind(iq) == LLM_INTQ_HEAD_Q8 ? "int8" : "fp32",
+            intfile ? intfile : "packed at load");
 }
 
 /* ---- eval ------------------------------------------------------------------------------ */
@@ -417,7 +432,7 @@ static void int_banner(const llm_intq *iq, const char *intfile)
 static int cmd_llm_eval(int argc, char **argv)
 {
     const char *C = "llm eval";
-    const char *model = NULL, *data = NULL, *preds = NULL, *backend = NULL, *intfile = NULL;
+    const char *model = NULL, *data = NULL, *preds = NULL, *backend = NULL, *intfile = NULL, *head_s = NULL;
     int batch = 4, max_len = 0, full_loss = 0, threads = 0, generate = 0, max_new = 32, no_stem = 0, use_int = 0;
     long limit = 0;
     cli_opt opts[] = {
@@ -434,6 +449,7 @@ static int cmd_llm_eval(int argc, char **argv)
         {"--no-stemmer", OPT_FLAG, &no_stem, 0, -1, NULL, "--generate: ROUGE without the Porter stemmer", 0},
         {"--backend", OPT_STRING, &backend, 0, -1, "fake|int", "fake: fp32 fake quantization (default); int: integer kernels (QAT/PTQ folder)", 0},
         {"--int-model", OPT_STRING, &intfile, 0, -1, "FILE", "an exported int model (llm export-int) instead of packing --model's weights", 0},
+        {"--int-head", OPT_STRING, &head_s, 0, -1, "f32|q8", "--backend int from --model: embedding/LM head fp32 (default) or int8 (smaller, faster, not exact)", 0},
     };
     cli_cmd cmd = {C, "--model DIR --data FILE [options]",
                    "Mean cross-entropy over the target tokens of a data set (the completion tokens of\n"
@@ -448,7 +464,11 @@ static int cmd_llm_eval(int argc, char **argv)
                    "reference, rougeL) to --predictions.\n\n"
                    "--backend int (a folder with rostesim_qat.json, or --int-model FILE): the integer path:\n"
                    "4-bit packed weights, per-token integer activations, integer GEMM, 4-bit packed KV\n"
-                   "cache; the same numbers as the fake-quant path up to fp32 rounding (README).",
+                   "cache; the same numbers as the fake-quant path up to fp32 rounding (README).\n"
+                   "--int-head q8: the embedding and LM head stored as int8 with a scale per row and the\n"
+                   "head computed in int8 (the hidden state quantized per token): about 4x fewer bytes for\n"
+                   "them and a faster decode, at a small cost in loss that is no longer the fake-quant\n"
+                   "path's (README).",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "examples:\n  rostesim llm eval --model runs/tldr --data test.jsonl\n"
                    "  rostesim llm eval --model runs/roste --data test.jsonl --backend int\n"
@@ -462,6 +482,8 @@ static int cmd_llm_eval(int argc, char **argv)
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
     if ((rc = parse_backend(C, backend, intfile, model, &use_int))) return rc;
+    llm_intq_head head;
+    if ((rc = parse_int_head(C, head_s, use_int, intfile, &head))) return rc;
     if (!is_file(data)) return cli_error(C, "--data: cannot read '%s'", data), 2;
     if (generate && !(strlen(data) > 6 && !strcmp(data + strlen(data) - 6, ".jsonl")))
         return cli_error(C, "--generate: '%s' is not a .jsonl file of prompt/completion lines", data), 2;
@@ -474,7 +496,7 @@ static int cmd_llm_eval(int argc, char **argv)
     double loss = 0;
     size_t ntok = 0;
     double t0 = now_s();
-    if (use_int) rc = load_int(C, model, intfile, &iq, &tok, &eos, &pad);
+    if (use_int) rc = load_int(C, model, intfile, head, &iq, &tok, &eos, &pad);
     else rc = load_model(C, model, &m, &tok, &eos, &pad);
     if (rc) goto done;
     const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
@@ -506,7 +528,7 @@ done:
 static int cmd_llm_generate(int argc, char **argv)
 {
     const char *C = "llm generate";
-    const char *model = NULL, *prompt = NULL, *backend = NULL, *intfile = NULL;
+    const char *model = NULL, *prompt = NULL, *backend = NULL, *intfile = NULL, *head_s = NULL;
     int max_new = 64, threads = 0, use_int = 0;
     double temperature = 0, top_p = 1.0;
     long seed = 42;
@@ -520,12 +542,14 @@ static int cmd_llm_generate(int argc, char **argv)
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
         {"--backend", OPT_STRING, &backend, 0, -1, "fake|int", "fake: fp32 fake quantization (default); int: integer kernels (QAT/PTQ folder)", 0},
         {"--int-model", OPT_STRING, &intfile, 0, -1, "FILE", "an exported int model (llm export-int) instead of packing --model's weights", 0},
+        {"--int-head", OPT_STRING, &head_s, 0, -1, "f32|q8", "--backend int from --model: embedding/LM head fp32 (default) or int8 (smaller, faster, not exact)", 0},
     };
     cli_cmd cmd = {C, "--model DIR --prompt TEXT [options]",
                    "Continue a prompt with the model (KV cache; greedy unless --temperature > 0) until eos\n"
                    "or --max-new-tokens, and print the generated text (without the prompt) on stdout.\n"
                    "--backend int: the integer path (4-bit weights and KV cache, integer GEMM) for a\n"
-                   "QAT/PTQ folder or an exported --int-model; greedy tokens equal the fake-quant path's.",
+                   "QAT/PTQ folder or an exported --int-model; greedy tokens equal the fake-quant path's.\n"
+                   "--int-head q8: embedding and LM head in int8 (faster, smaller; tokens may then differ).",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "example:\n  rostesim llm generate --model runs/tldr --prompt \"SUBREDDIT: r/cooking\" --max-new-tokens 40\n"
                    "  rostesim llm generate --model runs/roste --backend int --prompt \"SUBREDDIT: r/cooking\""};
@@ -538,6 +562,8 @@ static int cmd_llm_generate(int argc, char **argv)
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
     if ((rc = parse_backend(C, backend, intfile, model, &use_int))) return rc;
+    llm_intq_head head;
+    if ((rc = parse_int_head(C, head_s, use_int, intfile, &head))) return rc;
     set_threads(threads);
     llm_model *m = NULL;
     llm_intq *iq = NULL;
@@ -547,7 +573,7 @@ static int cmd_llm_generate(int argc, char **argv)
     char *text = NULL;
     rs_rng *rng = NULL;
     int eos = -1, pad = -1;
-    if (use_int) rc = load_int(C, model, intfile, &iq, &tok, &eos, &pad);
+    if (use_int) rc = load_int(C, model, intfile, head, &iq, &tok, &eos, &pad);
     else rc = load_model(C, model, &m, &tok, &eos, &pad);
     if (rc) goto done;
     const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
@@ -604,23 +630,30 @@ done:
 static int cmd_llm_export_int(int argc, char **argv)
 {
     const char *C = "llm export-int";
-    const char *model = NULL, *out = NULL;
+    const char *model = NULL, *out = NULL, *head_s = NULL;
     int threads = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "a QAT or PTQ checkpoint folder (with rostesim_qat.json; required)", 0},
         {"--out", OPT_STRING, &out, 0, -1, "FILE", "the int model file to write (required)", 0},
+        {"--int-head", OPT_STRING, &head_s, 0, -1, "f32|q8", "embedding and LM head in fp32 (default) or int8 per row", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
-    cli_cmd cmd = {C, "--model DIR --out FILE",
+    cli_cmd cmd = {C, "--model DIR --out FILE [--int-head f32|q8]",
                    "Pack a quantized model for the int backend: weights as 4-bit codes (two per byte) with\n"
                    "the weight quantizer's per-output-channel scale and zero point, the quantizer settings,\n"
                    "the online rotations' signs and the fp32 tensors (embedding, norms, biases, LM head) in\n"
                    "one file (layout: docs/int-format.md). 'llm eval' and 'llm generate' run it with\n"
                    "--int-model FILE (tokenizer from --model). Prints the file's size against the model's\n"
-                   "F16 and fp32 sizes.",
+                   "F16 and fp32 sizes.\n\n"
+                   "--int-head q8 stores the embedding and LM head (one table when tied) as int8 codes with\n"
+                   "a scale per row (symmetric, max|row|/127, round half to even) instead of fp32, and the\n"
+                   "int backend then computes the head in int8 with the final hidden state quantized per\n"
+                   "token: about a quarter of those bytes and a faster decode, but the logits are no longer\n"
+                   "the fake-quant path's (README: the bound and the measured loss). Default f32.",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "example:\n  rostesim llm export-int --model runs/roste --out runs/roste/model.rsiq\n"
-                   "  rostesim llm generate --model runs/roste --int-model runs/roste/model.rsiq --prompt \"Hello\""};
+                   "  rostesim llm generate --model runs/roste --int-model runs/roste/model.rsiq --prompt \"Hello\"\n"
+                   "  rostesim llm export-int --model runs/roste --out runs/roste/model-q8.rsiq --int-head q8"};
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
@@ -631,11 +664,13 @@ static int cmd_llm_export_int(int argc, char **argv)
     if (!is_dir(model)) return cli_error(C, "--model: '%s' is not a folder", model), 2;
     int use_int = 0, rc = parse_backend(C, "int", NULL, model, &use_int);
     if (rc) return rc;
+    llm_intq_head head;
+    if ((rc = parse_int_head(C, head_s, 1, NULL, &head))) return rc;
     set_threads(threads);
     llm_model *m = NULL;
     llm_intq *iq = NULL;
     if (llm_qat_load_model(&m, model) != RS_OK) return lib_fail(C);
-    int st = llm_intq_build(&iq, m);
+    int st = llm_intq_build_head(&iq, m, head);
     size_t np = llm_config_nparams(&m->cfg);
     llm_model_free(m);
     if (st) return cli_error(C, "%s: %s", model, rs_last_error()), st == RS_ENOTSUP ? 2 : 1;
@@ -646,9 +681,10 @@ static int cmd_llm_export_int(int argc, char **argv)
         size_t pk = 0, fp = 0;
         llm_intq_bytes(iq, &pk, &fp);
         double fsz = stat(out, &sb) == 0 ? (double)sb.st_size : (double)(pk + fp);
-        printf("wrote %s: %.0f bytes (packed weights + per-row scales/zeros %zu, fp32 tensors %zu); "
+        printf("wrote %s: %.0f bytes (packed weights + per-row scales/zeros%s %zu, fp32 tensors %zu); "
                "%.3f of the model's F16 size (%zu bytes), %.3f of fp32\n",
-               out, fsz, pk, fp, fsz / (2.0 * (double)np), 2 * np, fsz / (4.0 * (double)np));
+               out, fsz, head == LLM_INTQ_HEAD_Q8 ? " + int8 embedding/LM head" : "", pk, fp, fsz / (2.0 * (double)np),
+               2 * np, fsz / (4.0 * (double)np));
     }
     llm_intq_free(iq);
     return rc;
@@ -793,7 +829,7 @@ static const cli_sub subs[] = {
     {"diagnose", cmd_llm_diagnose, "quantization error and activation range with/without rotation, plots"},
     {"eval", cmd_llm_eval, "mean loss and perplexity of a model on a data set"},
     {"generate", cmd_llm_generate, "continue a prompt (greedy or sampled)"},
-    {"export-int", cmd_llm_export_int, "pack a QAT/PTQ model for the int backend (4-bit weights, one file)"},
+    {"export-int", cmd_llm_export_int, "pack a QAT/PTQ model for the int backend (4-bit weights, one file; --int-head q8)"},
     {"info", cmd_llm_info, "describe a checkpoint folder (sizes, parameters, tokenizer)"},
     {"init", cmd_llm_init, "write a randomly initialised checkpoint from a config.json"},
     {"import-gguf", cmd_llm_import_gguf, "import a llama.cpp GGUF file (llama) as a checkpoint folder"},

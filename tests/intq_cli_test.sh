@@ -4,7 +4,9 @@
 # loss to 1e-5 relative, llm generate --backend int the same greedy text; llm export-int
 # writes a file that --int-model runs with the same numbers; clear errors for a folder without
 # rostesim_qat.json, a GPTQ folder (wbits 16), an unknown backend, a file that is not an int
-# model or is truncated.
+# model or is truncated. --int-head q8 (int8 embedding / LM head): packed at load and exported
+# give the same loss, close to the fp32 head's, a smaller file; bad values and misplaced uses
+# of the flag exit 2 naming it.
 set -u
 . "$(dirname "$0")/lib.sh"
 EXPECT_ARGS=4; EXPECT_HEAD=160
@@ -14,6 +16,10 @@ close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(
 $B llm export-int --help >"$T/h" 2>&1 && grep -q "usage: rostesim llm export-int" "$T/h" && ok "llm export-int --help" || bad "export-int --help"
 $B llm eval --help 2>&1 | grep -q -- "--backend" && $B llm generate --help 2>&1 | grep -q -- "--int-model" \
   && ok "eval/generate --help list --backend and --int-model" || bad "eval/generate --help lack the int backend"
+for c in eval generate export-int; do
+  $B llm $c --help 2>&1 | grep -q -- "--int-head f32|q8" || { bad "llm $c --help lacks --int-head"; continue; }
+  ok "llm $c --help lists --int-head f32|q8"
+done
 
 tiny_model "$T/m0" || bad "init"
 D="--data $FIX/train.jsonl --calib 8 --threads 1"
@@ -42,6 +48,32 @@ for n in rtn qr; do
 done
 $B llm export-int --model "$T/qr" --out "$T/qr2.rsiq" >/dev/null 2>&1
 cmp -s "$T/qr.rsiq" "$T/qr2.rsiq" && ok "export-int: same folder, same bytes" || bad "export-int is not deterministic"
+# the int8 embedding / LM head
+for n in rtn qr; do
+  $B llm eval --model "$T/$n" --data $FIX/train.jsonl --threads 1 --backend int --int-head q8 >"$T/q_$n" 2>"$T/qe_$n"
+  lq=$(loss "$T/q_$n"); li=$(loss "$T/i_$n")
+  awk -v a="$lq" -v b="$li" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && a != b && d <= 0.01 * b) }' \
+    && grep -q "int8 embedding/LM head" "$T/qe_$n" && ok "$n: eval --int-head q8 loss $lq, fp32 head $li (within 1%, not equal)" \
+    || bad "$n: --int-head q8 loss '$lq' vs fp32 head '$li': $(cat "$T/qe_$n")"
+  if $B llm export-int --model "$T/$n" --out "$T/$n-q8.rsiq" --int-head q8 >"$T/xq_$n" 2>&1 \
+     && [ "$(stat -c %s "$T/$n-q8.rsiq")" -lt "$(stat -c %s "$T/$n.rsiq")" ]; then
+    ok "$n: export-int --int-head q8: $(stat -c %s "$T/$n-q8.rsiq") bytes against $(stat -c %s "$T/$n.rsiq") ($(cat "$T/xq_$n"))"
+  else bad "$n: export-int --int-head q8: $(cat "$T/xq_$n")"; fi
+  $B llm eval --model "$T/$n" --data $FIX/train.jsonl --threads 1 --int-model "$T/$n-q8.rsiq" >"$T/kq_$n" 2>/dev/null
+  [ "$(loss "$T/kq_$n")" = "$lq" ] && ok "$n: eval --int-model (q8 file): the same loss $lq as packed at load" \
+    || bad "$n: q8 --int-model loss '$(loss "$T/kq_$n")' vs packed at load '$lq'"
+  $B llm generate --model "$T/$n" --prompt "$P" --max-new-tokens 20 --threads 1 --backend int --int-head q8 >"$T/gq_$n" 2>/dev/null
+  $B llm generate --model "$T/$n" --prompt "$P" --max-new-tokens 20 --threads 1 --int-model "$T/$n-q8.rsiq" >"$T/gkq_$n" 2>/dev/null
+  [ -s "$T/gq_$n" ] && cmp -s "$T/gq_$n" "$T/gkq_$n" && ok "$n: generate --int-head q8 and its exported file: the same text" \
+    || bad "$n: q8 generate differs: '$(cat "$T/gq_$n")' vs '$(cat "$T/gkq_$n")'"
+done
+$B llm export-int --model "$T/qr" --out "$T/qr-q8b.rsiq" --int-head q8 >/dev/null 2>&1
+cmp -s "$T/qr-q8.rsiq" "$T/qr-q8b.rsiq" && ok "export-int --int-head q8: same folder, same bytes" || bad "q8 export is not deterministic"
+expect_exit 2 "--int-head: 'q3' is not 'f32' or 'q8'" $B llm eval --model "$T/rtn" --data $FIX/train.jsonl --backend int --int-head q3
+expect_exit 2 "--int-head: 'q3'" $B llm export-int --model "$T/rtn" --out "$T/x.rsiq" --int-head q3
+expect_exit 2 "--int-head: applies to --backend int" $B llm generate --model "$T/rtn" --prompt hi --int-head q8
+expect_exit 2 "--int-head: an exported int model" $B llm generate --model "$T/rtn" --prompt hi --int-model "$T/rtn.rsiq" --int-head q8
+
 $B llm eval --model "$T/qr" --data $FIX/train.jsonl --threads 2 --backend int >"$T/i2" 2>/dev/null
 close "$(loss "$T/i2")" "$(loss "$T/i_qr")" && ok "qr: --threads 2 loss $(loss "$T/i2")" || bad "qr: threads 2: $(cat "$T/i2")"
 

@@ -10,6 +10,14 @@
  *     within 1e-4 of their scale and the same argmax before the first (boundary) flip, on
  *     random tokens and teacher-forced on the fake path's greedy continuation; prefill
  *     against cached one-token decoding; save/load round trip bit for bit;
+ *   - the opt-in int8 embedding / LM head (LLM_INTQ_HEAD_Q8): the s8 x s8 GEMM (AVX2, portable,
+ *     dispatcher) against its _ref loop on random codes and the extremes +-127, the int8
+ *     quantizer's rounding (ties to even, zero / tiny / non-finite rows); on a tied and an
+ *     untied family: every embedding row within half a step of the fp32 one, the head's
+ *     logits within the bound of intq.h against the fp32 head, the whole model's logits
+ *     against the fp32-head int model (measured, bounded), save/load of a q8 file bit for
+ *     bit, corrupt int8 sections refused, and a version-1 file (the previous layout) still
+ *     read with the same logits;
  *   - clear errors: no QAT state, unsupported bits, corrupt or truncated files. */
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +102,82 @@ static void test_gemm(rs_rng *rng)
     iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 15);
     CHECK(r0 == r2 && r0 == 225 * ICp, "IQ_MAX_IC all-maximal 4-bit codes (A4 kernel): %d = 15*15*%d, no s16 overflow", r2, ICp);
     free(x), free(w);
+}
+
+/* The s8 x s8 GEMM of the int8 head: AVX2 kernel, portable loop and dispatcher equal the
+ * _ref loop on random codes, the extremes +-127 (same and opposite signs), zeros mixed with
+ * extremes; odd N and OC (the 4-row AVX2 blocks and the rows left over), N = 1 (decode) and
+ * N > 1 (prefill / evaluation), widths not multiples of 64. */
+static void test_gemm_s8(rs_rng *rng)
+{
+    const int Ns[] = {1, 2, 3, 4, 5, 9}, ICs[] = {1, 31, 32, 33, 72, 576, 577}, OCs[] = {1, 3, 4, 5, 7, 33};
+    int bad = 0, runs = 0, closed = 0;
+    for (int mode = 0; mode < 4; mode++) /* random, all +127 x -127, all -127 x -127, zeros and extremes */
+        for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
+            for (size_t b = 0; b < sizeof ICs / sizeof *ICs; b++)
+                for (size_t c = 0; c < sizeof OCs / sizeof *OCs; c++) {
+                    int N = Ns[a], IC = ICs[b], OC = OCs[c], ICp = (int)iq_padded_s8((size_t)IC);
+                    int8_t *x = calloc((size_t)N * ICp, 1), *w = calloc((size_t)OC * ICp, 1);
+                    int32_t *r0 = malloc((size_t)N * OC * 4), *r1 = malloc((size_t)N * OC * 4);
+                    int32_t *r2 = malloc((size_t)N * OC * 4), *r3 = malloc((size_t)N * OC * 4);
+                    for (int n = 0; n < N; n++)
+                        for (int i = 0; i < IC; i++)
+                            x[(size_t)n * ICp + i] = (int8_t)(mode == 0 ? (int)(rs_rng_uniform(rng) * 255) - 127
+                                                              : mode == 1 ? 127 : mode == 2 ? -127
+                                                                                            : ((i + n) % 3 ? 127 : 0));
+                    for (int o = 0; o < OC; o++)
+                        for (int i = 0; i < IC; i++)
+                            w[(size_t)o * ICp + i] = (int8_t)(mode == 0 ? (int)(rs_rng_uniform(rng) * 255) - 127
+                                                              : mode == 3 ? ((i + o) % 2 ? -127 : 0) : -127);
+                    iq_gemm_s8s8_ref(r0, x, w, N, ICp, OC);
+                    iq_gemm_s8s8_portable(r1, x, w, N, ICp, OC);
+                    iq_gemm_s8s8(r2, x, w, N, ICp, OC);
+                    int have = iq_gemm_s8s8_avx2(r3, x, w, N, ICp, OC);
+                    const size_t nb = (size_t)N * OC * 4;
+                    if (memcmp(r0, r1, nb) || memcmp(r0, r2, nb) || (have && memcmp(r0, r3, nb))) bad++;
+                    if (mode == 1 || mode == 2) { /* closed form: every element -+127*127*IC */
+                        closed++;
+                        for (size_t e = 0; e < (size_t)N * OC; e++)
+                            if (r0[e] != (mode == 1 ? -1 : 1) * 16129 * IC) bad++;
+                    }
+                    runs++;
+                    free(x), free(w), free(r0), free(r1), free(r2), free(r3);
+                }
+    CHECK(bad == 0, "s8 x s8 GEMM: portable, dispatcher and AVX2 (%s) equal the _ref loop on %d shapes x modes "
+          "(random, +-127 extremes, zeros), %d of them also the closed form +-16129 IC",
+          iq_have_avx2() ? "tested" : "not on this CPU", runs, closed);
+    /* the largest width: all -127 x +127 must not overflow int32 (16129 * 131072 < 2^31) */
+    const int ICp = (int)IQ_S8_MAX_IC;
+    int8_t *x = malloc((size_t)ICp * 5), *w = malloc((size_t)ICp * 5);
+    memset(x, 127, (size_t)ICp * 5), memset(w, 0x81, (size_t)ICp * 5); /* 0x81 = -127 */
+    int32_t r0[25], r2[25];
+    iq_gemm_s8s8_ref(r0, x, w, 5, ICp, 5);
+    iq_gemm_s8s8(r2, x, w, 5, ICp, 5);
+    int ok = !memcmp(r0, r2, sizeof r0);
+    for (int e = 0; e < 25; e++) ok &= (int64_t)r2[e] == -(int64_t)16129 * ICp;
+    CHECK(ok, "IQ_S8_MAX_IC (%d) all 127 x -127: %d = -16129*%d, no overflow, 5 x 5 (4-row block and remainder)", ICp, r2[0],
+          ICp);
+    free(x), free(w);
+    /* the quantizer: ties to even, zero / tiny / non-finite rows, padding */
+    float xs[5][8] = {{127, 2.5f, 3.5f, -2.5f, -0.5f, 0.5f, 1.5f, -127},
+                      {0},
+                      {1e-38f, -1e-38f},
+                      {1, NAN, 2},
+                      {254, 1, 3, -5, 253, 0.25f, -254, 100}};
+    int8_t q[5][32];
+    float sc[5];
+    memset(q, 99, sizeof q);
+    iq_quantize_s8(&q[0][0], sc, &xs[0][0], 5, 8, 32);
+    const int8_t want0[8] = {127, 2, 4, -2, 0, 0, 2, -127}, want4[8] = {127, 0, 2, -2, 126, 0, -127, 50};
+    int pad = 1, zeros = 1;
+    for (int r = 0; r < 5; r++)
+        for (int i = 8; i < 32; i++) pad &= q[r][i] == 0;
+    for (int r = 1; r < 4; r++)
+        for (int i = 0; i < 8; i++) zeros &= q[r][i] == 0;
+    CHECK(!memcmp(q[0], want0, 8) && sc[0] == 1.0f && !memcmp(q[4], want4, 8) && sc[4] == 2.0f && sc[1] == 1.0f &&
+          sc[2] == 1.0f && isnan(sc[3]) && pad && zeros,
+          "iq_quantize_s8: scale max|x|/127, ties to even (2.5 -> 2, 3.5 -> 4, 0.5 -> 0, -2.5 -> -2); a zero row and a "
+          "1e-38 row: scale 1, codes 0; a NaN row: scale NaN, codes 0; padding 0");
 }
 
 /* ---- exactness against the fake-quant path ------------------------------------------------- */
@@ -452,7 +536,7 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
             long n = len;
             if (k < 5) n = cut[k];
             else if (k == 5) b2[4] = 9;                  /* version */
-            else b2[len - 5] ^= 0x10, b2[len - 8 - 4] ^= 0x01; /* a code sum */
+            else b2[len - 16 - 5] ^= 0x10, b2[len - 16 - 8 - 4] ^= 0x01; /* a code sum (before two empty sections) */
             FILE *g = fopen(path, "wb");
             fwrite(b2, 1, (size_t)n, g);
             fclose(g);
@@ -474,6 +558,269 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
     llm_model_free(m);
 }
 
+/* ---- the opt-in int8 embedding / LM head ------------------------------------------------------ */
+
+static long file_bytes(const char *path, uint8_t **buf)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)len + 1);
+    size_t got = fread(*buf, 1, (size_t)len, f);
+    fclose(f);
+    return got == (size_t)len ? len : -1;
+}
+
+static int write_bytes(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *g = fopen(path, "wb");
+    if (!g) return -1;
+    size_t w = fwrite(b, 1, n, g);
+    return fclose(g) == 0 && w == n ? 0 : -1;
+}
+
+/* Logits of T tokens (all positions) from an int model. */
+static int int_logits(llm_intq *iq, const int32_t *tok, int T, float *out)
+{
+    llm_intq_kv *kv = NULL;
+    int st = llm_intq_kv_alloc(&kv, iq, T);
+    if (!st) st = llm_intq_decode(iq, kv, tok, T, out, 1);
+    llm_intq_kv_free(kv);
+    return st;
+}
+
+/* The q8 head's logits l8 against the fp32 head's l32 on the same hidden states h (N, C), W the
+ * fp32 head (V, C): the largest |l8 - l32| / B_o (and the mean in *mean), B_o intq.h's bound
+ * with margins for the rounding of the scales and of both sums:
+ *   B_o = (s_w/2 + 127u s_w) sum|h| + (s_a/2 + 127u s_a) sum(|W_o| + s_w/2 + 127u s_w)
+ *         + (C+2)u sum|h||W_o| + 4u |l8|,   s_w = max|W_o| / 127, s_a = max|h| / 127. */
+static double head_ratio(const float *W, int V, int C, const float *h, int N, const float *l8, const float *l32, double *mean)
+{
+    const double u = 0x1p-24;
+    double worst = 0;
+    *mean = 0;
+    for (int n = 0; n < N; n++) {
+        const float *hn = h + (size_t)n * C;
+        double sh = 0, amax = 0;
+        for (int i = 0; i < C; i++) sh += fabs(hn[i]), amax = fmax(amax, fabs(hn[i]));
+        const double sa = amax / 127;
+        for (int v = 0; v < V; v++) {
+            const float *wr = W + (size_t)v * C;
+            double wmax = 0, sw1 = 0, shw = 0;
+            for (int i = 0; i < C; i++) wmax = fmax(wmax, fabs(wr[i]));
+            const double sw = wmax / 127;
+            for (int i = 0; i < C; i++) sw1 += fabs(wr[i]) + sw * (0.5 + 127 * u), shw += fabs(hn[i]) * fabs(wr[i]);
+            const double l = l8[(size_t)n * V + v];
+            const double b = sw * (0.5 + 127 * u) * sh + sa * (0.5 + 127 * u) * sw1 + (C + 2) * u * shw + 4 * u * fabs(l);
+            const double d = fabs(l - l32[(size_t)n * V + v]), r = d == 0 ? 0 : d / b;
+            worst = fmax(worst, r);
+            *mean += r / ((double)N * V);
+        }
+    }
+    return worst;
+}
+
+typedef struct {
+    float *h;
+    int rows;
+} head_tap;
+
+static int htap(void *ctx, int what, int layer, const float *x, int rows, int cols)
+{
+    head_tap *t = ctx;
+    if (what != LLM_INTQ_TAP_HEAD) return RS_OK;
+    free(t->h);
+    t->h = malloc((size_t)rows * cols * sizeof(float));
+    if (!t->h) return RS_ENOMEM;
+    memcpy(t->h, x, (size_t)rows * cols * sizeof(float));
+    t->rows = rows;
+    return RS_OK;
+}
+
+/* The q8 head on a tied (llama_gqa) and an untied (neox_parallel) family, W4A4KV4. */
+static void test_head_q8(const char *name, int a8, rs_rng *rng)
+{
+    char dir[256], tag[128];
+    snprintf(dir, sizeof dir, "tests/fixtures/llm/%s", name);
+    llm_model *m = NULL;
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    if (a8) o.abits = 8, o.scheme = QZ_SYM;
+    int st = llm_model_load(&m, dir);
+    if (!st) st = llm_qat_attach(m, &o);
+    llm_intq *f32 = NULL, *q8 = NULL;
+    if (!st) st = llm_intq_build(&f32, m);
+    if (!st) st = llm_intq_build_head(&q8, m, LLM_INTQ_HEAD_Q8);
+    snprintf(tag, sizeof tag, "%s/%s q8 head (%s)", name, a8 ? "W4A8KV4-sym" : "W4A4KV4", m && m->cfg.tied ? "tied" : "untied");
+    CHECK(!st && llm_intq_head_kind(q8) == LLM_INTQ_HEAD_Q8 && llm_intq_head_kind(f32) == LLM_INTQ_HEAD_F32,
+          "%s: build (%s)", tag, st ? rs_last_error() : "ok");
+    if (st) {
+        llm_intq_free(f32), llm_intq_free(q8), llm_model_free(m);
+        return;
+    }
+    const int V = m->cfg.vocab, C = m->cfg.d;
+    const double u = 0x1p-24;
+    /* every embedding row: |e8 - e| <= s (1/2 + 127u) + u |e8|, s = max|row| / 127 */
+    int32_t *all = malloc((size_t)V * sizeof *all);
+    float *e8 = malloc((size_t)V * C * 4);
+    for (int v = 0; v < V; v++) all[v] = v;
+    st = llm_intq_embed(q8, all, V, e8);
+    double we = 0;
+    for (int v = 0; v < V && !st; v++) {
+        const float *e = m->w.wte + (size_t)v * C;
+        double amax = 0;
+        for (int i = 0; i < C; i++) amax = fmax(amax, fabs(e[i]));
+        const double sw = amax / 127;
+        for (int i = 0; i < C; i++) {
+            const double d = fabs((double)e8[(size_t)v * C + i] - e[i]), b = sw * (0.5 + 127 * u) + u * fabs(e8[(size_t)v * C + i]);
+            we = fmax(we, b > 0 ? d / b : d > 0 ? 1e30 : 0);
+        }
+    }
+    CHECK(!st && we <= 1.0, "%s: every embedding row within half an int8 step of fp32: worst diff/bound %.3f", tag, we);
+    /* the head on hidden states of several magnitudes: |l8 - l32| <= B_o (head_ratio) */
+    const int N = 6;
+    float *h = malloc((size_t)N * C * 4), *l32 = malloc((size_t)N * V * 4), *l8 = malloc((size_t)N * V * 4);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) h[(size_t)n * C + i] = (float)((rs_rng_uniform(rng) * 2 - 1) * pow(10.0, n - 2));
+    h[(size_t)5 * C + 3] = 400; /* one outlier: a coarse s_a */
+    st = llm_intq_head_forward(f32, h, N, l32);
+    if (!st) st = llm_intq_head_forward(q8, h, N, l8);
+    double mean = 0, wh = st ? 1e30 : head_ratio(m->w.lm_head, V, C, h, N, l8, l32, &mean);
+    CHECK(!st && wh <= 1.0, "%s: LM head on %d hidden states (max|h| 1e-2..1e3): |q8 - f32| within (s_w/2) sum|h| + "
+          "(s_a/2) sum(|W| + s_w/2) + rounding: worst diff/bound %.3f, mean %.3f", tag, N, wh, mean);
+    /* the whole model, 24 random tokens. The q8 model is the fp32-head int model of the same
+     * model with its embedding replaced by the int8 one (e8 above), up to the head's bound:
+     * built so (f32r), both must see the same final hidden states bit for bit
+     * (LLM_INTQ_TAP_HEAD) and their logits differ within head_ratio's bound (W: e8 when tied) */
+    const int T = 24;
+    int32_t tok[24];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rs_rng_uniform(rng) * V);
+    float *a = malloc((size_t)T * V * 4), *b = malloc((size_t)T * V * 4), *c = malloc((size_t)T * V * 4);
+    float *wte0 = malloc((size_t)V * C * 4);
+    llm_intq *f32r = NULL;
+    memcpy(wte0, m->w.wte, (size_t)V * C * 4);
+    memcpy(m->w.wte, e8, (size_t)V * C * 4);
+    st = llm_intq_build(&f32r, m);
+    memcpy(m->w.wte, wte0, (size_t)V * C * 4);
+    head_tap h8 = {NULL, 0}, hr = {NULL, 0};
+    llm_intq_set_tap(q8, htap, &h8);
+    if (!st) st = int_logits(q8, tok, T, b);
+    llm_intq_set_tap(q8, NULL, NULL);
+    if (!st) llm_intq_set_tap(f32r, htap, &hr);
+    if (!st) st = int_logits(f32r, tok, T, c);
+    const int same_h = !st && h8.rows == T && hr.rows == T && !memcmp(h8.h, hr.h, (size_t)T * C * 4);
+    double wm = !same_h ? 1e30 : head_ratio(m->cfg.tied ? e8 : m->w.lm_head, V, C, h8.h, T, b, c, &mean);
+    CHECK(same_h && wm <= 1.0, "%s: whole model, 24 random tokens: the same final hidden states as the fp32-head int model "
+          "of the int8-rounded embedding (%s), logits within the head's bound: worst diff/bound %.3f, mean %.3f", tag,
+          st ? rs_last_error() : same_h ? "bit for bit" : "they differ", wm, mean);
+    free(h8.h), free(hr.h), free(wte0);
+    llm_intq_free(f32r);
+    /* against the fp32-head int model of the original weights: measured only. The int8
+     * embedding moves every quantizer's input by up to half an int8 step, and the 4-bit
+     * activation / KV codes turn that into whole steps (the README's one-ulp nudge) */
+    if (!st) st = int_logits(f32, tok, T, a);
+    double scale = fx_max_abs(a, (size_t)T * V), d = max_diff(a, b, (size_t)T * V);
+    int same = 0;
+    for (int t = 0; t < T && !st; t++) {
+        double ma, mb;
+        same += argmax(a + (size_t)t * V, V, &ma) == argmax(b + (size_t)t * V, V, &mb);
+    }
+    int32_t g1[16], g2[16];
+    int n1 = 0, n2 = 0;
+    llm_sample_opts so = {0.0, 1.0};
+    if (!st) st = llm_intq_generate(f32, tok, 6, 16, -1, &so, NULL, g1, &n1, NULL, NULL);
+    if (!st) st = llm_intq_generate(q8, tok, 6, 16, -1, &so, NULL, g2, &n2, NULL, NULL);
+    int agree = 0;
+    while (!st && agree < n1 && agree < n2 && g1[agree] == g2[agree]) agree++;
+    printf("info %s: against the fp32-head int model: max|logit diff| %.3g (%.3f of max|logit|), argmax equal at %d/%d "
+           "positions; free-running greedy generations agree on the first %d of 16 tokens\n", tag, d, d / scale, same, T,
+           agree);
+    /* bytes, save / load */
+    size_t pk8 = 0, fp8 = 0, pk = 0, fp = 0, t8 = llm_intq_bytes(q8, &pk8, &fp8), t32 = llm_intq_bytes(f32, &pk, &fp);
+    const size_t tables = m->cfg.tied ? 1 : 2, Cp = iq_padded_s8((size_t)C);
+    CHECK(t32 - t8 == tables * (size_t)V * (4 * (size_t)C - Cp - 4) && fp - fp8 == tables * (size_t)V * C * 4,
+          "%s: bytes %zu against %zu with the fp32 head (%zu int8 table(s) of %d x %zu codes + scales)", tag, t8, t32, tables,
+          V, Cp);
+    char path[256], path1[256];
+    snprintf(path, sizeof path, "/tmp/rostesim_test_intq_%d_%s_q8.rsiq", (int)getpid(), name);
+    snprintf(path1, sizeof path1, "/tmp/rostesim_test_intq_%d_%s_v1.rsiq", (int)getpid(), name);
+    llm_intq *back = NULL;
+    st = llm_intq_save(q8, path);
+    if (!st) st = llm_intq_load(&back, path);
+    if (!st) st = int_logits(back, tok, T, c);
+    CHECK(!st && llm_intq_head_kind(back) == LLM_INTQ_HEAD_Q8 && !memcmp(b, c, (size_t)T * V * 4),
+          "%s: save/load of the q8 file gives the same logits bit for bit (%s)", tag, st ? rs_last_error() : "ok");
+    llm_intq_free(back), back = NULL;
+    /* corrupt int8 sections: a code of -128, a zero scale, a cut inside the codes */
+    uint8_t *buf = NULL;
+    long len = file_bytes(path, &buf);
+    const size_t nq = tables * (size_t)V, sec9 = 8 + nq * 4, codes_end = (size_t)len - sec9;
+    int refused = 0;
+    for (int k = 0; k < 3 && len > 0; k++) {
+        uint8_t *b2 = malloc((size_t)len);
+        memcpy(b2, buf, (size_t)len);
+        size_t n = (size_t)len;
+        if (k == 0) b2[codes_end - Cp * 3 + 1] = 0x80;        /* a code -128 */
+        else if (k == 1) memset(b2 + (size_t)len - 8, 0, 4);  /* the second-to-last row's scale 0 */
+        else n = codes_end - 100;
+        write_bytes(path, b2, n);
+        llm_intq *bad = NULL;
+        int e = llm_intq_load(&bad, path);
+        if (e && !bad && strstr(rs_last_error(), path)) refused++;
+        else printf("  corrupt q8 copy %d accepted\n", k);
+        llm_intq_free(bad);
+        free(b2);
+    }
+    CHECK(refused == 3, "%s: a -128 code, a zero scale, a file cut inside the int8 codes refused naming the file: %d/3 (last: %s)",
+          tag, refused, rs_last_error());
+    free(buf), buf = NULL;
+    /* a version-1 file (the previous release's layout: version 1, a 200-byte header without
+     * the head field, seven sections) made from this version's fp32-head file: still read,
+     * the same logits bit for bit; an fp32-head file whose header field says q8 refused */
+    st = llm_intq_save(f32, path);
+    len = st ? -1 : file_bytes(path, &buf);
+    int v1ok = 0, v2bad = 0;
+    if (len > 0) {
+        uint8_t *b1 = malloc((size_t)len);
+        uint64_t hl;
+        memcpy(&hl, buf + 8, 8);
+        const uint32_t one = 1;
+        const uint64_t h1 = hl - 4;
+        memcpy(b1, "RSIQ", 4), memcpy(b1 + 4, &one, 4), memcpy(b1 + 8, &h1, 8);
+        memcpy(b1 + 16, buf + 16, (size_t)h1);                                            /* header without its last field */
+        memcpy(b1 + 16 + h1, buf + 16 + hl, (size_t)len - 16 - (size_t)hl - 16);          /* sections 2..7 */
+        size_t n1b = (size_t)len - 4 - 16;
+        uint64_t z[2];
+        memcpy(z, buf + len - 16, 16);
+        int32_t headf;
+        memcpy(&headf, buf + 16 + hl - 4, 4);
+        write_bytes(path1, b1, n1b);
+        float *c1 = malloc((size_t)T * V * 4);
+        st = llm_intq_load(&back, path1);
+        if (!st) st = int_logits(back, tok, T, c1);
+        v1ok = !st && hl == 204 && headf == 0 && z[0] == 0 && z[1] == 0 && llm_intq_head_kind(back) == LLM_INTQ_HEAD_F32 &&
+               !memcmp(a, c1, (size_t)T * V * 4);
+        llm_intq_free(back), back = NULL;
+        free(c1);
+        const int32_t q8f = 1;
+        memcpy(buf + 16 + hl - 4, &q8f, 4);
+        write_bytes(path, buf, (size_t)len);
+        v2bad = llm_intq_load(&back, path) != 0 && !back && strstr(rs_last_error(), path);
+        llm_intq_free(back), back = NULL;
+        free(b1);
+    }
+    CHECK(v1ok, "%s: a version-1 file (%ld bytes, 20 fewer) loads with the fp32-head logits bit for bit (%s)", tag, len - 20,
+          st ? rs_last_error() : "ok");
+    CHECK(v2bad, "%s: an fp32-head file whose header says q8 refused: %s", tag, rs_last_error());
+    free(buf);
+    remove(path), remove(path1);
+    free(all), free(e8), free(h), free(l32), free(l8), free(a), free(b), free(c);
+    llm_intq_free(f32), llm_intq_free(q8);
+    llm_model_free(m);
+}
+
 static void test_errors(void)
 {
     llm_model *m = NULL;
@@ -492,6 +839,10 @@ static void test_errors(void)
     }
     e = llm_intq_load(&iq, "tests/fixtures/llm/llama_gqa/config.json");
     CHECK(e == RS_EINVAL && !iq && strstr(rs_last_error(), "magic"), "a file that is not an int model: %s", rs_last_error());
+    llm_intq_head h = LLM_INTQ_HEAD_Q8;
+    CHECK(llm_intq_head_parse("q3", &h) == RS_EINVAL && llm_intq_head_parse("f32", &h) == RS_OK && h == LLM_INTQ_HEAD_F32 &&
+          llm_intq_head_parse("q8", &h) == RS_OK && h == LLM_INTQ_HEAD_Q8 && !strcmp(llm_intq_head_name(h), "q8"),
+          "llm_intq_head_parse: f32, q8; q3 refused");
     llm_model_free(m);
 }
 
@@ -499,6 +850,12 @@ int main(void)
 {
     rs_rng *rng = rs_rng_alloc(2024, 1);
     test_gemm(rng);
+    test_gemm_s8(rng);
+    test_head_q8("llama_gqa", 0, rng);
+    test_head_q8("neox_parallel", 0, rng);
+    test_head_q8("llama_gqa", 1, rng);
+    test_head_q8("neox_parallel", 1, rng);
+    test_head_q8("qwen2_gqa", 1, rng);
     const char *fam[] = {"llama_gqa", "neox_parallel", "qwen2_gqa"};
     for (int f = 0; f < 3; f++)
         for (int cfg = 0; cfg < 3; cfg++) test_family(fam[f], cfg, rng);

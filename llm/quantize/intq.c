@@ -39,7 +39,14 @@ struct llm_intq {
     float *rs;             /* per-row scales (nrow) */
     int32_t *ri;           /* per-row zero points then code sums (2 nrow) */
     size_t nf, npk, nrow;
-    float *wte, *head, *lnf_w, *lnf_b;
+    float *wte, *head, *lnf_w, *lnf_b; /* wte and head NULL with the q8 head */
+    llm_intq_head head_kind;
+    int Cp;                /* iq_padded_s8(d): bytes of an int8 row */
+    int8_t *q8;            /* q8 head: nq8 int8 rows of Cp bytes: the embedding, then the LM head if untied */
+    float *q8s;            /* their scales */
+    size_t nq8;
+    const int8_t *wte8, *head8; /* views into q8 (the same when tied) */
+    const float *wte8s, *head8s;
     iq_layer *L;
     rot *r1, *r3, *r4;     /* NULL = none */
     unsigned char *r3_on, *r4_on;
@@ -84,9 +91,15 @@ static void layout(llm_intq *iq)
             (view) = NULL;                                    \
         }                                                     \
     } while (0)
-    TAKE(iq->wte, V * C, 1);
-    TAKE(iq->head, V * C, !c->tied);
+    const int q8 = iq->head_kind == LLM_INTQ_HEAD_Q8;
+    TAKE(iq->wte, V * C, !q8);
+    TAKE(iq->head, V * C, !c->tied && !q8);
     if (c->tied) iq->head = iq->wte;
+    iq->Cp = (int)iq_padded_s8(C);
+    iq->nq8 = q8 ? (c->tied ? V : 2 * V) : 0;
+    iq->wte8 = iq->q8, iq->wte8s = iq->q8s;
+    iq->head8 = iq->q8 && !c->tied ? iq->q8 + V * (size_t)iq->Cp : iq->q8;
+    iq->head8s = iq->q8s && !c->tied ? iq->q8s + V : iq->q8s;
     TAKE(iq->lnf_w, C, 1);
     TAKE(iq->lnf_b, C, is_neox(c));
     for (int l = 0; l < c->n_layer; l++) {
@@ -119,19 +132,20 @@ static void layout(llm_intq *iq)
 void llm_intq_free(llm_intq *iq)
 {
     if (!iq) return;
-    free(iq->f), free(iq->pk), free(iq->rs), free(iq->ri), free(iq->L);
+    free(iq->f), free(iq->pk), free(iq->rs), free(iq->ri), free(iq->L), free(iq->q8), free(iq->q8s);
     rot_free(iq->r1), rot_free(iq->r3), rot_free(iq->r4);
     free(iq->r3_on), free(iq->r4_on), free(iq->rope_cos);
     free(iq);
 }
 
 /* A shell with the config: views laid out, the big buffers allocated, rope tables built. */
-static int shell_alloc(llm_intq **out, const llm_config *c)
+static int shell_alloc(llm_intq **out, const llm_config *c, llm_intq_head head)
 {
     *out = NULL;
     llm_intq *iq = calloc(1, sizeof *iq);
     if (!iq) return RS_ERROR(RS_ENOMEM, "llm_intq: out of memory");
     iq->cfg = *c;
+    iq->head_kind = head;
     size_t L = (size_t)c->n_layer;
     iq->L = calloc(L, sizeof *iq->L);
     iq->r3_on = calloc(L, 1);
@@ -146,8 +160,11 @@ static int shell_alloc(llm_intq **out, const llm_config *c)
         iq->pk = malloc(iq->npk ? iq->npk : 1);
         iq->rs = malloc(iq->nrow * sizeof(float));
         iq->ri = malloc(2 * iq->nrow * sizeof(int32_t));
+        iq->q8 = malloc(iq->nq8 * (size_t)iq->Cp + 1);
+        iq->q8s = malloc(iq->nq8 * sizeof(float) + 1);
     }
-    if (!iq->L || !iq->r3_on || !iq->r4_on || !iq->rope_cos || !inv || !iq->f || !iq->pk || !iq->rs || !iq->ri) {
+    if (!iq->L || !iq->r3_on || !iq->r4_on || !iq->rope_cos || !inv || !iq->f || !iq->pk || !iq->rs || !iq->ri ||
+        !iq->q8 || !iq->q8s) {
         free(inv);
         llm_intq_free(iq);
         return RS_ERROR(RS_ENOMEM, "llm_intq: out of memory");
@@ -166,9 +183,22 @@ static int shell_alloc(llm_intq **out, const llm_config *c)
 
 const llm_config *llm_intq_config(const llm_intq *iq) { return &iq->cfg; }
 
+llm_intq_head llm_intq_head_kind(const llm_intq *iq) { return iq->head_kind; }
+
+const char *llm_intq_head_name(llm_intq_head h) { return h == LLM_INTQ_HEAD_Q8 ? "q8" : "f32"; }
+
+int llm_intq_head_parse(const char *s, llm_intq_head *h)
+{
+    if (s && !strcmp(s, "f32")) *h = LLM_INTQ_HEAD_F32;
+    else if (s && !strcmp(s, "q8")) *h = LLM_INTQ_HEAD_Q8;
+    else return RS_EINVAL;
+    return RS_OK;
+}
+
 size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32)
 {
-    size_t p = iq->npk + iq->nrow * (sizeof(float) + 2 * sizeof(int32_t)), f = iq->nf * sizeof(float);
+    size_t p = iq->npk + iq->nrow * (sizeof(float) + 2 * sizeof(int32_t)) + iq->nq8 * ((size_t)iq->Cp + sizeof(float));
+    size_t f = iq->nf * sizeof(float);
     if (packed) *packed = p;
     if (fp32) *fp32 = f;
     return p + f;
@@ -256,20 +286,46 @@ static void copy_opt(float *dst, const float *src, size_t n)
     else if (dst) memset(dst, 0, n * sizeof *dst);
 }
 
-int llm_intq_build(llm_intq **out, const llm_model *m)
+/* The int8 rows of table w (V, d) into codes / scales; refused if w has a non-finite value. */
+static int quantize_table(int8_t *codes, float *scales, const float *w, const llm_config *c, int Cp, const char *what)
+{
+    iq_quantize_s8(codes, scales, w, c->vocab, c->d, Cp);
+    for (int r = 0; r < c->vocab; r++)
+        if (!(scales[r] > 0))
+            return RS_ERROR(RS_EINVAL, "the %s's row %d has a non-finite value: cannot store it as int8", what, r);
+    return RS_OK;
+}
+
+int llm_intq_build(llm_intq **out, const llm_model *m) { return llm_intq_build_head(out, m, LLM_INTQ_HEAD_F32); }
+
+int llm_intq_build_head(llm_intq **out, const llm_model *m, llm_intq_head head)
 {
     *out = NULL;
     int st = llm_intq_supported(m);
     if (st) return st;
     const llm_config *c = &m->cfg;
     const llm_qat *q = m->qat;
+    if (head != LLM_INTQ_HEAD_F32 && head != LLM_INTQ_HEAD_Q8)
+        return RS_ERROR(RS_EINVAL, "llm_intq_build_head: unknown head storage %d", (int)head);
+    if (head == LLM_INTQ_HEAD_Q8 && (size_t)c->d > IQ_S8_MAX_IC)
+        return RS_ERROR(RS_ENOTSUP, "the hidden size %d exceeds the int8 head kernel's %zu", c->d, IQ_S8_MAX_IC);
     llm_intq *iq;
-    if ((st = shell_alloc(&iq, c))) return st;
+    if ((st = shell_alloc(&iq, c, head))) return st;
     iq->w = q->w, iq->a = q->a, iq->kv = q->kv;
     iq->block_ln = is_neox(c) && !q->rms_norm;
     const size_t C = (size_t)c->d, V = (size_t)c->vocab;
-    memcpy(iq->wte, m->w.wte, V * C * sizeof(float));
-    if (!c->tied) memcpy(iq->head, m->w.lm_head, V * C * sizeof(float));
+    if (head == LLM_INTQ_HEAD_Q8) {
+        st = quantize_table(iq->q8, iq->q8s, m->w.wte, c, iq->Cp, "embedding");
+        if (!st && !c->tied)
+            st = quantize_table(iq->q8 + V * (size_t)iq->Cp, iq->q8s + V, m->w.lm_head, c, iq->Cp, "LM head");
+        if (st) {
+            llm_intq_free(iq);
+            return st;
+        }
+    } else {
+        memcpy(iq->wte, m->w.wte, V * C * sizeof(float));
+        if (!c->tied) memcpy(iq->head, m->w.lm_head, V * C * sizeof(float));
+    }
     copy_opt(iq->lnf_w, m->w.lnf_w, C);
     copy_opt(iq->lnf_b, m->w.lnf_b, C);
     size_t maxw = 0, maxic = 0, maxoc = 0;
@@ -476,6 +532,10 @@ struct llm_intq_kv {
     /* scratch for max_T tokens */
     float *x, *ln, *mean, *rstd, *qkv, *atty, *tmp, *fch, *fch_act, *scores, *g, *K, *Vv, *fin, *gs, *gz, *rws;
     int16_t *gc;
+    int8_t *hq;       /* q8 head: codes of up to hrows final hidden states (hrows, Cp) */
+    float *hsa;       /* their scales */
+    int32_t *hacc;    /* their int32 logits (hrows, V) */
+    int hrows;        /* 0 without the q8 head */
     iq_scr s;
     size_t rws_len;
     double prof[LLM_INTQ_NPHASE];
@@ -487,10 +547,13 @@ void llm_intq_kv_free(llm_intq_kv *kv)
     free(kv->kc), free(kv->vc), free(kv->ks), free(kv->kz), free(kv->vs), free(kv->vz), free(kv->kf), free(kv->vf);
     free(kv->x), free(kv->ln), free(kv->mean), free(kv->rstd), free(kv->qkv), free(kv->atty), free(kv->tmp);
     free(kv->fch), free(kv->fch_act), free(kv->scores), free(kv->g), free(kv->K), free(kv->Vv), free(kv->fin);
-    free(kv->gs), free(kv->gz), free(kv->rws), free(kv->gc);
+    free(kv->gs), free(kv->gz), free(kv->rws), free(kv->gc), free(kv->hq), free(kv->hsa), free(kv->hacc);
     scr_free(&kv->s);
     free(kv);
 }
+
+/* The q8 head works on up to HEAD_ROWS tokens at a time (bounds its int32 scratch). */
+#define HEAD_ROWS 32
 
 int llm_intq_kv_alloc(llm_intq_kv **out, const llm_intq *iq, int max_T)
 {
@@ -535,6 +598,12 @@ int llm_intq_kv_alloc(llm_intq_kv **out, const llm_intq *iq, int max_T)
     FA(kv->gz, T * 2 * NKV);
 #undef FA
     bad |= !(kv->gc = malloc(T * 2 * KVD * sizeof *kv->gc));
+    if (iq->head_kind == LLM_INTQ_HEAD_Q8) {
+        kv->hrows = max_T < HEAD_ROWS ? max_T : HEAD_ROWS;
+        bad |= !(kv->hq = malloc((size_t)kv->hrows * (size_t)iq->Cp));
+        bad |= !(kv->hsa = malloc((size_t)kv->hrows * sizeof *kv->hsa));
+        bad |= !(kv->hacc = malloc((size_t)kv->hrows * (size_t)c->vocab * sizeof *kv->hacc));
+    }
     if (!bad && scr_alloc(&kv->s, iq, max_T)) bad = 1;
     if (bad) {
         llm_intq_kv_free(kv);
@@ -642,21 +711,97 @@ static int cache_layer(const llm_intq *iq, llm_intq_kv *kv, int l, int n)
     return RS_OK;
 }
 
+/* x (n, d): the embedding rows of n tokens (checked by the caller): fp32, or the int8 codes
+ * times their row's scale. */
+static void embed(const llm_intq *iq, const int32_t *tokens, int n, float *x)
+{
+    const int C = iq->cfg.d;
+    if (iq->head_kind != LLM_INTQ_HEAD_Q8) {
+        lk_embedding_forward(x, tokens, iq->wte, n, C);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const int8_t *row = iq->wte8 + (size_t)tokens[i] * iq->Cp;
+        const float s = iq->wte8s[tokens[i]];
+        float *xi = x + (size_t)i * C;
+        for (int k = 0; k < C; k++) xi[k] = (float)row[k] * s;
+    }
+}
+
+/* logits (N, V) of the final hidden states h (N, d): the fp32 sgemm, or (q8) per chunk of
+ * up to hrows tokens: h's int8 codes and scales s_a, the int8 GEMM, then
+ * logit = (float)S * (s_a s_w). Scratch hq (hrows, Cp), hsa (hrows), hacc (hrows, V). */
+static void head_forward(const llm_intq *iq, const float *h, int N, float *logits, int8_t *hq, float *hsa, int32_t *hacc,
+                         int hrows)
+{
+    const int C = iq->cfg.d, V = iq->cfg.vocab;
+    if (iq->head_kind != LLM_INTQ_HEAD_Q8) {
+        lk_matmul_forward(logits, h, iq->head, NULL, N, C, V);
+        return;
+    }
+    for (int r0 = 0; r0 < N; r0 += hrows) {
+        const int nr = N - r0 < hrows ? N - r0 : hrows;
+        iq_quantize_s8(hq, hsa, h + (size_t)r0 * C, nr, C, iq->Cp);
+        iq_gemm_s8s8(hacc, hq, iq->head8, nr, iq->Cp, V);
+        for (int t = 0; t < nr; t++) {
+            const float sa = hsa[t], *sw = iq->head8s;
+            const int32_t *a = hacc + (size_t)t * V;
+            float *lo = logits + (size_t)(r0 + t) * V;
+            for (int o = 0; o < V; o++) lo[o] = (float)a[o] * (sa * sw[o]);
+        }
+    }
+}
+
+static int check_tokens(const llm_intq *iq, const int32_t *tokens, int n, const char *fn)
+{
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= iq->cfg.vocab)
+            return RS_ERROR(RS_EINVAL, "%s: token %d outside the vocabulary (%d)", fn, tokens[i], iq->cfg.vocab);
+    return RS_OK;
+}
+
+int llm_intq_embed(const llm_intq *iq, const int32_t *tokens, int n, float *x)
+{
+    if (n < 1) return RS_ERROR(RS_EINVAL, "llm_intq_embed: %d tokens", n);
+    int st = check_tokens(iq, tokens, n, "llm_intq_embed");
+    if (!st) embed(iq, tokens, n, x);
+    return st;
+}
+
+int llm_intq_head_forward(const llm_intq *iq, const float *h, int N, float *logits)
+{
+    if (N < 1) return RS_ERROR(RS_EINVAL, "llm_intq_head_forward: %d tokens", N);
+    const int hrows = N < HEAD_ROWS ? N : HEAD_ROWS;
+    int8_t *hq = NULL;
+    float *hsa = NULL;
+    int32_t *hacc = NULL;
+    if (iq->head_kind == LLM_INTQ_HEAD_Q8) {
+        hq = malloc((size_t)hrows * (size_t)iq->Cp), hsa = malloc((size_t)hrows * sizeof *hsa);
+        hacc = malloc((size_t)hrows * (size_t)iq->cfg.vocab * sizeof *hacc);
+        if (!hq || !hsa || !hacc) {
+            free(hq), free(hsa), free(hacc);
+            return RS_ERROR(RS_ENOMEM, "llm_intq_head_forward: out of memory");
+        }
+    }
+    head_forward(iq, h, N, logits, hq, hsa, hacc, hrows);
+    free(hq), free(hsa), free(hacc);
+    return RS_OK;
+}
+
 int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n, float *logits, int all)
 {
     const llm_config *c = &iq->cfg;
     if (n < 1 || kv->len + n > kv->max_T)
         return RS_ERROR(RS_EINVAL, "llm_intq_decode: %d tokens after %d cached exceed the cache (%d)", n, kv->len,
                         kv->max_T);
-    if (kv->n_layer != c->n_layer || kv->NKV != c->n_kv_head || kv->HS != c->head_dim)
+    if (kv->n_layer != c->n_layer || kv->NKV != c->n_kv_head || kv->HS != c->head_dim ||
+        (iq->head_kind == LLM_INTQ_HEAD_Q8 && !kv->hacc))
         return RS_ERROR(RS_EINVAL, "llm_intq_decode: the cache was made for another model");
-    const int C = c->d, V = c->vocab, F = c->d_ff, QKV = qkv_dim(c), HS = c->head_dim, NH = c->n_head;
+    const int C = c->d, F = c->d_ff, QKV = qkv_dim(c), HS = c->head_dim, NH = c->n_head;
     const int NKV = c->n_kv_head, QK = (NH + NKV) * HS, len = kv->len;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return RS_ERROR(RS_EINVAL, "llm_intq_decode: token %d outside the vocabulary (%d)", tokens[i], V);
+    int st = check_tokens(iq, tokens, n, "llm_intq_decode");
+    if (st) return st;
     const size_t NC = (size_t)n * C;
-    int st;
     double *pf = kv->s.prof, tc = pf ? omp_get_wtime() : 0, lin0 = 0;
     if (pf) lin0 = pf[LLM_INTQ_PH_ACTQ] + pf[LLM_INTQ_PH_GEMM] + pf[LLM_INTQ_PH_EPI];
 #define PHASE(ph)                                   \
@@ -667,7 +812,7 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
             tc = t_;                                \
         }                                           \
     } while (0)
-    lk_embedding_forward(kv->x, tokens, iq->wte, n, C);
+    embed(iq, tokens, n, kv->x);
     for (int l = 0; l < c->n_layer; l++) {
         const iq_layer *L = &iq->L[l];
         norm(c, iq->block_ln, kv->ln, kv->mean, kv->rstd, kv->x, L->ln1_w, L->ln1_b, n);
@@ -717,7 +862,8 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
     }
     norm(c, is_neox(c), kv->ln, kv->mean, kv->rstd, xl, iq->lnf_w, iq->lnf_b, rows);
     PHASE(LLM_INTQ_PH_OTHER);
-    lk_matmul_forward(logits, kv->ln, iq->head, NULL, rows, C, V);
+    if (iq->tap && (st = iq->tap(iq->tap_ctx, LLM_INTQ_TAP_HEAD, c->n_layer, kv->ln, rows, C))) return st;
+    head_forward(iq, kv->ln, rows, logits, kv->hq, kv->hsa, kv->hacc, kv->hrows);
     PHASE(LLM_INTQ_PH_HEAD);
     if (pf) /* "other" got the linear sites' time too (they ran between its marks): take it out */
         pf[LLM_INTQ_PH_OTHER] -= pf[LLM_INTQ_PH_ACTQ] + pf[LLM_INTQ_PH_GEMM] + pf[LLM_INTQ_PH_EPI] - lin0;
@@ -810,7 +956,8 @@ int llm_intq_eval_loss(llm_intq *iq, const llm_dataset *ds, double *loss, size_t
 
 #define HDR_I32 21
 #define HDR_F64 5
-#define HDR_BYTES (HDR_I32 * 4 + HDR_F64 * 8 + 3 * 5 * 4 + 4 * 4)
+#define HDR_BYTES_V1 (HDR_I32 * 4 + HDR_F64 * 8 + 3 * 5 * 4 + 4 * 4) /* 200 */
+#define HDR_BYTES (HDR_BYTES_V1 + 4)                                /* version 2: + the head's storage */
 
 typedef struct {
     uint8_t *p;
@@ -844,6 +991,7 @@ static void header(wbuf *b, const llm_intq *iq)
         put_i32(b, (int32_t)q[k]->round), put_f32(b, q[k]->clip);
     }
     put_i32(b, iq->block_ln), put_i32(b, iq->r1 != NULL), put_i32(b, iq->r3 != NULL), put_i32(b, iq->r4 != NULL);
+    put_i32(b, (int32_t)iq->head_kind);
 }
 
 static size_t signs_len(const llm_intq *iq, int r1, int r3, int r4)
@@ -890,7 +1038,8 @@ int llm_intq_save(const llm_intq *iq, const char *path)
     int ok = f && fwrite(LLM_INTQ_MAGIC, 1, 4, f) == 4 && fwrite(&ver, 4, 1, f) == 1 && write_sec(f, hb, b.n) &&
              write_sec(f, flags, 2 * L) && write_sec(f, sg, ns) && write_sec(f, iq->f, iq->nf * sizeof(float)) &&
              write_sec(f, iq->pk, iq->npk) && write_sec(f, iq->rs, iq->nrow * sizeof(float)) &&
-             write_sec(f, iq->ri, 2 * iq->nrow * sizeof(int32_t));
+             write_sec(f, iq->ri, 2 * iq->nrow * sizeof(int32_t)) && write_sec(f, iq->q8, iq->nq8 * (size_t)iq->Cp) &&
+             write_sec(f, iq->q8s, iq->nq8 * sizeof(float));
     if (f && llm_atomic_commit(&a, ok)) f = NULL;
     free(flags), free(sg);
     if (!f) return RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err));
@@ -931,8 +1080,9 @@ static float get_f32(const uint8_t **p)
     return v;
 }
 
-/* The config and quantizers of a header; every field range-checked. */
-static int parse_header(const uint8_t *hb, llm_config *c, qz_spec q[3], int fl[4], const char *path)
+/* The config and quantizers of a header (of file version ver); every field range-checked.
+ * fl: block LayerNorm, R1, R3, R4, head storage (version 1: always fp32). */
+static int parse_header(const uint8_t *hb, uint32_t ver, llm_config *c, qz_spec q[3], int fl[5], const char *path)
 {
     const uint8_t *p = hb;
     int32_t I[HDR_I32];
@@ -969,10 +1119,13 @@ static int parse_header(const uint8_t *hb, llm_config *c, qz_spec q[3], int fl[4
         if ((qz_is_identity(&q[k]) && k < 2) || (!qz_is_identity(&q[k]) && bits > maxb[k]))
             return RS_ERROR(RS_EINVAL, "%s: %d-bit %s quantizer: not an int-backend model", path, bits, nm[k]);
     }
-    for (int i = 0; i < 4; i++) {
+    fl[4] = LLM_INTQ_HEAD_F32;
+    for (int i = 0; i < (ver >= 2 ? 5 : 4); i++) {
         fl[i] = get_i32(&p);
         if (fl[i] != 0 && fl[i] != 1) return RS_ERROR(RS_EINVAL, "%s: a header flag is neither 0 nor 1", path);
     }
+    if (fl[4] == LLM_INTQ_HEAD_Q8 && (size_t)c->d > IQ_S8_MAX_IC)
+        return RS_ERROR(RS_EINVAL, "%s: an int8 head of width %d exceeds the kernel's %zu", path, c->d, IQ_S8_MAX_IC);
     if (fl[1] && c->arch != LLM_GPT_NEOX) return RS_ERROR(RS_EINVAL, "%s: R1 before the final norm is GPT-NeoX only", path);
     return RS_OK;
 }
@@ -989,16 +1142,16 @@ int llm_intq_load(llm_intq **out, const char *path)
     if (fread(magic, 1, 4, f) != 4 || memcmp(magic, LLM_INTQ_MAGIC, 4) || fread(&ver, 4, 1, f) != 1)
         st = RS_ERROR(RS_EINVAL, "%s: not a rostesim int model (no \"%s\" magic): export one with 'rostesim llm export-int'",
                       path, LLM_INTQ_MAGIC);
-    else if (ver != LLM_INTQ_VERSION)
-        st = RS_ERROR(RS_EINVAL, "%s: int model version %u, this rostesim reads version %d: re-export it with this "
+    else if (ver < 1 || ver > LLM_INTQ_VERSION)
+        st = RS_ERROR(RS_EINVAL, "%s: int model version %u, this rostesim reads versions 1 to %d: re-export it with this "
                       "rostesim's 'llm export-int'", path, ver, LLM_INTQ_VERSION);
-    if (!st) st = read_sec(f, hb, HDR_BYTES, path, "header");
+    if (!st) st = read_sec(f, hb, ver >= 2 ? HDR_BYTES : HDR_BYTES_V1, path, "header");
     llm_config c;
     qz_spec q[3];
-    int fl[4];
-    if (!st) st = parse_header(hb, &c, q, fl, path);
+    int fl[5];
+    if (!st) st = parse_header(hb, ver, &c, q, fl, path);
     llm_intq *iq = NULL;
-    if (!st) st = shell_alloc(&iq, &c);
+    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4]);
     uint8_t *flags = NULL;
     float *sg = NULL;
     size_t L = (size_t)c.n_layer, ns = 0;
@@ -1014,6 +1167,8 @@ int llm_intq_load(llm_intq **out, const char *path)
     if (!st) st = read_sec(f, iq->pk, iq->npk, path, "packed weight");
     if (!st) st = read_sec(f, iq->rs, iq->nrow * sizeof(float), path, "scale");
     if (!st) st = read_sec(f, iq->ri, 2 * iq->nrow * sizeof(int32_t), path, "zero point");
+    if (!st && ver >= 2) st = read_sec(f, iq->q8, iq->nq8 * (size_t)iq->Cp, path, "int8 head");
+    if (!st && ver >= 2) st = read_sec(f, iq->q8s, iq->nq8 * sizeof(float), path, "int8 head scale");
     if (!st && fgetc(f) != EOF) st = RS_ERROR(RS_EINVAL, "%s: bytes after the last section (corrupt file)", path);
     for (size_t i = 0; !st && i < 2 * L; i++)
         if (flags[i] > 1) st = RS_ERROR(RS_EINVAL, "%s: a rotation flag is neither 0 nor 1", path);
@@ -1047,6 +1202,15 @@ int llm_intq_load(llm_intq **out, const char *path)
                                   "inconsistent (corrupt file)", path, l, llm_site_name(s), o);
             }
         }
+    /* int8 rows: codes -127..127 (-128 would break the AVX2 kernel), zero padding, scales finite and positive */
+    for (size_t r = 0; !st && r < iq->nq8; r++) {
+        const int8_t *row = iq->q8 + r * (size_t)iq->Cp;
+        int ok = iq->q8s[r] > 0 && isfinite(iq->q8s[r]);
+        for (int i = 0; i < iq->Cp; i++) ok &= row[i] != -128 && (i < c.d || row[i] == 0);
+        if (!ok)
+            st = RS_ERROR(RS_EINVAL, "%s: int8 %s row %zu: a code of -128, non-zero padding or a bad scale (corrupt file)",
+                          path, r < (size_t)c.vocab ? "embedding" : "LM head", r % (size_t)c.vocab);
+    }
     free(flags), free(sg);
     fclose(f);
     if (st) {

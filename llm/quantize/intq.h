@@ -32,7 +32,8 @@
  *
  * Everything else (embedding, norms, RoPE, R3 on q/k, R4 on the down projection's input,
  * R1 before GPT-NeoX's final LayerNorm, attention, activation functions, the LM head, which
- * is never quantized) runs the same fp32 kernels as the fake-quant path (llm/nn/kernels.h,
+ * the fake-quant path never quantizes; but see LLM_INTQ_HEAD_Q8 below, an opt-in that gives
+ * this up) runs the same fp32 kernels as the fake-quant path (llm/nn/kernels.h,
  * quant/rotation.h: Hadamard rotations through the fast Walsh-Hadamard transform of
  * quant/hadamard.h, orders K * 2^m included). The K/V cache holds the K/V quantizer's
  * codes packed two per byte plus a per-token-per-head scale and zero point (kvbits <= 4),
@@ -44,10 +45,26 @@
  * message): no QAT state, unquantized weights (wbits >= 16, e.g. a GPTQ model, whose grid
  * is not the per-row quantizer's) or activations, kvbits 5..15, an online R2, Haar R3/R4.
  *
+ * The int8 embedding / LM head (LLM_INTQ_HEAD_Q8, opt-in; the default LLM_INTQ_HEAD_F32
+ * keeps both fp32 and everything above unchanged). The embedding and the LM head (one table
+ * when tied) are stored as int8 codes with one scale per row (iq_quantize_s8 in
+ * intq_kernels.h: symmetric, scale = max|row| / 127, round half to even; a zero row has
+ * scale 1). The embedding lookup dequantizes its row, code * scale. The head quantizes each
+ * token's final hidden state h the same way (scale s_a = max|h| / 127, codes k) and computes
+ * logit_o = fl(fl(S_o) * fl(s_a s_w[o])), S_o = sum_i k_i j_oi exact in int32 (int8 GEMM).
+ * This is not the fake-quant path's number: it moves each logit by at most
+ *     (s_w[o] / 2) sum_i |h_i| + (s_a / 2) sum_i (|W_oi| + s_w[o] / 2)
+ * (from |h_i - s_a k_i| <= s_a/2, |W_oi - s_w j_oi| <= s_w/2), plus the fp32 rounding of both
+ * sums, for the same h; and the int8 embedding perturbs h itself. tests/test_intq.c checks
+ * that bound on the head and measures the whole model against the fp32 head. In exchange the
+ * head reads V x d bytes per token instead of 4 V d (SmolLM2-135M: 28 MB instead of 113 MB).
+ *
  * File format (llm_intq_save / llm_intq_load), little-endian, described in
  * docs/int-format.md: magic "RSIQ", version, sizes and quantizer header, rotation signs,
  * then the fp32 tensors, the packed rows and the per-row scales / zero points / code sums,
- * each section preceded by its length in bytes (checked on reading). */
+ * then the int8 embedding / head rows and their scales (empty for an fp32 head), each
+ * section preceded by its length in bytes (checked on reading). Version 1 files (no head
+ * field, seven sections, fp32 head) are still read. */
 #ifndef RS_LLM_INTQ_H
 #define RS_LLM_INTQ_H
 
@@ -60,25 +77,40 @@
 #include "llm/nn/sample.h"
 
 #define LLM_INTQ_MAGIC "RSIQ"
-#define LLM_INTQ_VERSION 1
+#define LLM_INTQ_VERSION 2 /* written; 1 and 2 are read */
 
 typedef struct llm_intq llm_intq;
 typedef struct llm_intq_kv llm_intq_kv;
 
 /* RS_OK if the int path can run model m; RS_ENOTSUP with a one-line reason otherwise. */
 int llm_intq_supported(const llm_model *m);
-/* Pack model m (with its QAT state) into an integer model; m is not kept. */
+/* How the embedding and LM head are stored (above). */
+typedef enum { LLM_INTQ_HEAD_F32 = 0, LLM_INTQ_HEAD_Q8 = 1 } llm_intq_head;
+const char *llm_intq_head_name(llm_intq_head h); /* "f32", "q8" */
+int llm_intq_head_parse(const char *s, llm_intq_head *h); /* RS_OK, or RS_EINVAL (no message) */
+
+/* Pack model m (with its QAT state) into an integer model; m is not kept. llm_intq_build
+ * keeps the fp32 head (llm_intq_build_head with LLM_INTQ_HEAD_F32). */
 int llm_intq_build(llm_intq **out, const llm_model *m);
+int llm_intq_build_head(llm_intq **out, const llm_model *m, llm_intq_head head);
+llm_intq_head llm_intq_head_kind(const llm_intq *iq);
 void llm_intq_free(llm_intq *iq); /* NULL is a no-op */
 
 const llm_config *llm_intq_config(const llm_intq *iq);
-/* Bytes of the model's tensors: packed weights with their per-row data, and fp32 tensors. */
+/* Bytes of the model's tensors: packed weights with their per-row data (the int8 embedding /
+ * head rows and scales included), and fp32 tensors. */
 size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32);
 
 /* One quantized linear site (LLM_SITE_QKV..DOWN) of one layer on N tokens of input x
  * (N, IC), before online rotations (R4 applied here where the model has it), into out
  * (N, OC). For tests (allocates its scratch). */
 int llm_intq_linear(const llm_intq *iq, int site, int layer, const float *x, int N, float *out);
+
+/* The embedding of n tokens into x (n, d), and the LM head on N final hidden states h (N, d)
+ * (after the final norm) into logits (N, vocab), as llm_intq_decode computes them (fp32, or
+ * int8 with the q8 head). For tests (allocate their scratch). */
+int llm_intq_embed(const llm_intq *iq, const int32_t *tokens, int n, float *x);
+int llm_intq_head_forward(const llm_intq *iq, const float *h, int N, float *logits);
 
 /* Observer of every quantizer's input during llm_intq_decode, in computation order (layer
  * by layer: the QKV site's input, K/V, O, UP, DOWN (after R4)): what is the site
@@ -87,6 +119,9 @@ int llm_intq_linear(const llm_intq *iq, int site, int layer, const float *x, int
  * aborts the decode with that status. For tests (tests/test_intq.c counts rounding-boundary
  * flips against the fake-quant path with it). */
 #define LLM_INTQ_TAP_KV 16
+/* ... and the LM head's input: what = LLM_INTQ_TAP_HEAD, layer = n_layer, rows = the tokens
+ * whose logits are written, cols = d (the final norm's output), whatever the head's storage. */
+#define LLM_INTQ_TAP_HEAD 17
 typedef int (*llm_intq_tap_fn)(void *ctx, int what, int layer, const float *x, int rows, int cols);
 void llm_intq_set_tap(llm_intq *iq, llm_intq_tap_fn fn, void *ctx); /* fn NULL: off */
 
@@ -110,7 +145,7 @@ enum {
     LLM_INTQ_PH_KV,       /* K/V quantization, packing, dequantization */
     LLM_INTQ_PH_ATTN,     /* attention */
     LLM_INTQ_PH_ROT,      /* online rotations (R3, R4) */
-    LLM_INTQ_PH_HEAD,     /* the fp32 LM head */
+    LLM_INTQ_PH_HEAD,     /* the LM head (fp32 sgemm, or int8: quantize, GEMM, scale) */
     LLM_INTQ_PH_OTHER,    /* embedding, norms, RoPE, activation function, residuals, R1 */
     LLM_INTQ_NPHASE
 };

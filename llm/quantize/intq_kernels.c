@@ -2,6 +2,8 @@
  * Dimension letters: N tokens, OC output channels, ICp padded input width. */
 #include "llm/quantize/intq_kernels.h"
 
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -38,6 +40,47 @@ void iq_gemm_u8u4_ref(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, i
             const uint8_t *x = a + (size_t)n * ICp, *wr = w + (size_t)o * rb;
             int32_t s = 0;
             for (int i = 0; i < ICp; i++) s += (int32_t)x[i] * (int32_t)iq_get4(wr, (size_t)i);
+            acc[(size_t)n * OC + o] = s;
+        }
+}
+
+size_t iq_padded_s8(size_t IC) { return (IC + IQ_S8_BLOCK - 1) / IQ_S8_BLOCK * IQ_S8_BLOCK; }
+
+void iq_quantize_s8(int8_t *q, float *scale, const float *x, int N, int IC, int ICp)
+{
+#pragma omp parallel for schedule(static) if ((long)N * IC >= (1L << 20))
+    for (int r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * IC;
+        int8_t *qr = q + (size_t)r * ICp;
+        float amax = 0;
+        int finite = 1;
+        for (int i = 0; i < IC; i++) {
+            float a = fabsf(xr[i]);
+            finite &= a <= FLT_MAX; /* 0 for inf and NaN */
+            amax = a > amax ? a : amax;
+        }
+        memset(qr, 0, (size_t)ICp);
+        const float s = amax / 127.0f;
+        if (!finite || !(s >= FLT_MIN)) {
+            scale[r] = finite ? 1.0f : NAN;
+            continue;
+        }
+        scale[r] = s;
+        for (int i = 0; i < IC; i++) {
+            float v = nearbyintf(xr[i] / s);
+            qr[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
+        }
+    }
+}
+
+/* acc (N,OC) = a (N,ICp) . w (OC,ICp)^T in int8, one element at a time. */
+void iq_gemm_s8s8_ref(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC)
+{
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            const int8_t *x = a + (size_t)n * ICp, *wr = w + (size_t)o * ICp;
+            int32_t s = 0;
+            for (int i = 0; i < ICp; i++) s += (int32_t)x[i] * (int32_t)wr[i];
             acc[(size_t)n * OC + o] = s;
         }
 }
@@ -186,6 +229,80 @@ int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, i
     for (int o = 0; o < OC; o++) row_avx2_a4(acc, a, w + (size_t)o * rb, N, ICp, OC, o);
     return 1;
 }
+
+/* s += the products of 32 codes x (activations) with 32 codes w (weights), |w| given, in
+ * s32 lanes: vpsignb gives x * sign(w), vpmaddubsw |w| (u8) times that (s8), pairs in s16
+ * (<= 32258), vpmaddwd widens. */
+#define IQ_DOT32_S8(s, x, w, aw, ones)                                                                      \
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)), ones))
+
+/* Output rows o..o+3 for every token: each activation block is loaded once for the four
+ * rows (their 4 ICp bytes stay in L1), the four sums reduced together and stored as one
+ * 128-bit vector (acc's rows are contiguous in o). */
+__attribute__((target("avx2"))) static void rows4_s8_avx2(int32_t *acc, const int8_t *a, const int8_t *w, int N,
+                                                           int ICp, int OC, int o)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int nb = ICp / IQ_S8_BLOCK;
+    const int8_t *w0 = w + (size_t)o * ICp, *w1 = w0 + ICp, *w2 = w1 + ICp, *w3 = w2 + ICp;
+    for (int t = 0; t < N; t++) {
+        const int8_t *x = a + (size_t)t * ICp;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (int b = 0; b < nb; b++) {
+            const size_t off = (size_t)b * IQ_S8_BLOCK;
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + off));
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(w0 + off));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(w1 + off));
+            const __m256i v2 = _mm256_loadu_si256((const __m256i *)(w2 + off));
+            const __m256i v3 = _mm256_loadu_si256((const __m256i *)(w3 + off));
+            IQ_DOT32_S8(s0, xv, v0, _mm256_sign_epi8(v0, v0), ones);
+            IQ_DOT32_S8(s1, xv, v1, _mm256_sign_epi8(v1, v1), ones);
+            IQ_DOT32_S8(s2, xv, v2, _mm256_sign_epi8(v2, v2), ones);
+            IQ_DOT32_S8(s3, xv, v3, _mm256_sign_epi8(v3, v3), ones);
+        }
+        /* lane sums of s0..s3: hadd twice leaves [s0 s1 s2 s3] partial sums in each half */
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+        const __m128i r = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storeu_si128((__m128i *)(acc + (size_t)t * OC + o), r);
+    }
+}
+
+/* One output row (the OC % 4 left over), two chains. */
+__attribute__((target("avx2"))) static void row_s8_avx2(int32_t *acc, const int8_t *a, const int8_t *wr, int N,
+                                                         int ICp, int OC, int o)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int nb = ICp / IQ_S8_BLOCK;
+    for (int t = 0; t < N; t++) {
+        const int8_t *x = a + (size_t)t * ICp;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            const size_t off = (size_t)b * IQ_S8_BLOCK;
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(wr + off));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(wr + off + IQ_S8_BLOCK));
+            IQ_DOT32_S8(s0, _mm256_loadu_si256((const __m256i *)(x + off)), v0, _mm256_sign_epi8(v0, v0), ones);
+            IQ_DOT32_S8(s1, _mm256_loadu_si256((const __m256i *)(x + off + IQ_S8_BLOCK)), v1, _mm256_sign_epi8(v1, v1),
+                        ones);
+        }
+        if (b < nb) {
+            const size_t off = (size_t)b * IQ_S8_BLOCK;
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(wr + off));
+            IQ_DOT32_S8(s0, _mm256_loadu_si256((const __m256i *)(x + off)), v0, _mm256_sign_epi8(v0, v0), ones);
+        }
+        acc[(size_t)t * OC + o] = hsum_i32(_mm256_add_epi32(s0, s1));
+    }
+}
+
+int iq_gemm_s8s8_avx2(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC)
+{
+    if (!iq_have_avx2()) return 0;
+    const int ng = OC / 4;
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int g = 0; g < ng; g++) rows4_s8_avx2(acc, a, w, N, ICp, OC, 4 * g);
+    for (int o = 4 * ng; o < OC; o++) row_s8_avx2(acc, a, w + (size_t)o * ICp, N, ICp, OC, o);
+    return 1;
+}
 #else
 int iq_have_avx2(void) { return 0; }
 int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
@@ -194,6 +311,11 @@ int iq_gemm_u8u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, i
     return 0;
 }
 int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int ICp, int OC)
+{
+    (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
+    return 0;
+}
+int iq_gemm_s8s8_avx2(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC)
 {
     (void)acc, (void)a, (void)w, (void)N, (void)ICp, (void)OC;
     return 0;
@@ -228,4 +350,26 @@ void iq_gemm_u8u4(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, int I
     if (amax <= 15 && iq_gemm_u4u4_avx2(acc, a, w, N, ICp, OC)) return;
     if (iq_gemm_u8u4_avx2(acc, a, w, N, ICp, OC)) return;
     iq_gemm_u8u4_portable(acc, a, w, N, ICp, OC);
+}
+
+/* The portable int8 loop (no AVX2): rows in parallel, each element summed by one thread in
+ * a fixed order (same integers as the _ref loop); the inner loop vectorises as is. */
+void iq_gemm_s8s8_portable(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC)
+{
+#pragma omp parallel for schedule(static) if ((long)N * OC * (long)ICp >= (1L << 18))
+    for (int o = 0; o < OC; o++) {
+        const int8_t *wr = w + (size_t)o * ICp;
+        for (int n = 0; n < N; n++) {
+            const int8_t *x = a + (size_t)n * ICp;
+            int32_t s = 0;
+            for (int i = 0; i < ICp; i++) s += (int32_t)x[i] * (int32_t)wr[i];
+            acc[(size_t)n * OC + o] = s;
+        }
+    }
+}
+
+void iq_gemm_s8s8(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC)
+{
+    if (iq_gemm_s8s8_avx2(acc, a, w, N, ICp, OC)) return;
+    iq_gemm_s8s8_portable(acc, a, w, N, ICp, OC);
 }

@@ -61,4 +61,35 @@ int iq_gemm_u4u4_avx2(int32_t *acc, const uint8_t *a, const uint8_t *w, int N, i
 int iq_have_avx2(void);
 const char *iq_kernel_name(void); /* "avx2" or "ref" */
 
+/* ---- int8 x int8: the opt-in int8 embedding / LM head (llm/intq.h, LLM_INTQ_HEAD_Q8) ----
+ *
+ * Symmetric int8 codes in -127..127 (never -128), rows padded with zero codes to
+ * ICp = iq_padded_s8(IC) (a multiple of 32), one byte per code.
+ *
+ * iq_quantize_s8: per row r of x (N, IC), scale[r] = max_i |x_ri| / 127 and
+ * q_ri = round-half-even(x_ri / scale[r]) (clamped to +-127, which it never exceeds but for
+ * the rounding of the division), padding codes 0; dequantized x_ri ~ q_ri * scale[r], off by
+ * at most scale[r] / 2 (plus the rounding of the scale). A row whose max |x| is zero or too
+ * small for a normal scale (max|x| / 127 < FLT_MIN) gets scale 1 and all codes 0; a row with
+ * a non-finite value gets scale NaN and all codes 0 (so anything computed from it is NaN).
+ *
+ * iq_gemm_s8s8: acc (N,OC) int32 = a (N,ICp) s8 . w (OC,ICp) s8^T. A product is at most
+ * 127^2 = 16129 in magnitude, so the sum stays below 2^31 while ICp <= IQ_S8_MAX_IC
+ * (131072: 16129 * 131072 = 2114060288). The AVX2 kernel (as llama.cpp's Q8_0 dot):
+ * vpsignb puts w's sign on a (a * sign(w), 0 where w is 0; exact because a != -128), then
+ * vpmaddubsw multiplies |w| (read unsigned, <= 127) by that (signed): pair sums at most
+ * 2 * 127 * 127 = 32258 < 32767, no saturation; vpmaddwd against ones widens to int32. Four
+ * output rows at a time share each activation load; exact integers, equal to the _ref loop
+ * bit for bit. No VNNI kernel (untested here, see above). */
+#define IQ_S8_BLOCK 32
+#define IQ_S8_MAX_IC ((size_t)1 << 17)
+size_t iq_padded_s8(size_t IC); /* IC rounded up to a multiple of IQ_S8_BLOCK */
+void iq_quantize_s8(int8_t *q, float *scale, const float *x, int N, int IC, int ICp);
+/* ICp a multiple of IQ_S8_BLOCK, at most IQ_S8_MAX_IC; codes in -127..127. The dispatcher
+ * takes the AVX2 kernel when the CPU has AVX2, else the portable loop; identical results. */
+void iq_gemm_s8s8(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC);
+void iq_gemm_s8s8_ref(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC);
+void iq_gemm_s8s8_portable(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC);
+int iq_gemm_s8s8_avx2(int32_t *acc, const int8_t *a, const int8_t *w, int N, int ICp, int OC); /* 0: no AVX2 */
+
 #endif
