@@ -14,12 +14,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 RANDOM=${KILL_SEED:-$$}; echo "KILL_SEED=${KILL_SEED:-$$}"
 
-mkdir -p "$T/d"
-cp tests/fixtures/tldr/sample_train.jsonl "$T/d/train.jsonl"
-head -8 tests/fixtures/tldr/sample_test.jsonl >"$T/d/validation.jsonl"
-tail -20 tests/fixtures/tldr/sample_test.jsonl >"$T/d/test.jsonl"
-sed 's/"max_position_embeddings": 64/"max_position_embeddings": 512/' tests/fixtures/sft/tiny_neox.json >"$T/cfg.json"
-$B llm init --config "$T/cfg.json" --tokenizer tests/fixtures/tok/neox --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "llm init"
+table_micro "$T" || bad "llm init"
 A=(paper table1 --model "$T/m0" --data "$T/d" --steps 6 --batch 2 --max-len 384 --test-limit 3 --calib 3
    --threads 1 --bits W4A4KV4,W4A8KV4)
 
@@ -27,15 +22,6 @@ A=(paper table1 --model "$T/m0" --data "$T/d" --steps 6 --batch 2 --max-len 384 
 markers() { find "$1" \( -name test.json -o -name train.done \) -printf '%P %i %s %T@\n' 2>/dev/null | sort; }
 nmarkers() { markers "$1" | wc -l; }
 new_tmp() { [ -n "$(find "$1" -name '*.tmp' -newer "$T/mark" 2>/dev/null | head -n 1)" ]; }
-# wait_for PID TEST...: busy-wait until `TEST ...` holds (0) or PID ends (1)
-wait_for() {
-  local pid=$1; shift
-  for ((i = 0; i < 20000000; i++)); do
-    "$@" && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-  done
-  return 1
-}
 has() { [ -e "$1" ]; }
 grew() { [ "$(nmarkers "$1")" -ge "$2" ]; }
 

@@ -13,16 +13,6 @@ RANDOM=${KILL_SEED:-$$}; echo "KILL_SEED=${KILL_SEED:-$$}"
 NSTEPS=320
 tiny_model "$T/m0" || bad "llm init"
 
-# wait_for PID TEST...: busy-wait (no sleep: a checkpoint write lasts about a millisecond)
-# until `test ...` holds or PID ends; 0 if it holds while PID runs
-wait_for() {
-  local pid=$1; shift
-  for ((i = 0; i < 20000000; i++)); do
-    "$@" && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-  done
-  return 1
-}
 nlog() { [ -f "$1/train_log.jsonl" ] && wc -l <"$1/train_log.jsonl" || echo 0; }
 has_tmp() { [ -e "$1/trainer_state.bin.tmp" ]; }
 # a .tmp written by the run started after $T/mark (a stale one from an earlier kill is older)

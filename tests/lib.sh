@@ -3,7 +3,7 @@
 #   FIX, TOK   the tiny GPT-NeoX fixtures (tests/fixtures/sft) and its tokenizer
 #   pass, fail the counts behind ok and bad, which print one PASS/FAIL line per check
 #   T          a temporary folder, removed on exit
-# and defines expect_exit and tiny_model below. Each test prints its own
+# and defines expect_exit, tiny_model, table_micro and wait_for below. Each test prints its own
 # "name: N passed, N failed" line last (tests/run.sh adds them up).
 B=${BIN:-bin}/rostesim
 FIX=tests/fixtures/sft
@@ -27,3 +27,26 @@ expect_exit() {
 
 # tiny_model DIR: `llm init` of the tiny GPT-NeoX (tests/fixtures/sft/tiny_neox.json), seed 1.
 tiny_model() { $B llm init --config $FIX/tiny_neox.json --tokenizer $TOK --out "$1" --seed 1 >/dev/null 2>&1; }
+
+# table_micro DIR: the `paper table1/table3` micro setup: DIR/d holds train/validation/test
+# split from the committed TL;DR sample, DIR/m0 a tiny random GPT-NeoX with room for the
+# prompts (max_position_embeddings 512). Non-zero if `llm init` fails.
+table_micro() {
+  mkdir -p "$1/d"
+  cp tests/fixtures/tldr/sample_train.jsonl "$1/d/train.jsonl"
+  head -8 tests/fixtures/tldr/sample_test.jsonl >"$1/d/validation.jsonl"
+  tail -20 tests/fixtures/tldr/sample_test.jsonl >"$1/d/test.jsonl"
+  sed 's/"max_position_embeddings": 64/"max_position_embeddings": 512/' $FIX/tiny_neox.json >"$1/cfg.json"
+  $B llm init --config "$1/cfg.json" --tokenizer $TOK --out "$1/m0" --seed 1 >/dev/null 2>&1
+}
+
+# wait_for PID TEST...: busy-wait (no sleep: a checkpoint write lasts about a millisecond)
+# until `TEST ...` holds or PID ends; 0 if it holds while PID runs
+wait_for() {
+  local pid=$1; shift
+  for ((i = 0; i < 20000000; i++)); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+  done
+  return 1
+}

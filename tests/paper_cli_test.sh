@@ -14,12 +14,7 @@ done
 $B paper --help | grep -q table3 && ok "paper --help" || bad "paper --help"
 
 # micro setup: data split from the committed sample, a tiny random model with room for the prompts
-mkdir -p "$T/d"
-cp tests/fixtures/tldr/sample_train.jsonl "$T/d/train.jsonl"
-head -8 tests/fixtures/tldr/sample_test.jsonl >"$T/d/validation.jsonl"
-tail -20 tests/fixtures/tldr/sample_test.jsonl >"$T/d/test.jsonl"
-sed 's/"max_position_embeddings": 64/"max_position_embeddings": 512/' tests/fixtures/sft/tiny_neox.json >"$T/cfg.json"
-$B llm init --config "$T/cfg.json" --tokenizer tests/fixtures/tok/neox --out "$T/m0" --seed 1 >/dev/null 2>&1 || bad "init"
+table_micro "$T" || bad "init"
 A="--model $T/m0 --data $T/d --steps 3 --batch 2 --max-len 384 --test-limit 3 --calib 3 --threads 1"
 
 # table1, two bit settings
