@@ -73,8 +73,8 @@ static double dot4(const double *a, const double *b, size_t d)
 int lsq_ste_iterate(lsq_ste *s, rs_rng *order, size_t nsteps)
 {
     const size_t d = s->d, N = s->N, B = s->batch;
-    double *restrict v = s->v, *restrict g = s->g;
-    const double *restrict qv = s->qv;
+    double *v = s->v, *g = s->g; /* qz_fake_f64 reads v and writes qv through s */
+    const double *qv = s->qv;
     for (size_t k = 0; k < nsteps; k++) {
         int st = qz_fake_f64(&s->wq, s->v, s->qv, 1, d);
         if (st) return st;
