@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "quant/gf.h"
+#include "quant/omp_for.h"
 #include "quant/status.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -176,13 +177,13 @@ int had_fwht_f32(float *x, size_t rows, size_t n)
     long R = (long)rows;
 #if HAD_X86
     if (n >= 8 && have_avx2()) {
-#pragma omp parallel for schedule(static) if (rows * n >= HAD_OMP_MIN_WORK && rows > 1)
-        for (long r = 0; r < R; r++) fwht_row_f32_avx2(x + (size_t)r * n, n, s);
+        OMP_FOR_IF(rows * n >= HAD_OMP_MIN_WORK && rows > 1,
+            for (long r = 0; r < R; r++) { fwht_row_f32_avx2(x + (size_t)r * n, n, s); });
         return RS_OK;
     }
 #endif
-#pragma omp parallel for schedule(static) if (rows * n >= HAD_OMP_MIN_WORK && rows > 1)
-    for (long r = 0; r < R; r++) fwht_row_f32_ref(x + (size_t)r * n, n, s);
+    OMP_FOR_IF(rows * n >= HAD_OMP_MIN_WORK && rows > 1,
+        for (long r = 0; r < R; r++) { fwht_row_f32_ref(x + (size_t)r * n, n, s); });
     return RS_OK;
 }
 
@@ -194,13 +195,13 @@ int had_fwht_f64(double *x, size_t rows, size_t n)
     long R = (long)rows;
 #if HAD_X86
     if (n >= 4 && have_avx2()) {
-#pragma omp parallel for schedule(static) if (rows * n >= HAD_OMP_MIN_WORK && rows > 1)
-        for (long r = 0; r < R; r++) fwht_row_f64_avx2(x + (size_t)r * n, n, s);
+        OMP_FOR_IF(rows * n >= HAD_OMP_MIN_WORK && rows > 1,
+            for (long r = 0; r < R; r++) { fwht_row_f64_avx2(x + (size_t)r * n, n, s); });
         return RS_OK;
     }
 #endif
-#pragma omp parallel for schedule(static) if (rows * n >= HAD_OMP_MIN_WORK && rows > 1)
-    for (long r = 0; r < R; r++) fwht_row_f64_ref(x + (size_t)r * n, n, s);
+    OMP_FOR_IF(rows * n >= HAD_OMP_MIN_WORK && rows > 1,
+        for (long r = 0; r < R; r++) { fwht_row_f64_ref(x + (size_t)r * n, n, s); });
     return RS_OK;
 }
 
@@ -559,14 +560,16 @@ int had_apply_f32_ws(const had_plan *p, float *x, size_t rows, int transpose, fl
         size_t nb = rows - r0 < B ? rows - r0 : B, W = nb * M;
         float *xb = x + r0 * n;
         long NK = (long)K;
-#pragma omp parallel for schedule(static) if (nb * n >= HAD_OMP_MIN_WORK)
-        for (long k = 0; k < NK; k++)
-            for (size_t b = 0; b < nb; b++) memcpy(T + (size_t)k * W + b * M, xb + b * n + (size_t)k * M, M * sizeof *T);
+        OMP_FOR_IF(nb * n >= HAD_OMP_MIN_WORK,
+            for (long k = 0; k < NK; k++) {
+                for (size_t b = 0; b < nb; b++) memcpy(T + (size_t)k * W + b * M, xb + b * n + (size_t)k * M, M * sizeof *T);
+        });
         cblas_sgemm(CblasRowMajor, transpose ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)K, (int)W, (int)K, alpha,
                     p->Hf, (int)K, T, (int)W, 0.0f, U, (int)W);
-#pragma omp parallel for schedule(static) if (nb * n >= HAD_OMP_MIN_WORK)
-        for (long k = 0; k < NK; k++)
-            for (size_t b = 0; b < nb; b++) memcpy(xb + b * n + (size_t)k * M, U + (size_t)k * W + b * M, M * sizeof *U);
+        OMP_FOR_IF(nb * n >= HAD_OMP_MIN_WORK,
+            for (long k = 0; k < NK; k++) {
+                for (size_t b = 0; b < nb; b++) memcpy(xb + b * n + (size_t)k * M, U + (size_t)k * W + b * M, M * sizeof *U);
+        });
     }
     if (!ws) free(T);
     return RS_OK;
@@ -594,14 +597,16 @@ int had_apply_f64(const had_plan *p, double *x, size_t rows, int transpose)
         size_t nb = rows - r0 < B ? rows - r0 : B, W = nb * M;
         double *xb = x + r0 * n;
         long NK = (long)K;
-#pragma omp parallel for schedule(static) if (nb * n >= HAD_OMP_MIN_WORK)
-        for (long k = 0; k < NK; k++)
-            for (size_t b = 0; b < nb; b++) memcpy(T + (size_t)k * W + b * M, xb + b * n + (size_t)k * M, M * sizeof *T);
+        OMP_FOR_IF(nb * n >= HAD_OMP_MIN_WORK,
+            for (long k = 0; k < NK; k++) {
+                for (size_t b = 0; b < nb; b++) memcpy(T + (size_t)k * W + b * M, xb + b * n + (size_t)k * M, M * sizeof *T);
+        });
         cblas_dgemm(CblasRowMajor, transpose ? CblasNoTrans : CblasTrans, CblasNoTrans, (int)K, (int)W, (int)K, alpha,
                     p->Hd, (int)K, T, (int)W, 0.0, U, (int)W);
-#pragma omp parallel for schedule(static) if (nb * n >= HAD_OMP_MIN_WORK)
-        for (long k = 0; k < NK; k++)
-            for (size_t b = 0; b < nb; b++) memcpy(xb + b * n + (size_t)k * M, U + (size_t)k * W + b * M, M * sizeof *U);
+        OMP_FOR_IF(nb * n >= HAD_OMP_MIN_WORK,
+            for (long k = 0; k < NK; k++) {
+                for (size_t b = 0; b < nb; b++) memcpy(xb + b * n + (size_t)k * M, U + (size_t)k * W + b * M, M * sizeof *U);
+        });
     }
     free(T);
     return RS_OK;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "quant/omp_for.h"
 #include "quant/status.h"
 
 /* GCC keeps the compare-selects of the kernels (clamp, rounding) as branches, so no
@@ -48,18 +49,6 @@
 #define PAR_MIN ((size_t)1 << 15) /* elements below which we stay single-threaded */
 #define ERR_BLOCKS 64             /* fixed partition for deterministic error sums */
 
-/* Run the for statement in __VA_ARGS__ as an OpenMP parallel loop when par, else as a plain
- * loop. Not `#pragma omp parallel for if (par)`: with a false `if`, libgomp still builds a
- * team of one per call (malloc, and futexes when nested in an outer parallel region), which
- * cost the lsq simulator a third of its time on d = 512 vectors quantized once per SGD step. */
-#define OMP_FOR_IF(par, ...)                                                              \
-    do {                                                                                  \
-        if (par) {                                                                        \
-            _Pragma("omp parallel for schedule(static)") __VA_ARGS__                      \
-        } else {                                                                          \
-            __VA_ARGS__                                                                   \
-        }                                                                                 \
-    } while (0)
 
 /* ---------------------------------------------------------------- rounding */
 
