@@ -11,16 +11,29 @@ CFLAGS   += $(CSTD) $(WARN) -fopenmp -D_GNU_SOURCE -I. $(BLAS_INC) -I/usr/includ
 LDLIBS   := -lopenblas -llapacke -lgsl -lcjson -lpcre2-8 -lutf8proc -lm
 override LDFLAGS += -fopenmp
 
+# MPI (par/): on by default where Open MPI's development files are installed; `make MPI=0`
+# builds a one-process binary, `make MPI=1` insists. The flags are pkg-config's ompi-c.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+ifeq ($(MPI_LIBS),)
+$(error make MPI=1: pkg-config finds no ompi-c; install libopenmpi-dev (make deps))
+endif
+CFLAGS   += -DRS_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
+endif
+
 BUILD    ?= build
 BIN      ?= bin
 
 # Debian packages the project needs (installed by `make deps` when missing).
 DEB_PKGS := gcc make pkg-config libgsl-dev liblapacke-dev libopenblas-openmp-dev gnuplot-nox \
-            libcjson-dev libpcre2-dev libutf8proc-dev
+            libcjson-dev libpcre2-dev libutf8proc-dev libopenmpi-dev openmpi-bin
 # ... and what `make fuzz` needs besides (installed by `make fuzz-deps`).
 FUZZ_PKGS := clang-14 libclang-rt-14-dev libomp-14-dev
 
-LIB_SRC  := $(sort $(wildcard quant/*.c solvers/*.c llm/*/*.c))
+LIB_SRC  := $(sort $(wildcard quant/*.c par/*.c solvers/*.c llm/*/*.c))
 APP_SRC  := $(sort $(wildcard sim/*.c cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
@@ -45,7 +58,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_CC    ?= clang-14
 FUZZ_SECONDS ?= 10
 
-.PHONY: all deps fuzz-deps test test-asan test-matrix bench clean help run verify model fuzz fuzz-run fuzz-bins
+.PHONY: FORCE all deps fuzz-deps test test-asan test-matrix bench clean help run verify model fuzz fuzz-run fuzz-bins
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -74,6 +87,12 @@ deps fuzz-deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# par/par.c alone reads RS_HAVE_MPI: it is rebuilt when MPI= changes (the stamp holds the value).
+$(BUILD)/mpi.stamp: FORCE
+	@mkdir -p $(dir $@); [ "$$(cat $@ 2>/dev/null)" = "$(MPI)" ] || echo "$(MPI)" >$@
+$(BUILD)/par/par.o: $(BUILD)/mpi.stamp
+FORCE:
 
 # {name, text} per script, escaped character by character (portable across awks);
 # awk, not xxd, which a fresh machine may lack. '?' is escaped: no "??x" trigraphs.
@@ -136,7 +155,7 @@ run: all
 	$(BIN)/rostesim lsq --bits 4
 
 test: $(TESTS) $(FUZZ_REPLAY) $(BIN)/rostesim
-	@BIN=$(BIN) bash tests/run.sh $(TESTS) $(FUZZ_REPLAY) $(sort $(wildcard tests/*_test.sh))
+	@BIN=$(BIN) BUILD=$(BUILD) MPI=$(MPI) bash tests/run.sh $(TESTS) $(FUZZ_REPLAY) $(sort $(wildcard tests/*_test.sh))
 
 test-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \

@@ -1,8 +1,11 @@
 /* rostesim: one binary, subcommands. Keep this thin: dispatch only. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "par/par.h"
+#include "quant/status.h"
 
 #define RS_VERSION "0.1.0"
 
@@ -35,7 +38,22 @@ static void usage(FILE *f)
     fprintf(f, "\n'rostesim COMMAND --help' describes a command. Options: --help, --version.\n");
 }
 
-int main(int argc, char **argv)
+/* The commands that spread their work over the ranks of `mpirun -np R` (R > 1): any other
+ * command would run whole on every rank and write the same files, so it is refused. */
+static const char *const multi_rank[][2] = {
+    {NULL, NULL},
+};
+
+static int runs_on_ranks(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof multi_rank / sizeof *multi_rank; i++) {
+        const char *c = multi_rank[i][0], *sub = multi_rank[i][1];
+        if (c && strcmp(argv[1], c) == 0 && (!sub || (argc > 2 && strcmp(argv[2], sub) == 0))) return 1;
+    }
+    return 0;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -53,4 +71,29 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "rostesim: unknown command '%s' (see 'rostesim --help')\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (rs_par_init(&argc, &argv) != RS_OK) {
+        fprintf(stderr, "rostesim: %s\n", rs_last_error());
+        return 2;
+    }
+    int R = rs_par_size();
+    if (R > 1 && argc >= 2 && !runs_on_ranks(argc, argv)) {
+        int sub = argc > 2 && isalpha((unsigned char)argv[2][0]); /* "llm sft", not "hadamard 12" */
+        if (rs_par_rank() == 0)
+            fprintf(stderr, "rostesim: '%s%s%s' runs in one process; launched by mpirun with %d ranks, every rank would "
+                    "do the whole job and write the same files (run it without mpirun, or with -np 1)\n",
+                    argv[1], sub ? " " : "", sub ? argv[2] : "", R);
+        rs_par_finalize();
+        return 2;
+    }
+    int rc = dispatch(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    /* A rank that fails while the others wait in a collective would hang them: end them all. */
+    if (rc != 0 && R > 1) rs_par_abort(rc);
+    rs_par_finalize();
+    return rc;
 }

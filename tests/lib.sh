@@ -50,3 +50,8 @@ wait_for() {
   done
   return 1
 }
+
+# mpirun as the tests use it: any user (CI runs as root), more ranks than cores, no pinning
+# (ranks share the 2 cores), leak checks off inside MPI's own start-up under ASan (Open MPI
+# keeps allocations to exit). Ranks get one thread unless the caller says otherwise.
+MPIRUN="mpirun --oversubscribe --allow-run-as-root --bind-to none -x ASAN_OPTIONS=detect_leaks=0 -x OMP_NUM_THREADS=${MPI_THREADS:-1}"

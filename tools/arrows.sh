@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tools/arrows.sh: the include arrows between the rooms of the tree (quant/, solvers/,
+# tools/arrows.sh: the include arrows between the rooms of the tree (quant/, par/, solvers/,
 # llm/<room>/, sim/, plots/, cli/), counted, and any arrow that points back against the
 # layering below (a room may include only rooms of a lower rank). Exit 1 when one does.
 # Run from the repository root.
 set -u
-declare -A rank=([quant]=0 [solvers]=1 [llm/io]=2 [llm/eval]=2 [llm/text]=3 [llm/nn]=3
+declare -A rank=([quant]=0 [par]=1 [solvers]=1 [llm/io]=2 [llm/eval]=2 [llm/text]=3 [llm/nn]=3
                  [llm/import]=4 [llm/train]=4 [llm/quantize]=5 [sim]=2 [plots]=2 [cli]=9)
 back=0
 while read -r n from to; do
@@ -12,7 +12,7 @@ while read -r n from to; do
   if [ -z "${rank[$from]:-}" ] || [ -z "${rank[$to]:-}" ]; then mark="  (room without a rank)"; back=1
   elif [ "${rank[$from]}" -le "${rank[$to]}" ]; then mark="  <- points back"; back=1; fi
   printf '%4d  %-13s -> %s%s\n' "$n" "$from" "$to" "$mark"
-done < <(for f in $(git ls-files 'quant/*.[ch]' 'solvers/*.[ch]' 'llm/*/*.[ch]' 'sim/*.[ch]' 'plots/*.[ch]' 'cli/*.[ch]'); do
+done < <(for f in $(git ls-files 'quant/*.[ch]' 'par/*.[ch]' 'solvers/*.[ch]' 'llm/*/*.[ch]' 'sim/*.[ch]' 'plots/*.[ch]' 'cli/*.[ch]'); do
            from=$(dirname "$f")
            grep -oE '^#include "[a-z_/]+\.h"' "$f" | sed -E 's/^#include "(.*)"/\1/' | while read -r h; do
              to=$(dirname "$h"); [ "$from" != "$to" ] && echo "$from $to"; done
