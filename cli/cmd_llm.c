@@ -630,11 +630,12 @@ done:
 static int cmd_llm_export_int(int argc, char **argv)
 {
     const char *C = "llm export-int";
-    const char *model = NULL, *out = NULL, *head_s = NULL;
+    const char *model = NULL, *out = NULL, *head_s = NULL, *format = NULL;
     int threads = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "a QAT or PTQ checkpoint folder (with rostesim_qat.json; required)", 0},
         {"--out", OPT_STRING, &out, 0, -1, "FILE", "the int model file to write (required)", 0},
+        {"--format", OPT_STRING, &format, 0, -1, "rsiq|safetensors", "file format (default: safetensors when FILE ends in .safetensors, else rsiq)", 0},
         {"--int-head", OPT_STRING, &head_s, 0, -1, "f32|q8", "embedding and LM head in fp32 (default) or int8 per row", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
@@ -649,9 +650,14 @@ static int cmd_llm_export_int(int argc, char **argv)
                    "a scale per row (symmetric, max|row|/127, round half to even) instead of fp32, and the\n"
                    "int backend then computes the head in int8 with the final hidden state quantized per\n"
                    "token: about a quarter of those bytes and a faster decode, but the logits are no longer\n"
-                   "the fake-quant path's (README: the bound and the measured loss). Default f32.",
+                   "the fake-quant path's (README: the bound and the measured loss). Default f32.\n\n"
+                   "--format safetensors writes the same tensors as a safetensors file that numpy or torch\n"
+                   "load by name (layers.L.SITE.qweight as U8 packed rows, .scales, .zeros, .code_sums;\n"
+                   "norms, biases, rotation signs; metadata format \"rostesim-int\"); --int-model reads\n"
+                   "either format.",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "example:\n  rostesim llm export-int --model runs/roste --out runs/roste/model.rsiq\n"
+                   "  rostesim llm export-int --model runs/roste --out runs/roste/int4.safetensors\n"
                    "  rostesim llm generate --model runs/roste --int-model runs/roste/model.rsiq --prompt \"Hello\"\n"
                    "  rostesim llm export-int --model runs/roste --out runs/roste/model-q8.rsiq --int-head q8"};
     char *pos[1];
@@ -662,6 +668,10 @@ static int cmd_llm_export_int(int argc, char **argv)
     if (!model) return cli_error(C, "--model DIR is required (see --help)"), 2;
     if (!out) return cli_error(C, "--out FILE is required (see --help)"), 2;
     if (!is_dir(model)) return cli_error(C, "--model: '%s' is not a folder", model), 2;
+    size_t ol = strlen(out);
+    int as_st = format ? !strcmp(format, "safetensors") : ol >= 12 && !strcmp(out + ol - 12, ".safetensors");
+    if (format && !as_st && strcmp(format, "rsiq"))
+        return cli_error(C, "--format: '%s' is not rsiq or safetensors", format), 2;
     int use_int = 0, rc = parse_backend(C, "int", NULL, model, &use_int);
     if (rc) return rc;
     llm_intq_head head;
@@ -675,15 +685,15 @@ static int cmd_llm_export_int(int argc, char **argv)
     llm_model_free(m);
     if (st) return cli_error(C, "%s: %s", model, rs_last_error()), st == RS_ENOTSUP ? 2 : 1;
     rc = 0;
-    if (llm_intq_save(iq, out) != RS_OK) rc = lib_fail(C);
+    if ((as_st ? llm_intq_save_safetensors(iq, out) : llm_intq_save(iq, out)) != RS_OK) rc = lib_fail(C);
     else {
         struct stat sb;
         size_t pk = 0, fp = 0;
         llm_intq_bytes(iq, &pk, &fp);
         double fsz = stat(out, &sb) == 0 ? (double)sb.st_size : (double)(pk + fp);
-        printf("wrote %s: %.0f bytes (packed weights + per-row scales/zeros%s %zu, fp32 tensors %zu); "
+        printf("wrote %s (%s): %.0f bytes (packed weights + per-row scales/zeros%s %zu, fp32 tensors %zu); "
                "%.3f of the model's F16 size (%zu bytes), %.3f of fp32\n",
-               out, fsz, head == LLM_INTQ_HEAD_Q8 ? " + int8 embedding/LM head" : "", pk, fp, fsz / (2.0 * (double)np),
+               out, as_st ? "safetensors" : "rsiq", fsz, head == LLM_INTQ_HEAD_Q8 ? " + int8 embedding/LM head" : "", pk, fp, fsz / (2.0 * (double)np),
                2 * np, fsz / (4.0 * (double)np));
     }
     llm_intq_free(iq);

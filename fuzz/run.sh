@@ -29,7 +29,7 @@ seed() { # seed NAME: fill $FB/corpus/NAME from the fixtures
                    cp "$f" "$d/fix$((i++))"; done ;;
     data)        for f in tests/fixtures/sft/train.jsonl tests/fixtures/tldr/sample_test.jsonl tests/fixtures/rouge/pairs.jsonl; do
                    head -n 30 "$f" >"$d/fix$((i++))"; done ;;
-    rotcfg|qatcfg|trainer_state) ;; # fuzz/regress holds their seeds
+    rotcfg|qatcfg|trainer_state|intq) ;; # fuzz/regress holds their seeds
     tldr)        { head -c 6000 tests/fixtures/tldr/Translation-en.excerpt; printf '%s' "$SEP"; head -c 3000 tests/fixtures/tldr/Packages.excerpt; } >"$d/fix0"
                  head -c 6000 tests/fixtures/tldr/Translation-en.excerpt >"$d/fix1" ;;
   esac
@@ -42,7 +42,7 @@ for n in "${names[@]}"; do
   [ -d "$FB/corpus/$n" ] || seed "$n"
   art=$FB/artifacts/$n; mkdir -p "$art"
   dict=(); [ -f "fuzz/dict/$n.dict" ] && dict=(-dict="fuzz/dict/$n.dict")
-  maxlen=4096; case $n in safetensors|gguf|tokenizer|tldr) maxlen=65536 ;; trainer_state) maxlen=100000 ;; esac
+  maxlen=4096; case $n in safetensors|gguf|tokenizer|tldr) maxlen=65536 ;; trainer_state|intq) maxlen=100000 ;; esac
   log=$FB/fuzz_$n.log
   before=$(ls "$art" | wc -l)
   OMP_NUM_THREADS=1 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} nice -n "$NICE" "$bin" -max_total_time="$SECS" \

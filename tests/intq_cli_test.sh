@@ -74,6 +74,23 @@ expect_exit 2 "--int-head: 'q3'" $B llm export-int --model "$T/rtn" --out "$T/x.
 expect_exit 2 "--int-head: applies to --backend int" $B llm generate --model "$T/rtn" --prompt hi --int-head q8
 expect_exit 2 "--int-head: an exported int model" $B llm generate --model "$T/rtn" --prompt hi --int-model "$T/rtn.rsiq" --int-head q8
 
+# the safetensors form (by the .safetensors name or --format): the same loss as the RSIQ file
+for n in rtn qr; do
+  for h in f32 q8; do
+    $B llm export-int --model "$T/$n" --out "$T/$n-$h.rsiq" --int-head $h >/dev/null 2>&1
+    $B llm export-int --model "$T/$n" --out "$T/$n-$h.safetensors" --int-head $h >"$T/xs" 2>&1
+    $B llm eval --model "$T/$n" --data $FIX/train.jsonl --threads 1 --int-model "$T/$n-$h.rsiq" >"$T/ks1" 2>/dev/null
+    $B llm eval --model "$T/$n" --data $FIX/train.jsonl --threads 1 --int-model "$T/$n-$h.safetensors" >"$T/ks2" 2>/dev/null
+    if grep -q "(safetensors)" "$T/xs" && [ -n "$(loss "$T/ks1")" ] && [ "$(loss "$T/ks1")" = "$(loss "$T/ks2")" ]; then
+      ok "$n, $h head: export-int to .safetensors, eval --int-model: loss $(loss "$T/ks2") = the RSIQ file's"
+    else bad "$n $h: safetensors '$(loss "$T/ks2")' vs rsiq '$(loss "$T/ks1")': $(cat "$T/xs")"; fi
+  done
+done
+$B llm export-int --model "$T/rtn" --out "$T/rtn-st.bin" --format safetensors >/dev/null 2>&1
+head -c 8 "$T/rtn-st.bin" | od -An -tu8 | awk '{exit !($1 > 100)}' && cmp -s "$T/rtn-st.bin" "$T/rtn-f32.safetensors" \
+  && ok "export-int --format safetensors: a safetensors file whatever the name, the same bytes" || bad "--format safetensors"
+expect_exit 2 "--format: 'gguf' is not rsiq or safetensors" $B llm export-int --model "$T/rtn" --out "$T/x.rsiq" --format gguf
+
 $B llm eval --model "$T/qr" --data $FIX/train.jsonl --threads 2 --backend int >"$T/i2" 2>/dev/null
 close "$(loss "$T/i2")" "$(loss "$T/i_qr")" && ok "qr: --threads 2 loss $(loss "$T/i2")" || bad "qr: threads 2: $(cat "$T/i2")"
 

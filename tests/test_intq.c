@@ -27,6 +27,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "llm/io/safetensors.h"
 #include "llm/quantize/intq.h"
 #include "llm/quantize/intq_kernels.h"
 #include "llm/nn/kernels.h"
@@ -426,6 +427,41 @@ static void e2e(llm_model *m, llm_intq *iq, const int32_t *tok, int T, const cha
 }
 
 /* cfg 0: W4A4KV4 asym, no rotation; 1: W4A8KV4 sym (weights asym), R1-R4; 2: W4A4KV16, R3/R4 only. */
+/* Rewrites the safetensors file src into dst with tensor `drop` left out, or with `retype`
+ * declared I32 instead of its dtype (its bytes reinterpreted; the shape adjusted when the
+ * element size differs), or with one byte of tensor `poke` flipped. */
+static int st_variant(const char *src, const char *dst, const char *drop, const char *retype, const char *poke)
+{
+    st_set *s = NULL;
+    if (st_open(&s, src)) return -1;
+    size_t n = st_count(s), k = 0;
+    st_out *o = calloc(n, sizeof *o);
+    void **own = calloc(n, sizeof *own);
+    for (size_t i = 0; i < n; i++) {
+        const st_tensor *t = st_get(s, i);
+        if (drop && !strcmp(t->name, drop)) continue;
+        st_out *x = &o[k++];
+        x->name = t->name, x->data = t->data, x->ndim = t->ndim, x->dtype = t->dtype;
+        for (int d = 0; d < t->ndim; d++) x->shape[d] = t->shape[d];
+        if (retype && !strcmp(t->name, retype)) {
+            x->dtype = t->dtype == ST_I32 ? ST_F32 : ST_I32;
+            if (t->dtype == ST_U8 || t->dtype == ST_I8) x->ndim = 1, x->shape[0] = (int64_t)t->nbytes / 4;
+        }
+        if (poke && !strcmp(t->name, poke) && t->nbytes) {
+            own[i] = malloc(t->nbytes);
+            memcpy(own[i], t->data, t->nbytes);
+            ((uint8_t *)own[i])[0] ^= 0x01;
+            x->data = own[i];
+        }
+    }
+    const char *meta[] = {"format", st_metadata(s, 0, "format")};
+    int rc = st_write(dst, o, k, meta, 1);
+    for (size_t i = 0; i < n; i++) free(own[i]);
+    free(own), free(o);
+    st_close(s);
+    return rc;
+}
+
 static void test_family(const char *name, int cfg, rs_rng *rng)
 {
     char dir[256], tag[128];
@@ -518,6 +554,51 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
     size_t pk = 0, fp = 0, total = llm_intq_bytes(iq, &pk, &fp);
     CHECK(!st && !memcmp(step, mine, (size_t)T * V * 4), "%s: save/load round trip gives the same logits bit for bit (%s)", tag,
           st ? rs_last_error() : "ok");
+    /* the safetensors form: the same logits bit for bit, tensors users can find by name */
+    char spath[300], vpath[300];
+    snprintf(spath, sizeof spath, "%s.safetensors", path);
+    snprintf(vpath, sizeof vpath, "%s.v.safetensors", path);
+    llm_intq *sb = NULL;
+    st = llm_intq_save_safetensors(iq, spath);
+    if (!st) st = llm_intq_load(&sb, spath);
+    if (!st) st = llm_intq_kv_alloc(&kv, sb, T);
+    if (!st) st = llm_intq_decode(sb, kv, tok, T, step, 1);
+    llm_intq_kv_free(kv);
+    CHECK(!st && !memcmp(step, mine, (size_t)T * V * 4), "%s: safetensors export / load gives the same logits bit for bit (%s)",
+          tag, st ? rs_last_error() : "ok");
+    llm_intq_free(sb);
+    st_set *ss = NULL;
+    const st_tensor *tq = NULL, *tz = NULL, *ts = NULL;
+    if (!st_open(&ss, spath)) {
+        tq = st_find(ss, "layers.0.qkv.qweight"), tz = st_find(ss, "layers.0.down.zeros"), ts = st_find(ss, "layers.1.up.scales");
+    }
+    const llm_config *ic = llm_intq_config(iq);
+    CHECK(ss && tq && tz && ts && tq->dtype == ST_U8 && tq->ndim == 2 && tz->dtype == ST_I32 && tz->shape[0] == ic->d &&
+              ts->dtype == ST_F32 && !strcmp(st_metadata(ss, 0, "format"), "rostesim-int") && st_metadata(ss, 0, "weights"),
+          "%s: safetensors tensors by name (qweight U8 %lld x %lld, zeros I32, scales F32), metadata format and weights '%s'",
+          tag, tq ? (long long)tq->shape[0] : -1LL, tq ? (long long)tq->shape[1] : -1LL,
+          ss && st_metadata(ss, 0, "weights") ? st_metadata(ss, 0, "weights") : "?");
+    st_close(ss);
+    if (cfg == 0) {
+        const char *what[4] = {"a missing tensor", "a tensor of the wrong dtype", "a packed byte changed (code sums)",
+                               "the header tensor missing"};
+        int refused = 0;
+        for (int k = 0; k < 4; k++) {
+            int w = k == 0   ? st_variant(spath, vpath, "layers.1.o.scales", NULL, NULL)
+                    : k == 1 ? st_variant(spath, vpath, NULL, "layers.0.up.zeros", NULL)
+                    : k == 2 ? st_variant(spath, vpath, NULL, NULL, "layers.0.o.qweight")
+                             : st_variant(spath, vpath, "rostesim.header", NULL, NULL);
+            llm_intq *bad = NULL;
+            int e = w ? 0 : llm_intq_load(&bad, vpath);
+            if (e && !bad && strstr(rs_last_error(), vpath)) refused++;
+            else printf("  safetensors variant '%s' accepted (write %d)\n", what[k], w);
+            llm_intq_free(bad);
+        }
+        CHECK(refused == 4, "%s: safetensors with a missing tensor, a wrong dtype, changed codes or no header refused: "
+              "%d/4 (last: %s)", tag, refused, rs_last_error());
+        remove(vpath);
+    }
+    remove(spath);
     /* corrupt copies: each must be refused with a message */
     FILE *f = fopen(path, "rb");
     fseek(f, 0, SEEK_END);

@@ -352,7 +352,7 @@ static int load_variant(const char *dir, const char *config, const tensors *ts, 
     for (size_t i = 0; i < ts->n; i++)
         if (!drop || strcmp(ts->o[i].name, drop)) o[n++] = ts->o[i];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    int st = st_write_f32(p, o, n, NULL, 0);
+    int st = st_write(p, o, n, NULL, 0);
     free(o);
     if (st) return -1;
     *m = NULL;
@@ -430,9 +430,9 @@ static void test_errors(void)
         write_text(sp, config);
         size_t half = ts.n / 2;
         snprintf(sp, sizeof sp, "%s/model-00001-of-00002.safetensors", sd);
-        int w1 = st_write_f32(sp, ts.o, half, NULL, 0);
+        int w1 = st_write(sp, ts.o, half, NULL, 0);
         snprintf(sp, sizeof sp, "%s/model-00002-of-00002.safetensors", sd);
-        int w2 = st_write_f32(sp, ts.o + half, ts.n - half, NULL, 0);
+        int w2 = st_write(sp, ts.o + half, ts.n - half, NULL, 0);
         size_t cap = 256 + ts.n * 128, len = 0;
         char *j = malloc(cap);
         len += (size_t)snprintf(j + len, cap - len, "{\"metadata\": {}, \"weight_map\": {");

@@ -102,15 +102,15 @@ static void test_roundtrip(void)
     for (int i = 0; i < 42; i++) a[i] = (float)i * 0.37f - 5.0f;
     for (int i = 0; i < 24; i++) e8[i] = (float)(i * i) - 100.5f;
     st_out t[] = {
-        {"gpt_neox.embed_in.weight", a, 2, {6, 7}},
-        {"scalar", &sc, 0, {0}},
-        {"empty", NULL, 2, {0, 3}},
-        {"eight.dims", e8, 8, {2, 1, 2, 1, 1, 2, 1, 3}},
-        {"line", line, 1, {5}},
+        {"gpt_neox.embed_in.weight", a, 2, {6, 7}, ST_F32},
+        {"scalar", &sc, 0, {0}, ST_F32},
+        {"empty", NULL, 2, {0, 3}, ST_F32},
+        {"eight.dims", e8, 8, {2, 1, 2, 1, 1, 2, 1, 3}, ST_F32},
+        {"line", line, 1, {5}, ST_F32},
     };
     const char *meta[] = {"format", "pt", "source", "rostesim \"test\""};
     const char *p = tpath("model.safetensors");
-    int rc = st_write_f32(p, t, 5, meta, 2);
+    int rc = st_write(p, t, 5, meta, 2);
     CHECK(rc == RS_OK, "write 5 tensors with metadata (%s)", rc ? rs_last_error() : "ok");
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
@@ -166,7 +166,7 @@ static void test_roundtrip(void)
 
     /* no tensors at all, no metadata: "{}" padded */
     const char *p0 = tpath("none.safetensors");
-    rc = st_write_f32(p0, NULL, 0, NULL, 0);
+    rc = st_write(p0, NULL, 0, NULL, 0);
     st_set *s = NULL;
     int rc2 = rc ? rc : st_open(&s, p0);
     CHECK(rc == RS_OK && rc2 == RS_OK && st_count(s) == 0, "empty file (no tensors) round trip (%s)",
@@ -177,8 +177,8 @@ static void test_roundtrip(void)
     /* writer errors: nothing is created, an existing file is left as it was */
     size_t before_n = 0, after_n = 0;
     unsigned char *before = read_all(p, &before_n);
-    st_out dup[] = {{"a", a, 1, {2}}, {"a", a, 1, {3}}};
-    rc = st_write_f32(p, dup, 2, NULL, 0);
+    st_out dup[] = {{"a", a, 1, {2}, ST_F32}, {"a", a, 1, {3}, ST_F32}};
+    rc = st_write(p, dup, 2, NULL, 0);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "duplicate tensor name 'a'"), "duplicate names: %s",
           rs_last_error());
     unsigned char *after = read_all(p, &after_n);
@@ -186,27 +186,60 @@ static void test_roundtrip(void)
           "a failed write leaves the old file intact and no temp file");
     free(before);
     free(after);
-    st_out neg[] = {{"a", a, 2, {2, -1}}};
-    rc = st_write_f32(p, neg, 1, NULL, 0);
+    st_out neg[] = {{"a", a, 2, {2, -1}, ST_F32}};
+    rc = st_write(p, neg, 1, NULL, 0);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "negative"), "negative dim: %s", rs_last_error());
-    st_out nod[] = {{"a", NULL, 1, {2}}};
-    rc = st_write_f32(p, nod, 1, NULL, 0);
+    st_out nod[] = {{"a", NULL, 1, {2}, ST_F32}};
+    rc = st_write(p, nod, 1, NULL, 0);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "NULL data"), "NULL data: %s", rs_last_error());
-    st_out nine[] = {{"a", a, 9, {1, 1, 1, 1, 1, 1, 1, 1}}};
-    rc = st_write_f32(p, nine, 1, NULL, 0);
+    st_out nine[] = {{"a", a, 9, {1, 1, 1, 1, 1, 1, 1, 1}, ST_F32}};
+    rc = st_write(p, nine, 1, NULL, 0);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "ndim 9"), "9 dims: %s", rs_last_error());
-    st_out big[] = {{"a", a, 3, {1 << 30, 1 << 30, 1 << 30}}};
-    rc = st_write_f32(p, big, 1, NULL, 0);
+    st_out big[] = {{"a", a, 3, {1 << 30, 1 << 30, 1 << 30}, ST_F32}};
+    rc = st_write(p, big, 1, NULL, 0);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "overflow"), "2^90 elements: %s", rs_last_error());
-    st_out meta_name[] = {{"__metadata__", a, 1, {1}}};
-    rc = st_write_f32(p, meta_name, 1, NULL, 0);
+    st_out meta_name[] = {{"__metadata__", a, 1, {1}, ST_F32}};
+    rc = st_write(p, meta_name, 1, NULL, 0);
     CHECK(rc == RS_EINVAL, "a tensor may not be called __metadata__: %s", rs_last_error());
     const char *badmeta[] = {"k", NULL};
-    rc = st_write_f32(p, t, 1, badmeta, 1);
+    rc = st_write(p, t, 1, badmeta, 1);
     CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "metadata"), "NULL metadata value: %s", rs_last_error());
-    rc = st_write_f32("/nonexistent-dir/x.safetensors", t, 1, NULL, 0);
+    rc = st_write("/nonexistent-dir/x.safetensors", t, 1, NULL, 0);
     CHECK(rc == RS_EIO && strstr(rs_last_error(), "/nonexistent-dir/x.safetensors.tmp"), "missing folder: %s",
           rs_last_error());
+    unlink(p);
+}
+
+/* Integer tensors (the packed int model export): written with their dtype, read back as the
+ * same bytes; a dtype the writer does not know is refused. */
+static void test_int_dtypes(void)
+{
+    const int32_t z[3] = {INT32_MIN, -5, INT32_MAX};
+    const int8_t c[4] = {-128, -1, 0, 127};
+    const uint8_t u[6] = {0, 1, 0x0f, 0xf0, 0x80, 0xff};
+    const float f[2] = {0.25f, -3.0f};
+    st_out t[] = {{"q.zeros", z, 1, {3}, ST_I32}, {"q.codes", c, 2, {2, 2}, ST_I8}, {"q.packed", u, 2, {3, 2}, ST_U8},
+                  {"q.scales", f, 1, {2}, ST_F32}};
+    const char *p = tpath("ints.safetensors");
+    int rc = st_write(p, t, 4, NULL, 0);
+    CHECK(rc == RS_OK, "write I32, I8, U8 and F32 tensors (%s)", rc ? rs_last_error() : "ok");
+    st_set *s = NULL;
+    rc = rc ? rc : st_open(&s, p);
+    const st_tensor *tz = s ? st_find(s, "q.zeros") : NULL, *tc = s ? st_find(s, "q.codes") : NULL;
+    const st_tensor *tu = s ? st_find(s, "q.packed") : NULL, *tf = s ? st_find(s, "q.scales") : NULL;
+    CHECK(rc == RS_OK && tz && tc && tu && tf && tz->dtype == ST_I32 && tc->dtype == ST_I8 && tu->dtype == ST_U8 &&
+              tf->dtype == ST_F32 && tz->nbytes == 12 && tc->nbytes == 4 && tu->nbytes == 6 && tf->nbytes == 8 &&
+              tu->ndim == 2 && tu->shape[0] == 3 && tu->shape[1] == 2,
+          "read back: dtypes I32/I8/U8/F32, byte counts 12/4/6/8, shapes kept");
+    CHECK(tz && tc && tu && tf && !memcmp(tz->data, z, 12) && !memcmp(tc->data, c, 4) && !memcmp(tu->data, u, 6) &&
+              !memcmp(tf->data, f, 8),
+          "read back: the same bytes");
+    CHECK(tc && st_read_f32(tc, (float[4]){0}) == RS_ENOTSUP, "st_read_f32 of an I8 tensor: RS_ENOTSUP");
+    st_close(s);
+    st_out bad[] = {{"x", f, 1, {2}, ST_BF16}};
+    rc = st_write(p, bad, 1, NULL, 0);
+    CHECK(rc == RS_EINVAL && strstr(rs_last_error(), "dtype") && strstr(rs_last_error(), "'x'"),
+          "a dtype the writer does not write: %s", rs_last_error());
     unlink(p);
 }
 
@@ -385,9 +418,9 @@ static void test_shards(void)
     snprintf(p2, sizeof p2, "%s/model-00002-of-00002.safetensors", dir);
     snprintf(p3, sizeof p3, "%s/extra.safetensors", dir);
     float a[6] = {1, 2, 3, 4, 5, 6}, b[4] = {-1, -2, -3, -4}, c[3] = {9, 8, 7};
-    st_out s1[] = {{"embed.weight", a, 2, {2, 3}}, {"layers.0.w", b, 1, {4}}};
-    st_out s2[] = {{"layers.1.w", c, 1, {3}}};
-    int rc = st_write_f32(p1, s1, 2, NULL, 0) | st_write_f32(p2, s2, 1, NULL, 0);
+    st_out s1[] = {{"embed.weight", a, 2, {2, 3}, ST_F32}, {"layers.0.w", b, 1, {4}, ST_F32}};
+    st_out s2[] = {{"layers.1.w", c, 1, {3}, ST_F32}};
+    int rc = st_write(p1, s1, 2, NULL, 0) | st_write(p2, s2, 1, NULL, 0);
     const char *good = "{\"metadata\": {\"total_size\": 52}, \"weight_map\": {"
                        "\"embed.weight\": \"model-00001-of-00002.safetensors\","
                        "\"layers.0.w\": \"model-00001-of-00002.safetensors\","
@@ -416,7 +449,7 @@ static void test_shards(void)
     {   /* model.safetensors beside an index wins, as in transformers */
         char single[1024];
         snprintf(single, sizeof single, "%s/model.safetensors", dir);
-        st_write_f32(single, s2, 1, NULL, 0);
+        st_write(single, s2, 1, NULL, 0);
         rc = st_open(&s, dir);
         CHECK(rc == RS_OK && st_count(s) == 1 && st_nfiles(s) == 1, "model.safetensors is preferred over the index");
         st_close(s);
@@ -441,8 +474,8 @@ static void test_shards(void)
                      "\"layers.1.w\": \"model-00002-of-00002.safetensors\"}}");
     expect_fail("tensor of a shard not in the map", dir, RS_EINVAL, "index.json",
                 "tensor 'layers.0.w' of");
-    st_out dup[] = {{"layers.1.w", c, 1, {3}}};
-    st_write_f32(p3, dup, 1, NULL, 0);
+    st_out dup[] = {{"layers.1.w", c, 1, {3}, ST_F32}};
+    st_write(p3, dup, 1, NULL, 0);
     write_index(dir, "{\"weight_map\": {\"embed.weight\": \"model-00001-of-00002.safetensors\","
                      "\"layers.0.w\": \"model-00001-of-00002.safetensors\","
                      "\"layers.1.w\": \"model-00002-of-00002.safetensors\","
@@ -607,9 +640,9 @@ static void test_truncation(void)
 {
     const char *p = tpath("full.safetensors"), *q = tpath("cut.safetensors");
     float a[5] = {1, 2, 3, 4, 5}, b[3] = {6, 7, 8};
-    st_out t[] = {{"a", a, 1, {5}}, {"b", b, 2, {3, 1}}};
+    st_out t[] = {{"a", a, 1, {5}, ST_F32}, {"b", b, 2, {3, 1}, ST_F32}};
     const char *meta[] = {"format", "pt"};
-    st_write_f32(p, t, 2, meta, 1);
+    st_write(p, t, 2, meta, 1);
     size_t n = 0;
     unsigned char *full = read_all(p, &n);
     size_t fails = 0, named = 0;
@@ -710,6 +743,7 @@ int main(void)
     CHECK(tmpdir != NULL, "mkdtemp");
     if (!tmpdir) return check_summary("test_safetensors");
     test_roundtrip();
+    test_int_dtypes();
     test_conversions();
     test_torch_fixture();
     test_shards();

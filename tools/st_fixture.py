@@ -12,7 +12,7 @@ Default: write tests/fixtures/st/torch.safetensors with the Python safetensors l
     "__metadata__" {"format": "pt"}: the reader must accept what the reference writes.
 
 --check: compile a tiny C program against build/librostesim.a (run `make` first) that
-writes files with st_write_f32, then load them with safetensors (numpy and torch
+writes files with st_write, then load them with safetensors (numpy and torch
 front ends) and compare names, shapes, values and metadata.
 
 Usage (from the repository root):
@@ -85,6 +85,7 @@ def generate():
 
 
 C_PROG = r"""
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "llm/io/safetensors.h"
@@ -95,6 +96,15 @@ int main(int argc, char **argv)
     static float buf[4][600];
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 600; i++) buf[k][i] = (float)(k * 1000 + i) * 0.5f;
+    static const int32_t i32[5] = {-2147483647 - 1, -1, 0, 7, 2147483647};
+    static const int8_t i8[4] = {-128, -1, 0, 127};
+    static const uint8_t u8[6] = {0, 1, 0x0f, 0xf0, 0x80, 0xff};
+    st_out c[] = {
+        {"q.zeros", i32, 1, {5}, ST_I32},
+        {"q.codes", i8, 2, {2, 2}, ST_I8},
+        {"q.packed", u8, 2, {2, 3}, ST_U8},
+        {"q.scales", buf[0], 1, {3}, ST_F32},
+    };
     st_out t[] = {
         {"model.embed.weight", buf[0], 2, {20, 30}},
         {"scalar", buf[1], 0, {0}},
@@ -103,7 +113,7 @@ int main(int argc, char **argv)
         {"layers.0.\xc3\xa9t\xc3\xa9", buf[3], 4, {2, 3, 2, 5}},
     };
     const char *meta[] = {"format", "pt", "note", "line\nbreak \"q\""};
-    if (st_write_f32(argv[1], t, 5, meta, 2) || st_write_f32(argv[2], t, 2, NULL, 0)) {
+    if (st_write(argv[1], t, 5, meta, 2) || st_write(argv[2], t, 2, NULL, 0) || st_write(argv[3], c, 4, NULL, 0)) {
         fprintf(stderr, "%s\n", rs_last_error());
         return 1;
     }
@@ -121,7 +131,8 @@ def check():
                     "build/librostesim.a", "-o", prog, "-lopenblas", "-llapacke", "-lgsl", "-lcjson", "-lpcre2-8",
                     "-lutf8proc", "-lm"], check=True)
     a, b = os.path.join(tmp, "a.safetensors"), os.path.join(tmp, "b.safetensors")
-    subprocess.run([prog, a, b], check=True)
+    c = os.path.join(tmp, "c.safetensors")
+    subprocess.run([prog, a, b, c], check=True)
     want = {"model.embed.weight": (0, (20, 30)), "scalar": (1, ()), "empty": (None, (4, 0, 5)),
             'name with "quotes", \\ and \t tab': (2, (7,)), "layers.0.été": (3, (2, 3, 2, 5))}
     bad = 0
@@ -146,6 +157,18 @@ def check():
         bad += not ok
         print(f"{'PASS' if ok else 'FAIL'} {os.path.basename(path)}: safetensors {__import__('safetensors').__version__}"
               f" (numpy and torch) reads {len(names)} tensors, values, shapes and metadata {meta}; header {hlen} bytes")
+    # integer dtypes (the packed int model export writes U8 / I8 / I32 beside F32)
+    want_c = {"q.zeros": np.array([-2**31, -1, 0, 7, 2**31 - 1], np.int32),
+              "q.codes": np.array([[-128, -1], [0, 127]], np.int8),
+              "q.packed": np.array([[0, 1, 0x0F], [0xF0, 0x80, 0xFF]], np.uint8),
+              "q.scales": np.array([0, 0.5, 1], np.float32)}
+    tt, nn = load_file(c), np_load(c)
+    ok = sorted(tt) == sorted(want_c) and sorted(nn) == sorted(want_c)
+    for name, ref in want_c.items():
+        for x in (tt[name].numpy(), nn[name]):
+            ok &= x.dtype == ref.dtype and x.shape == ref.shape and np.array_equal(x, ref)
+    bad += not ok
+    print(f"{'PASS' if ok else 'FAIL'} c.safetensors: numpy and torch read I32, I8, U8 and F32 tensors with their dtypes and values")
     print(f"safetensors write check: {bad} failures")
     return 1 if bad else 0
 

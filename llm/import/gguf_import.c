@@ -284,7 +284,7 @@ int gguf_import_weights(const gguf_file *g, const char *dir)
         if (!rc) {
             static const char *const meta[] = {"format", "pt"};
             snprintf(p, sizeof p, "%s/model.safetensors", dir);
-            rc = st_write_f32(p, o, n, meta, 1);
+            rc = st_write(p, o, n, meta, 1);
         }
     }
     free(buf);

@@ -805,9 +805,13 @@ static int cmp_out_name(const void *a, const void *b)
     return strcmp((*(const st_out *const *)a)->name, (*(const st_out *const *)b)->name);
 }
 
-int st_write_f32(const char *path, const st_out *t, size_t n, const char *const *metadata, size_t nmeta)
+/* The dtypes st_write writes: bytes per element and the header's name. */
+static size_t out_size(st_dtype d) { return d == ST_I8 || d == ST_U8 ? 1 : 4; }
+static const char *out_dtype_name(st_dtype d) { return d == ST_I32 ? "I32" : d == ST_I8 ? "I8" : d == ST_U8 ? "U8" : "F32"; }
+
+int st_write(const char *path, const st_out *t, size_t n, const char *const *metadata, size_t nmeta)
 {
-    if (!path || !path[0]) return RS_ERROR(RS_EINVAL, "st_write_f32: empty path");
+    if (!path || !path[0]) return RS_ERROR(RS_EINVAL, "st_write: empty path");
     if (n && !t) return RS_ERROR(RS_EINVAL, "%s: NULL tensor list", path);
     if (nmeta && !metadata) return RS_ERROR(RS_EINVAL, "%s: NULL metadata list", path);
     char qn[96];
@@ -825,6 +829,11 @@ int st_write_f32(const char *path, const st_out *t, size_t n, const char *const 
         const st_out *o = &t[i];
         if (!o->name || !o->name[0] || strcmp(o->name, "__metadata__") == 0) {
             rc = RS_ERROR(RS_EINVAL, "%s: tensor %zu has an invalid name '%s'", path, i, o->name ? o->name : "(null)");
+            goto done;
+        }
+        if (o->dtype != ST_F32 && o->dtype != ST_I32 && o->dtype != ST_I8 && o->dtype != ST_U8) {
+            rc = RS_ERROR(RS_EINVAL, "%s: tensor '%s': dtype %d cannot be written (F32, I32, I8, U8)", path,
+                          QNAME(qn, o->name), (int)o->dtype);
             goto done;
         }
         if (o->ndim < 0 || o->ndim > ST_MAX_DIMS) {
@@ -889,14 +898,17 @@ int st_write_f32(const char *path, const st_out *t, size_t n, const char *const 
         char num[64];
         if (i || nmeta) sb_str(&h, ",");
         sb_json_string(&h, t[i].name);
-        sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        sb_str(&h, ":{\"dtype\":\"");
+        sb_str(&h, out_dtype_name(t[i].dtype));
+        sb_str(&h, "\",\"shape\":[");
         for (int d = 0; d < t[i].ndim; d++) {
             snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
             sb_str(&h, num);
         }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * nelem[i]);
+        size_t es = out_size(t[i].dtype);
+        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + es * nelem[i]);
         sb_str(&h, num);
-        off += 4 * nelem[i];
+        off += es * nelem[i];
     }
     sb_str(&h, "}");
     while (h.n % 8) sb_str(&h, " ");
@@ -915,7 +927,7 @@ int st_write_f32(const char *path, const st_out *t, size_t n, const char *const 
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.v, 1, h.n, fp) == h.n;
     for (size_t i = 0; ok && i < n; i++)
-        if (nelem[i]) ok = fwrite(t[i].data, 4, nelem[i], fp) == nelem[i];
+        if (nelem[i]) ok = fwrite(t[i].data, out_size(t[i].dtype), nelem[i], fp) == nelem[i];
     if (llm_atomic_commit(&a, ok)) rc = llm_atomic_error(&a);
     else sync_parent_dir(path);
 done:

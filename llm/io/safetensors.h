@@ -57,18 +57,20 @@ int st_read_f32(const st_tensor *t, float *dst);
  * and both shapes. */
 int st_expect_shape(const st_set *s, const st_tensor *t, int ndim, const int64_t *shape);
 
-/* Writer: F32 tensors, written to path + ".tmp" and renamed into place.
- * Tensor names must be unique; the header is padded with spaces to a multiple of 8
- * bytes (as the reference implementation does). `metadata` may be NULL or a list of
- * nmeta key/value string pairs stored under "__metadata__" (e.g. {"format", "pt"}). */
+/* Writer, written to path + ".tmp" and renamed into place. Tensors are F32 unless their
+ * dtype says ST_I32, ST_I8 or ST_U8 (zero-initialised st_out are F32); data points to nelem
+ * values of that type. Tensor names must be unique; the header is padded with spaces to a
+ * multiple of 8 bytes (as the reference implementation does). `metadata` may be NULL or a
+ * list of nmeta key/value string pairs stored under "__metadata__" (e.g. {"format", "pt"}). */
 typedef struct {
     const char *name;
-    const float *data;
+    const void *data;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
+    st_dtype dtype; /* ST_F32 (0), ST_I32, ST_I8 or ST_U8 */
 } st_out;
 
-int st_write_f32(const char *path, const st_out *t, size_t n, const char *const *metadata, size_t nmeta);
+int st_write(const char *path, const st_out *t, size_t n, const char *const *metadata, size_t nmeta);
 
 /* f16 / bf16 <-> f32 conversions (round-to-nearest-even on the way down). */
 float st_f16_to_f32(uint16_t h);

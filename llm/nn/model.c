@@ -519,7 +519,7 @@ int llm_model_save(const llm_model *m, const char *dir)
     }
     static const char *const meta[] = {"format", "pt"};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    st = st_write_f32(path, o, no, meta, 1);
+    st = st_write(path, o, no, meta, 1);
     free(o);
     free(tmp);
     free(h.e);

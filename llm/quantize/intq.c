@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llm/io/fileio.h"
+#include "llm/io/safetensors.h"
 #include "llm/quantize/intq_kernels.h"
 #include "llm/nn/kernels.h"
 #include "llm/quantize/qat.h"
@@ -572,11 +573,15 @@ int llm_intq_kv_alloc(llm_intq_kv **out, const llm_intq *iq, int max_T)
     const size_t NH = (size_t)c->n_head, HD = NH * HS, QKV = (size_t)qkv_dim(c), F1 = (size_t)f1_dim(c);
     int bad = 0;
     if (kv->quant) {
-        bad |= !(kv->kc = malloc(Lr * (size_t)kv->HB)) | !(kv->vc = malloc(Lr * (size_t)kv->HB));
-        bad |= !(kv->ks = malloc(Lr * sizeof(float))) | !(kv->kz = malloc(Lr * sizeof(float)));
-        bad |= !(kv->vs = malloc(Lr * sizeof(float))) | !(kv->vz = malloc(Lr * sizeof(float)));
+        bad |= !(kv->kc = malloc(Lr * (size_t)kv->HB));
+        bad |= !(kv->vc = malloc(Lr * (size_t)kv->HB));
+        bad |= !(kv->ks = malloc(Lr * sizeof(float)));
+        bad |= !(kv->kz = malloc(Lr * sizeof(float)));
+        bad |= !(kv->vs = malloc(Lr * sizeof(float)));
+        bad |= !(kv->vz = malloc(Lr * sizeof(float)));
     } else {
-        bad |= !(kv->kf = malloc(Lr * HS * sizeof(float))) | !(kv->vf = malloc(Lr * HS * sizeof(float)));
+        bad |= !(kv->kf = malloc(Lr * HS * sizeof(float)));
+        bad |= !(kv->vf = malloc(Lr * HS * sizeof(float)));
     }
     size_t gq = (NH + NKV) * HS > 2 * KVD ? (NH + NKV) * HS : 2 * KVD;
 #define FA(p, n) bad |= !((p) = malloc((n) * sizeof(float)))
@@ -1130,6 +1135,62 @@ static int parse_header(const uint8_t *hb, uint32_t ver, llm_config *c, qz_spec 
     return RS_OK;
 }
 
+/* What every reader does once the sections are in place: rotation flags and signs into
+ * the online rotations, then the per-row and int8-row consistency checks. */
+static int load_finish(llm_intq *iq, const uint8_t *flags, const float *sg, const int fl[5], const char *path)
+{
+    const llm_config *cp = &iq->cfg;
+    const size_t L = (size_t)cp->n_layer;
+    int st = RS_OK;
+    for (size_t i = 0; !st && i < 2 * L; i++)
+        if (flags[i] > 1) st = RS_ERROR(RS_EINVAL, "%s: a rotation flag is neither 0 nor 1", path);
+    if (!st) {
+        memcpy(iq->r3_on, flags, L), memcpy(iq->r4_on, flags + L, L);
+        const float *at = sg;
+        size_t ord[3] = {(size_t)cp->d, (size_t)cp->head_dim, (size_t)cp->d_ff};
+        rot **R[3] = {&iq->r1, &iq->r3, &iq->r4};
+        for (int k = 0; k < 3 && !st; k++)
+            if (fl[k + 1]) {
+                st = rot_alloc_signed_hadamard(ord[k], 1, at, R[k]);
+                if (st) st = RS_ERROR(st, "%s: rotation R%d: %s", path, k == 0 ? 1 : k + 2, rs_last_error());
+                at += ord[k];
+            }
+    }
+    /* the per-row code sums must be those of the packed rows; scales finite and positive */
+    for (int l = 0; l < cp->n_layer && !st; l++)
+        for (int s = 0; s < LLM_NSITES && !st; s++) {
+            const iq_lin *li = &iq->L[l].lin[s];
+            for (int o = 0; o < li->OC && !st; o++) {
+                const uint8_t *row = li->w + (size_t)o * li->ICp / 2;
+                int32_t sum = 0, pad = 0;
+                for (int i = 0; i < li->ICp; i++) {
+                    int32_t v = (int32_t)iq_get4(row, (size_t)i);
+                    if (i < li->IC) sum += v;
+                    else pad += v;
+                }
+                if (sum != li->sum[o] || pad || !(li->scale[o] > 0) || !isfinite(li->scale[o]) ||
+                    li->zero[o] < -(1 << 23) || li->zero[o] > (1 << 23))
+                    st = RS_ERROR(RS_EINVAL, "%s: layer %d, %s, row %d: code sum, padding, scale or zero point "
+                                  "inconsistent (corrupt file)", path, l, llm_site_name(s), o);
+            }
+        }
+    /* int8 rows: codes -127..127 (-128 would break the AVX2 kernel), zero padding, scales finite and positive */
+    for (size_t r = 0; !st && r < iq->nq8; r++) {
+        const int8_t *row = iq->q8 + r * (size_t)iq->Cp;
+        int ok = iq->q8s[r] > 0 && isfinite(iq->q8s[r]);
+        for (int i = 0; i < iq->Cp; i++) ok &= row[i] != -128 && (i < cp->d || row[i] == 0);
+        if (!ok)
+            st = RS_ERROR(RS_EINVAL, "%s: int8 %s row %zu: a code of -128, non-zero padding or a bad scale (corrupt file)",
+                          path, r < (size_t)cp->vocab ? "embedding" : "LM head", r % (size_t)cp->vocab);
+    }
+    return st;
+}
+
+/* The safetensors form of the file (below): its header tensor and format tag. */
+#define ST_HEADER_NAME "rostesim.header"
+#define ST_FORMAT "rostesim-int"
+static int load_safetensors(llm_intq **out, st_set *s, const char *path);
+
 int llm_intq_load(llm_intq **out, const char *path)
 {
     *out = NULL;
@@ -1139,9 +1200,19 @@ int llm_intq_load(llm_intq **out, const char *path)
     uint32_t ver = 0;
     uint8_t hb[HDR_BYTES];
     int st = RS_OK;
-    if (fread(magic, 1, 4, f) != 4 || memcmp(magic, LLM_INTQ_MAGIC, 4) || fread(&ver, 4, 1, f) != 1)
-        st = RS_ERROR(RS_EINVAL, "%s: not a rostesim int model (no \"%s\" magic): export one with 'rostesim llm export-int'",
-                      path, LLM_INTQ_MAGIC);
+    if (fread(magic, 1, 4, f) != 4 || memcmp(magic, LLM_INTQ_MAGIC, 4) || fread(&ver, 4, 1, f) != 1) {
+        fclose(f);
+        st_set *s = NULL;
+        const char *fmt = NULL;
+        if (st_open(&s, path) == RS_OK && (fmt = st_metadata(s, 0, "format")) && !strcmp(fmt, ST_FORMAT)) {
+            st = load_safetensors(out, s, path);
+            st_close(s);
+            return st;
+        }
+        st_close(s);
+        return RS_ERROR(RS_EINVAL, "%s: not a rostesim int model (neither the \"%s\" magic nor a safetensors file of "
+                        "format %s): export one with 'rostesim llm export-int'", path, LLM_INTQ_MAGIC, ST_FORMAT);
+    }
     else if (ver < 1 || ver > LLM_INTQ_VERSION)
         st = RS_ERROR(RS_EINVAL, "%s: int model version %u, this rostesim reads versions 1 to %d: re-export it with this "
                       "rostesim's 'llm export-int'", path, ver, LLM_INTQ_VERSION);
@@ -1170,49 +1241,184 @@ int llm_intq_load(llm_intq **out, const char *path)
     if (!st && ver >= 2) st = read_sec(f, iq->q8, iq->nq8 * (size_t)iq->Cp, path, "int8 head");
     if (!st && ver >= 2) st = read_sec(f, iq->q8s, iq->nq8 * sizeof(float), path, "int8 head scale");
     if (!st && fgetc(f) != EOF) st = RS_ERROR(RS_EINVAL, "%s: bytes after the last section (corrupt file)", path);
-    for (size_t i = 0; !st && i < 2 * L; i++)
-        if (flags[i] > 1) st = RS_ERROR(RS_EINVAL, "%s: a rotation flag is neither 0 nor 1", path);
-    if (!st) {
-        memcpy(iq->r3_on, flags, L), memcpy(iq->r4_on, flags + L, L);
-        const float *at = sg;
-        size_t ord[3] = {(size_t)c.d, (size_t)c.head_dim, (size_t)c.d_ff};
-        rot **R[3] = {&iq->r1, &iq->r3, &iq->r4};
-        for (int k = 0; k < 3 && !st; k++)
-            if (fl[k + 1]) {
-                st = rot_alloc_signed_hadamard(ord[k], 1, at, R[k]);
-                if (st) st = RS_ERROR(st, "%s: rotation R%d: %s", path, k == 0 ? 1 : k + 2, rs_last_error());
-                at += ord[k];
-            }
-    }
-    /* the per-row code sums must be those of the packed rows; scales finite and positive */
-    for (int l = 0; l < c.n_layer && !st; l++)
-        for (int s = 0; s < LLM_NSITES && !st; s++) {
-            const iq_lin *li = &iq->L[l].lin[s];
-            for (int o = 0; o < li->OC && !st; o++) {
-                const uint8_t *row = li->w + (size_t)o * li->ICp / 2;
-                int32_t sum = 0, pad = 0;
-                for (int i = 0; i < li->ICp; i++) {
-                    int32_t v = (int32_t)iq_get4(row, (size_t)i);
-                    if (i < li->IC) sum += v;
-                    else pad += v;
-                }
-                if (sum != li->sum[o] || pad || !(li->scale[o] > 0) || !isfinite(li->scale[o]) ||
-                    li->zero[o] < -(1 << 23) || li->zero[o] > (1 << 23))
-                    st = RS_ERROR(RS_EINVAL, "%s: layer %d, %s, row %d: code sum, padding, scale or zero point "
-                                  "inconsistent (corrupt file)", path, l, llm_site_name(s), o);
-            }
-        }
-    /* int8 rows: codes -127..127 (-128 would break the AVX2 kernel), zero padding, scales finite and positive */
-    for (size_t r = 0; !st && r < iq->nq8; r++) {
-        const int8_t *row = iq->q8 + r * (size_t)iq->Cp;
-        int ok = iq->q8s[r] > 0 && isfinite(iq->q8s[r]);
-        for (int i = 0; i < iq->Cp; i++) ok &= row[i] != -128 && (i < c.d || row[i] == 0);
-        if (!ok)
-            st = RS_ERROR(RS_EINVAL, "%s: int8 %s row %zu: a code of -128, non-zero padding or a bad scale (corrupt file)",
-                          path, r < (size_t)c.vocab ? "embedding" : "LM head", r % (size_t)c.vocab);
-    }
+    if (!st) st = load_finish(iq, flags, sg, fl, path);
     free(flags), free(sg);
     fclose(f);
+    if (st) {
+        llm_intq_free(iq);
+        return st;
+    }
+    *out = iq;
+    return RS_OK;
+}
+
+/* ---- the safetensors layout (docs/int-format.md, "safetensors") ------------------------------ */
+
+typedef struct {
+    char name[48];
+    void *p;
+    st_dtype dt;
+    int ndim;
+    int64_t shape[2];
+} st_ent;
+
+static size_t st_esize(st_dtype d) { return d == ST_U8 || d == ST_I8 ? 1 : 4; }
+
+/* Every tensor of the layout, in file-independent order, pointing into iq's sections (and
+ * into hdr, flags and sg for the header and rotations). e has room for st_nent(iq). */
+static size_t st_nent(const llm_intq *iq) { return 12 + (size_t)iq->cfg.n_layer * (8 + 4 * LLM_NSITES); }
+
+static size_t st_entries(llm_intq *iq, uint8_t *hdr, uint8_t *flags, float *sg, const int fl[5], st_ent *e)
+{
+    const llm_config *c = &iq->cfg;
+    const int64_t V = c->vocab, C = c->d, L = c->n_layer;
+    size_t n = 0;
+#define ENT(ptr, dtype, nd, s0, s1, ...)                                                                      \
+    do {                                                                                                      \
+        st_ent *x_ = &e[n++];                                                                                 \
+        snprintf(x_->name, sizeof x_->name, __VA_ARGS__);                                                     \
+        x_->p = (void *)(ptr), x_->dt = (dtype), x_->ndim = (nd), x_->shape[0] = (s0), x_->shape[1] = (s1); \
+    } while (0)
+    ENT(hdr, ST_U8, 1, HDR_BYTES, 0, ST_HEADER_NAME);
+    ENT(flags, ST_U8, 1, L, 0, "rotation.r3_on");
+    ENT(flags + L, ST_U8, 1, L, 0, "rotation.r4_on");
+    float *at = sg;
+    const int64_t ord[3] = {C, c->head_dim, c->d_ff};
+    for (int k = 0; k < 3; k++)
+        if (fl[k + 1]) {
+            ENT(at, ST_F32, 1, ord[k], 0, "rotation.r%d_signs", k == 0 ? 1 : k + 2);
+            at += ord[k];
+        }
+    if (iq->head_kind == LLM_INTQ_HEAD_F32) {
+        ENT(iq->wte, ST_F32, 2, V, C, "embed_tokens.weight");
+        if (!c->tied) ENT(iq->head, ST_F32, 2, V, C, "lm_head.weight");
+    } else {
+        ENT(iq->q8, ST_I8, 2, V, iq->Cp, "embed_tokens.q8");
+        ENT(iq->q8s, ST_F32, 1, V, 0, "embed_tokens.q8_scales");
+        if (!c->tied) {
+            ENT(iq->q8 + V * iq->Cp, ST_I8, 2, V, iq->Cp, "lm_head.q8");
+            ENT(iq->q8s + V, ST_F32, 1, V, 0, "lm_head.q8_scales");
+        }
+    }
+    ENT(iq->lnf_w, ST_F32, 1, C, 0, "norm.weight");
+    if (iq->lnf_b) ENT(iq->lnf_b, ST_F32, 1, C, 0, "norm.bias");
+    for (int l = 0; l < c->n_layer; l++) {
+        iq_layer *Y = &iq->L[l];
+        const struct {
+            float *p;
+            const char *nm;
+            int64_t len;
+        } f[8] = {{Y->ln1_w, "ln1.weight", C}, {Y->ln1_b, "ln1.bias", C},       {Y->qkv_b, "qkv.bias", qkv_dim(c)},
+                  {Y->o_b, "o.bias", C},       {Y->ln2_w, "ln2.weight", C},     {Y->ln2_b, "ln2.bias", C},
+                  {Y->up_b, "up.bias", f1_dim(c)}, {Y->down_b, "down.bias", C}};
+        for (int k = 0; k < 8; k++)
+            if (f[k].p) ENT(f[k].p, ST_F32, 1, f[k].len, 0, "layers.%d.%s", l, f[k].nm);
+        for (int s = 0; s < LLM_NSITES; s++) {
+            iq_lin *li = &Y->lin[s];
+            const char *sn = llm_site_name(s);
+            ENT(li->w, ST_U8, 2, li->OC, li->ICp / 2, "layers.%d.%s.qweight", l, sn);
+            ENT(li->scale, ST_F32, 1, li->OC, 0, "layers.%d.%s.scales", l, sn);
+            ENT(li->zero, ST_I32, 1, li->OC, 0, "layers.%d.%s.zeros", l, sn);
+            ENT(li->sum, ST_I32, 1, li->OC, 0, "layers.%d.%s.code_sums", l, sn);
+        }
+    }
+#undef ENT
+    return n;
+}
+
+/* The quantizer in words, for the metadata (people read it; the loader reads the header). */
+static void qz_words(char *b, size_t n, const qz_spec *q)
+{
+    if (qz_is_identity(q)) snprintf(b, n, "none (fp32)");
+    else
+        snprintf(b, n, "%d-bit %s, %s, clip %g (%s), rounding %s", q->bits, q->scheme == QZ_ASYM ? "asymmetric" : "symmetric",
+                 "per row", (double)q->clip, q->clipmode == QZ_CLIP_PAPER ? "paper" : "code",
+                 q->round == QZ_HALF_AWAY ? "half away from zero" : "half to even");
+}
+
+int llm_intq_save_safetensors(const llm_intq *iq_c, const char *path)
+{
+    llm_intq *iq = (llm_intq *)iq_c; /* entries point into it; nothing is written to it */
+    const llm_config *c = &iq->cfg;
+    uint8_t hb[HDR_BYTES];
+    wbuf b = {hb, 0, sizeof hb};
+    header(&b, iq);
+    const size_t L = (size_t)c->n_layer;
+    const int fl[5] = {iq->block_ln, iq->r1 != NULL, iq->r3 != NULL, iq->r4 != NULL, (int)iq->head_kind};
+    size_t ns = signs_len(iq, fl[1], fl[2], fl[3]), ne = st_nent(iq);
+    uint8_t *flags = malloc(2 * L);
+    float *sg = malloc(ns ? ns : 1);
+    st_ent *e = malloc(ne * sizeof *e);
+    st_out *o = calloc(ne, sizeof *o);
+    int st = !flags || !sg || !e || !o ? RS_ERROR(RS_ENOMEM, "llm_intq_save_safetensors: out of memory") : RS_OK;
+    if (!st) {
+        memcpy(flags, iq->r3_on, L), memcpy(flags + L, iq->r4_on, L);
+        float *at = sg;
+        const rot *R[3] = {iq->r1, iq->r3, iq->r4};
+        for (int k = 0; k < 3 && !st; k++)
+            if (R[k]) {
+                st = rot_hadamard_signs(R[k], at);
+                at += rot_block(R[k]);
+            }
+    }
+    if (!st) {
+        size_t n = st_entries(iq, hb, flags, sg, fl, e);
+        for (size_t i = 0; i < n; i++)
+            o[i] = (st_out){.name = e[i].name, .data = e[i].p, .ndim = e[i].ndim, .shape = {e[i].shape[0], e[i].shape[1]},
+                            .dtype = e[i].dt};
+        char arch[160], wq[160], aq[160], kq[160], ver[8];
+        snprintf(arch, sizeof arch, "%s: vocab %d, hidden %d, %d layers, %d heads (%d KV) of %d, MLP %d",
+                 llm_arch_name(c->arch), c->vocab, c->d, c->n_layer, c->n_head, c->n_kv_head, c->head_dim, c->d_ff);
+        qz_words(wq, sizeof wq, &iq->w), qz_words(aq, sizeof aq, &iq->a), qz_words(kq, sizeof kq, &iq->kv);
+        snprintf(ver, sizeof ver, "%d", LLM_INTQ_VERSION);
+        const char *meta[] = {"format", ST_FORMAT, "version", ver, "layout", "docs/int-format.md of rostesim",
+                              "model", arch, "weights", wq, "activations", aq, "kv_cache", kq,
+                              "packing", "qweight row o: byte 32b+j holds input 64b+j (low nibble) and 64b+32+j (high "
+                                         "nibble); value = (code - zeros[o]) * scales[o]"};
+        st = st_write(path, o, n, meta, sizeof meta / sizeof *meta / 2);
+    }
+    free(flags), free(sg), free(e), free(o);
+    return st;
+}
+
+/* A safetensors file written by llm_intq_save_safetensors: the header tensor first (it says
+ * which tensors follow), then every tensor of the layout checked for dtype and shape and
+ * copied into place; a missing or extra tensor is an error. */
+static int load_safetensors(llm_intq **out, st_set *s, const char *path)
+{
+    *out = NULL;
+    const st_tensor *h = st_find(s, ST_HEADER_NAME);
+    if (!h || h->dtype != ST_U8 || h->nbytes != HDR_BYTES)
+        return RS_ERROR(RS_EINVAL, "%s: no %d-byte U8 tensor '%s' (corrupt int model)", path, HDR_BYTES, ST_HEADER_NAME);
+    uint8_t hb[HDR_BYTES];
+    memcpy(hb, h->data, HDR_BYTES);
+    llm_config c;
+    qz_spec q[3];
+    int fl[5];
+    int st = parse_header(hb, LLM_INTQ_VERSION, &c, q, fl, path);
+    llm_intq *iq = NULL;
+    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4]);
+    if (st) return st;
+    iq->w = q[0], iq->a = q[1], iq->kv = q[2], iq->block_ln = fl[0];
+    const size_t L = (size_t)c.n_layer, ns = signs_len(iq, fl[1], fl[2], fl[3]), ne = st_nent(iq);
+    uint8_t *flags = malloc(2 * L);
+    float *sg = malloc(ns ? ns : 1);
+    st_ent *e = malloc(ne * sizeof *e);
+    if (!flags || !sg || !e) st = RS_ERROR(RS_ENOMEM, "llm_intq_load: out of memory");
+    size_t n = st ? 0 : st_entries(iq, hb, flags, sg, fl, e);
+    if (!st && st_count(s) != n)
+        st = RS_ERROR(RS_EINVAL, "%s: %zu tensors, the header implies %zu (corrupt int model)", path, st_count(s), n);
+    for (size_t i = 1; i < n && !st; i++) {
+        const st_tensor *t = st_find(s, e[i].name);
+        size_t want = st_esize(e[i].dt) * (size_t)e[i].shape[0] * (size_t)(e[i].ndim == 2 ? e[i].shape[1] : 1);
+        if (!t) st = RS_ERROR(RS_EINVAL, "%s: tensor '%s' is missing (corrupt int model)", path, e[i].name);
+        else if (t->dtype != e[i].dt || t->ndim != e[i].ndim || t->shape[0] != e[i].shape[0] ||
+                 (e[i].ndim == 2 && t->shape[1] != e[i].shape[1]) || t->nbytes != want)
+            st = RS_ERROR(RS_EINVAL, "%s: tensor '%s' has the wrong dtype or shape (corrupt int model)", path, e[i].name);
+        else if (want) memcpy(e[i].p, t->data, want);
+    }
+    if (!st) st = load_finish(iq, flags, sg, fl, path);
+    free(flags), free(sg), free(e);
     if (st) {
         llm_intq_free(iq);
         return st;

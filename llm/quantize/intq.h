@@ -128,6 +128,11 @@ void llm_intq_set_tap(llm_intq *iq, llm_intq_tap_fn fn, void *ctx); /* fn NULL: 
 /* Save to path (written to path.tmp, then renamed) / load, checking every length. */
 int llm_intq_save(const llm_intq *iq, const char *path);
 int llm_intq_load(llm_intq **out, const char *path);
+/* The same model as a safetensors file users can load (numpy, torch): named tensors (packed
+ * U8 rows, F32 scales, I32 zero points and code sums, F32 norms and biases, the rotations'
+ * signs, the int8 head when there is one) and "__metadata__" {"format": "rostesim-int", ...};
+ * the layout is in docs/int-format.md. llm_intq_load reads either file. */
+int llm_intq_save_safetensors(const llm_intq *iq, const char *path);
 
 /* KV cache and scratch for up to max_T positions (1..max_pos). */
 int llm_intq_kv_alloc(llm_intq_kv **kv, const llm_intq *iq, int max_T);
