@@ -165,8 +165,8 @@ test-matrix: $(TESTS) $(FUZZ_REPLAY) $(BIN)/rostesim
 	@BIN=$(BIN) BUILD=$(BUILD) bash tests/matrix.sh
 
 bench: $(BENCHES) $(BIN)/rostesim
-	@# bench_lsq runs inside bench/lsq_vs_numpy.sh, beside its numpy peer
-	@for b in $(filter-out %/bench_lsq,$(BENCHES)); do echo "== $$b"; $$b || exit 1; done
+	@# bench_lsq and bench_llm run inside bench/lsq_vs_numpy.sh and bench/llm_vs_torch.sh, beside their peers
+	@for b in $(filter-out %/bench_lsq %/bench_llm,$(BENCHES)); do echo "== $$b"; $$b || exit 1; done
 	@for s in $(sort $(wildcard bench/*.sh)); do echo "== $$s"; BIN=$(BIN) BUILD=$(BUILD) bash $$s || exit 1; done
 
 verify: $(BIN)/rostesim

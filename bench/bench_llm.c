@@ -10,7 +10,7 @@
  * + 6 * L * T * d (causal attention scores and values, forward 2 * (T/2) * d * 2, times 3
  * for backward): the count of useful work, not of what the kernels happen to compute.
  *
- * usage: bench_llm D LAYERS HEADS KV_HEADS FF VOCAB B T STEPS */
+ * usage: bench_llm D LAYERS HEADS KV_HEADS FF VOCAB B T STEPS   (BENCH_PROFILE=1: phase breakdown) */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@
 
 #include "llm/io/config.h"
 #include "llm/nn/model.h"
+#include "llm/nn/prof.h"
 #include "llm/train/train.h"
 #include "quant/rng.h"
 #include "quant/status.h"
@@ -51,6 +52,10 @@ static double sgemm_peak_gflops(int n)
 
 int main(int argc, char **argv)
 {
+    /* BENCH_PROFILE=1: time the phases of the steps too (llm/nn/prof.h; two clock reads per
+     * kernel call, so the tokens/s of a profiled run are a little lower) */
+    const char *pe = getenv("BENCH_PROFILE");
+    int profile = pe && *pe == '1';
     if (argc != 10) {
         fprintf(stderr, "usage: %s D LAYERS HEADS KV_HEADS FF VOCAB B T STEPS\n", argv[0]);
         return 2;
@@ -92,17 +97,20 @@ int main(int argc, char **argv)
     int ntok = 0;
     double t0 = 0;
     for (int s = 0; s <= steps; s++) { /* step 0 is the warm-up */
-        if (s == 1) t0 = now();
+        if (s == 1) t0 = now(), llm_prof_enable(profile);
         llm_model_zero_grad(m);
         if (llm_model_forward(m, tok, tgt, B, T, &loss, &ntok) != RS_OK ||
             llm_model_backward(m, 1.0f / (float)ntok) != RS_OK) {
             fprintf(stderr, "bench_llm: %s\n", rs_last_error());
             return 1;
         }
-        llm_clip_grad(m->grads, n, 1.0);
-        llm_adamw_update(m->params, m->grads, mom, vel, n, s + 1, 1e-4, &hp);
+        LLM_PROF(LLM_PH_OPTIM, llm_clip_grad(m->grads, n, 1.0);
+                 llm_adamw_update(m->params, m->grads, mom, vel, n, s + 1, 1e-4, &hp));
     }
     double dt = now() - t0;
+    char phases[256] = "";
+    if (profile) llm_prof_report(phases, sizeof phases, dt);
+    llm_prof_enable(0);
     double tps = (double)B * T * steps / dt;
 
     /* parameters that go through matrix products: everything but norms and the embedding
@@ -116,6 +124,7 @@ int main(int argc, char **argv)
     printf("loss %.4f after %d steps (ln V = %.4f)\n", loss, steps + 1, __builtin_log((double)V));
     printf("tokens_per_s %.1f\n", tps);
     printf("gflops %.2f of sgemm peak %.2f (%.0f%%)\n", gf, peak, 100.0 * gf / peak);
+    if (profile) printf("phases %s\n", phases);
     free(mom), free(vel), free(tok), free(tgt);
     llm_model_free(m);
     rs_rng_free(rng), rs_rng_free(dr);

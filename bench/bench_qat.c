@@ -17,6 +17,7 @@
 
 #include "llm/io/config.h"
 #include "llm/nn/model.h"
+#include "llm/nn/prof.h"
 #include "llm/quantize/qat.h"
 #include "llm/quantize/rotate.h"
 #include "llm/train/train.h"
@@ -37,9 +38,10 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* seconds per step of `steps` steps after one warm-up step */
+/* seconds per step of `steps` steps after one warm-up step; prof (may be NULL) gets where the
+ * time of those steps went (llm/nn/prof.h) */
 static double time_steps(llm_model *m, const int32_t *tok, const int32_t *tgt, int B, int T, int steps, float *loss,
-                         double *cpu)
+                         double *cpu, char *prof, size_t nprof)
 {
     size_t n = m->nparams;
     float *mom = calloc(n, sizeof(float)), *vel = calloc(n, sizeof(float));
@@ -47,16 +49,18 @@ static double time_steps(llm_model *m, const int32_t *tok, const int32_t *tgt, i
     int ntok = 0;
     double t0 = 0, c0 = 0;
     for (int s = 0; s <= steps; s++) {
-        if (s == 1) t0 = now(), c0 = cpu_now();
+        if (s == 1) t0 = now(), c0 = cpu_now(), llm_prof_enable(prof != NULL);
         llm_model_zero_grad(m);
         if (llm_model_forward(m, tok, tgt, B, T, loss, &ntok) || llm_model_backward(m, 1.0f / (float)ntok)) {
             fprintf(stderr, "bench_qat: %s\n", rs_last_error());
             exit(1);
         }
-        llm_clip_grad(m->grads, n, 1.0);
-        llm_adamw_update(m->params, m->grads, mom, vel, n, s + 1, 1e-4, &hp);
+        LLM_PROF(LLM_PH_OPTIM, llm_clip_grad(m->grads, n, 1.0);
+                 llm_adamw_update(m->params, m->grads, mom, vel, n, s + 1, 1e-4, &hp));
     }
     double dt = (now() - t0) / steps;
+    if (prof) llm_prof_report(prof, nprof, dt * steps);
+    llm_prof_enable(0);
     *cpu = (cpu_now() - c0) / steps;
     free(mom), free(vel);
     return dt;
@@ -102,10 +106,15 @@ int main(int argc, char **argv)
         for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -100;
     float l0, l1;
     double cf, cq, cf2, cq2;
-    double tf = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf);
-    double tq = time_steps(q, tok, tgt, B, T, steps, &l1, &cq);
-    double tf2 = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf2); /* interleave: machine noise */
-    double tq2 = time_steps(q, tok, tgt, B, T, steps, &l1, &cq2);
+    char pf[256], pq[256];
+    double tf = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf, NULL, 0);
+    double tq = time_steps(q, tok, tgt, B, T, steps, &l1, &cq, NULL, 0);
+    double tf2 = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf2, NULL, 0); /* interleave: machine noise */
+    double tq2 = time_steps(q, tok, tgt, B, T, steps, &l1, &cq2, NULL, 0);
+    /* a third, profiled pass of each: where the time goes (timing adds two clock reads per
+     * kernel call, so it is kept out of the figures above) */
+    double tfp = time_steps(fp, tok, tgt, B, T, steps, &l0, &cf2, pf, sizeof pf);
+    double tqp = time_steps(q, tok, tgt, B, T, steps, &l1, &cq2, pq, sizeof pq);
     tf = tf < tf2 ? tf : tf2;
     tq = tq < tq2 ? tq : tq2;
     cf = cf < cf2 ? cf : cf2;
@@ -114,6 +123,7 @@ int main(int argc, char **argv)
            B, T, omp_get_max_threads(), fp->nparams);
     printf("sft_s_per_step %.4f\nroste_w4a4kv4_s_per_step %.4f\nratio %.3f (aim <= 1.25)\n", tf, tq, tq / tf);
     printf("sft_cpu_s_per_step %.4f\nroste_w4a4kv4_cpu_s_per_step %.4f\ncpu_ratio %.3f\n", cf, cq, cq / cf);
+    printf("phases_sft (%.3f s/step) %s\nphases_roste (%.3f s/step) %s\n", tfp, pf, tqp, pq);
     llm_rot_config_free(&rc);
     llm_model_free(fp);
     llm_model_free(q);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "llm/nn/kernels.h"
+#include "llm/nn/prof.h"
 
 /* Loops over fewer elements than this run on one thread (thread start-up costs more). */
 #define LK_PAR_MIN 16384L
@@ -132,6 +133,7 @@ void lk_embedding_backward(float *dwte, const float *dout, const int32_t *tokens
 /* out (N,OC) = inp (N,C) · w (OC,C)^T + bias (OC) */
 void lk_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC)
 {
+    const double prof_t0 = llm_prof_on ? llm_prof_now() : 0;
     float beta = 0.0f;
     if (bias) {
 #pragma omp parallel for schedule(static) if ((long)N * OC > LK_PAR_MIN)
@@ -139,6 +141,7 @@ void lk_matmul_forward(float *out, const float *inp, const float *w, const float
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    if (llm_prof_on) llm_prof_s[LLM_PH_MATMUL] += llm_prof_now() - prof_t0;
 }
 
 /* acc[0..nc) = column sums of x[0..N) rows (stride ld) over columns [0, nc), rows in order */
@@ -156,6 +159,7 @@ static void colsum_block(double *acc, const float *x, int N, int ld, int nc)
 void lk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int C, int OC)
 {
+    const double prof_t0 = llm_prof_on ? llm_prof_now() : 0;
     if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
@@ -171,6 +175,7 @@ void lk_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
             }
         }
     }
+    if (llm_prof_on) llm_prof_s[LLM_PH_MATMUL] += llm_prof_now() - prof_t0;
 }
 
 /* --- LayerNorm, RMSNorm ------------------------------------------------------------------ */
@@ -434,6 +439,7 @@ static LK_CLONES void softmax_bwd_row(float *d, const float *p, int n, int T)
  * out[r0:r1] = att[r0:r1, 0:r1] V[0:r1] (sgemm). */
 void lk_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HS)
 {
+    const double prof_t0 = llm_prof_on ? llm_prof_now() : 0;
     int QKV = (NH + 2 * NKV) * HS, OC = NH * HS, grp = NH / NKV;
     float scale = (float)(1.0 / sqrt((double)HS));
     int tasks = B * NH;
@@ -454,6 +460,7 @@ void lk_attention_forward(float *out, float *att, const float *qkv, int B, int T
                         0.0f, o + (size_t)r0 * OC, OC);
         }
     }
+    if (llm_prof_on) llm_prof_s[LLM_PH_ATTN] += llm_prof_now() - prof_t0;
 }
 
 /* dqkv (B,T,QKV) +=, datt (B,NH,T,T) scratch. Phase 1, one task per (b,h): datt = dout V^T,
@@ -463,6 +470,7 @@ void lk_attention_forward(float *out, float *att, const float *qkv, int B, int T
 void lk_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
                            int B, int T, int NH, int NKV, int HS)
 {
+    const double prof_t0 = llm_prof_on ? llm_prof_now() : 0;
     int QKV = (NH + 2 * NKV) * HS, OC = NH * HS, grp = NH / NKV;
     float scale = (float)(1.0 / sqrt((double)HS));
     int tasks = B * NH;
@@ -505,6 +513,7 @@ void lk_attention_backward(float *dqkv, float *datt, const float *dout, const fl
             }
         }
     }
+    if (llm_prof_on) llm_prof_s[LLM_PH_ATTN] += llm_prof_now() - prof_t0;
 }
 
 /* --- activations ------------------------------------------------------------------------ */

@@ -20,6 +20,7 @@
 #include "llm/io/fileio.h"
 #include "llm/nn/kernels.h"
 #include "llm/nn/model.h"
+#include "llm/nn/prof.h"
 #include "llm/quantize/rotate.h"
 #include "quant/status.h"
 
@@ -273,7 +274,9 @@ static int rot_rows(llm_qat *q, const rot *r, float *x, size_t rows, int transpo
         q->rws = nb;
         q->rws_len = need;
     }
-    return rot_apply_rows_f32_ws(r, x, rows, transpose, need ? q->rws : NULL);
+    int st;
+    LLM_PROF(LLM_PH_ROT, st = rot_apply_rows_f32_ws(r, x, rows, transpose, need ? q->rws : NULL));
+    return st;
 }
 
 static int r4_here(const llm_qat *q, int site, int layer)
@@ -315,7 +318,8 @@ static int prep_input(llm_qat *q, int site, int layer, const float *inp, int N, 
         *xqo = x;
         return RS_OK;
     }
-    if ((st = qz_fake_f32(&q->a, x, q->xq, (size_t)N, (size_t)IC))) return st;
+    LLM_PROF(LLM_PH_QUANT, st = qz_fake_f32(&q->a, x, q->xq, (size_t)N, (size_t)IC));
+    if (st) return st;
     *xqo = q->xq;
     return RS_OK;
 }
@@ -401,8 +405,9 @@ static const float *prep_weight(llm_qat *q, int site, int layer, const float *w,
     if (qz_is_identity(&q->w)) {
         if (dst == q->wq) return src; /* weff, not cached */
         memcpy(dst, src, n * sizeof(float));
-    } else if ((*st = qz_fake_f32(&q->w, src, dst, (size_t)OC, (size_t)IC))) {
-        return NULL;
+    } else {
+        LLM_PROF(LLM_PH_QUANT, *st = qz_fake_f32(&q->w, src, dst, (size_t)OC, (size_t)IC));
+        if (*st) return NULL;
     }
     if (dst != q->wq) q->wc_src[k] = w;
     return dst;
@@ -468,7 +473,8 @@ int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float 
         if (clipped && wquant) {
             memset(q->dw, 0, nw * sizeof(float));
             lk_matmul_backward(NULL, q->dw, dbt, dout, xq, wq, N, IC, OC);
-            if ((st = qz_ste_backward_f32(&q->w, wpre, q->dw, q->dw, (size_t)OC, (size_t)IC))) return st;
+            LLM_PROF(LLM_PH_QUANT, st = qz_ste_backward_f32(&q->w, wpre, q->dw, q->dw, (size_t)OC, (size_t)IC));
+            if (st) return st;
             lk_accumulate(dwt, q->dw, (long)nw);
         } else {
             lk_matmul_backward(NULL, dwt, dbt, dout, xq, wq, N, IC, OC);
@@ -500,7 +506,8 @@ int llm_qat_linear_backward(llm_qat *q, int site, int layer, float *dinp, float 
     size_t n = (size_t)N * IC;
     memset(q->dx, 0, n * sizeof(float));
     lk_matmul_backward(q->dx, NULL, NULL, dout, xq, wq, N, IC, OC);
-    if (clipped && xq != xr && (st = qz_ste_backward_f32(&q->a, xr, q->dx, q->dx, (size_t)N, (size_t)IC))) return st;
+    if (clipped && xq != xr) LLM_PROF(LLM_PH_QUANT, st = qz_ste_backward_f32(&q->a, xr, q->dx, q->dx, (size_t)N, (size_t)IC));
+    if (st) return st;
     if (rotated && (st = rot_rows(q, q->r4, q->dx, (size_t)N, 1))) return st;
     lk_accumulate(dinp, q->dx, (long)n);
     return RS_OK;
@@ -540,7 +547,8 @@ int llm_qat_qkv_forward(llm_qat *q, const llm_model *m, int layer, float *qkv, i
     for (int i = 0; i < N; i++)
         memcpy(q->xa + (size_t)i * 2 * KVD, qkv + (size_t)i * QKV + QD, (size_t)2 * KVD * sizeof(float));
     size_t rows = (size_t)N * 2 * NKV;
-    if ((st = qz_fake_f32(&q->kv, q->xa, q->xq, rows, (size_t)HS))) return st;
+    LLM_PROF(LLM_PH_QUANT, st = qz_fake_f32(&q->kv, q->xa, q->xq, rows, (size_t)HS));
+    if (st) return st;
     for (int i = 0; i < N; i++)
         memcpy(qkv + (size_t)i * QKV + QD, q->xq + (size_t)i * 2 * KVD, (size_t)2 * KVD * sizeof(float));
     if (q->collect && layer >= 0 && layer < q->n_layer) {
