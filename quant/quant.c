@@ -123,8 +123,8 @@ static inline __attribute__((always_inline)) int16_t code1_f32(float x, float s,
                                                                float hi, float (*rnd)(float))
 {
     float r = rnd(x / s) + z;
-    r = r < lo ? lo : r;
-    r = r > hi ? hi : r;
+    r = r >= lo ? r : lo; /* written so that NaN becomes lo: converting NaN to an integer is undefined */
+    r = r <= hi ? r : hi;
     return (int16_t)r;
 }
 

@@ -71,7 +71,8 @@ int qz_fake_f32(const qz_spec *q, const float *x, float *y, size_t rows, size_t 
 int qz_fake_f64(const qz_spec *q, const double *x, double *y, size_t rows, size_t cols);
 
 /* Integer codes + per-group (scale, zero); dequantize gives exactly qz_fake's output.
- * Identity specs are rejected (RS_EINVAL): there are no codes. */
+ * Identity specs are rejected (RS_EINVAL): there are no codes. A NaN input gets the code
+ * qmin (qz_fake gives NaN): callers that need a meaningful result check finiteness. */
 int qz_quantize_f32(const qz_spec *q, const float *x, size_t rows, size_t cols,
                     int16_t *codes, float *scale, float *zero);
 int qz_dequantize_f32(const qz_spec *q, const int16_t *codes, const float *scale, const float *zero,

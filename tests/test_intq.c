@@ -611,12 +611,21 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
     if (cfg == 0) {
         const long cut[] = {3, 10, 40, len / 2, len - 1};
         int refused = 0;
-        for (int k = 0; k < 7; k++) {
+        /* the first value of the fp32 section (after the header, flags and signs sections) */
+        size_t f32_at = 8;
+        for (int sec = 0; sec < 3; sec++) {
+            uint64_t sl;
+            memcpy(&sl, buf + f32_at, 8);
+            f32_at += 8 + (size_t)sl;
+        }
+        f32_at += 8;
+        for (int k = 0; k < 8; k++) {
             uint8_t *b2 = malloc((size_t)len + 1);
             memcpy(b2, buf, (size_t)len);
             long n = len;
             if (k < 5) n = cut[k];
             else if (k == 5) b2[4] = 9;                  /* version */
+            else if (k == 7) memcpy(b2 + f32_at, &(float){NAN}, 4); /* a NaN weight (found by fuzz_intq) */
             else b2[len - 16 - 5] ^= 0x10, b2[len - 16 - 8 - 4] ^= 0x01; /* a code sum (before two empty sections) */
             FILE *g = fopen(path, "wb");
             fwrite(b2, 1, (size_t)n, g);
@@ -628,8 +637,8 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
             llm_intq_free(bad);
             free(b2);
         }
-        CHECK(refused == 7, "%s: truncated (5 lengths), wrong version and inconsistent sums refused: %d/7 (last: %s)", tag,
-              refused, rs_last_error());
+        CHECK(refused == 8, "%s: truncated (5 lengths), wrong version, inconsistent sums and a NaN weight refused: %d/8 "
+              "(last: %s)", tag, refused, rs_last_error());
     }
     free(buf);
     remove(path);

@@ -867,6 +867,12 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
     }
     norm(c, is_neox(c), kv->ln, kv->mean, kv->rstd, xl, iq->lnf_w, iq->lnf_b, rows);
     PHASE(LLM_INTQ_PH_OTHER);
+    /* NaN and Inf stay in the residual stream: one look at the final hidden states catches a
+     * model whose weights overflow fp32 (the integer codes of such values would be noise) */
+    for (size_t i = 0; i < (size_t)rows * (size_t)C; i++)
+        if (!isfinite(kv->ln[i]))
+            return RS_ERROR(RS_ENUMERIC, "llm_intq_decode: a non-finite hidden state after the last layer (the "
+                            "model's values overflow fp32)");
     if (iq->tap && (st = iq->tap(iq->tap_ctx, LLM_INTQ_TAP_HEAD, c->n_layer, kv->ln, rows, C))) return st;
     head_forward(iq, kv->ln, rows, logits, kv->hq, kv->hsa, kv->hacc, kv->hrows);
     PHASE(LLM_INTQ_PH_HEAD);
@@ -1156,6 +1162,8 @@ static int load_finish(llm_intq *iq, const uint8_t *flags, const float *sg, cons
                 at += ord[k];
             }
     }
+    for (size_t i = 0; !st && i < iq->nf; i++)
+        if (!isfinite(iq->f[i])) st = RS_ERROR(RS_EINVAL, "%s: a non-finite value in the fp32 tensors (corrupt file)", path);
     /* the per-row code sums must be those of the packed rows; scales finite and positive */
     for (int l = 0; l < cp->n_layer && !st; l++)
         for (int s = 0; s < LLM_NSITES && !st; s++) {
