@@ -619,13 +619,15 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
             f32_at += 8 + (size_t)sl;
         }
         f32_at += 8;
-        for (int k = 0; k < 8; k++) {
+        int huge_named = 0;
+        for (int k = 0; k < 9; k++) {
             uint8_t *b2 = malloc((size_t)len + 1);
             memcpy(b2, buf, (size_t)len);
             long n = len;
             if (k < 5) n = cut[k];
             else if (k == 5) b2[4] = 9;                  /* version */
             else if (k == 7) memcpy(b2 + f32_at, &(float){NAN}, 4); /* a NaN weight (found by fuzz_intq) */
+            else if (k == 8) memcpy(b2 + 8 + 8 + 4, &(int32_t){1 << 24}, 4); /* vocab 2^24: gigabytes (fuzz_intq) */
             else b2[len - 16 - 5] ^= 0x10, b2[len - 16 - 8 - 4] ^= 0x01; /* a code sum (before two empty sections) */
             FILE *g = fopen(path, "wb");
             fwrite(b2, 1, (size_t)n, g);
@@ -634,11 +636,14 @@ static void test_family(const char *name, int cfg, rs_rng *rng)
             int e = llm_intq_load(&bad, path);
             if (e && !bad && strlen(rs_last_error()) > 10) refused++;
             else printf("  corrupt copy %d accepted\n", k);
+            if (k == 8 && e && strstr(rs_last_error(), "the header describes")) huge_named = 1;
             llm_intq_free(bad);
             free(b2);
         }
-        CHECK(refused == 8, "%s: truncated (5 lengths), wrong version, inconsistent sums and a NaN weight refused: %d/8 "
-              "(last: %s)", tag, refused, rs_last_error());
+        CHECK(refused == 9, "%s: truncated (5 lengths), wrong version, inconsistent sums, a NaN weight and a 2^24 vocab "
+              "refused: %d/9 (last: %s)", tag, refused, rs_last_error());
+        CHECK(huge_named, "%s: a header asking for more bytes than the file holds is refused before allocating: %s", tag,
+              rs_last_error());
     }
     free(buf);
     remove(path);

@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "llm/io/fileio.h"
 #include "llm/io/safetensors.h"
@@ -140,7 +142,7 @@ void llm_intq_free(llm_intq *iq)
 }
 
 /* A shell with the config: views laid out, the big buffers allocated, rope tables built. */
-static int shell_alloc(llm_intq **out, const llm_config *c, llm_intq_head head)
+static int shell_alloc(llm_intq **out, const llm_config *c, llm_intq_head head, size_t avail, const char *path)
 {
     *out = NULL;
     llm_intq *iq = calloc(1, sizeof *iq);
@@ -153,10 +155,27 @@ static int shell_alloc(llm_intq **out, const llm_config *c, llm_intq_head head)
     iq->r4_on = calloc(L, 1);
     int half = c->rot_dim / 2;
     size_t nrope = (size_t)c->max_pos * (size_t)(half > 0 ? half : 1);
-    iq->rope_cos = malloc(2 * nrope * sizeof(float));
     double *inv = malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
     if (iq->L) layout(iq);
+    /* A header read from a file must not make us allocate more than the file can hold (a hostile size field
+     * would otherwise ask for gigabytes before the short read is noticed). */
+    size_t need = iq->L ? iq->nf * sizeof(float) + iq->npk + 3 * iq->nrow * sizeof(float) +
+                              iq->nq8 * ((size_t)iq->Cp + sizeof(float))
+                        : 0;
+    if (iq->L && path && need > avail) {
+        free(inv);
+        llm_intq_free(iq);
+        return RS_ERROR(RS_EINVAL, "%s: the header describes %zu bytes of tensors, the file has %zu (corrupt or truncated "
+                        "file)", path, need, avail);
+    }
+    if (iq->L && path && 2 * nrope * sizeof(float) > ((size_t)1 << 30)) {
+        free(inv);
+        llm_intq_free(iq);
+        return RS_ERROR(RS_EINVAL, "%s: max_position_embeddings %d x %d rotary dimensions: a rope table over 1 GiB "
+                        "(corrupt file?)", path, c->max_pos, c->rot_dim);
+    }
     if (iq->L) {
+        iq->rope_cos = malloc(2 * nrope * sizeof(float));
         iq->f = malloc(iq->nf * sizeof(float));
         iq->pk = malloc(iq->npk ? iq->npk : 1);
         iq->rs = malloc(iq->nrow * sizeof(float));
@@ -311,7 +330,7 @@ int llm_intq_build_head(llm_intq **out, const llm_model *m, llm_intq_head head)
     if (head == LLM_INTQ_HEAD_Q8 && (size_t)c->d > IQ_S8_MAX_IC)
         return RS_ERROR(RS_ENOTSUP, "the hidden size %d exceeds the int8 head kernel's %zu", c->d, IQ_S8_MAX_IC);
     llm_intq *iq;
-    if ((st = shell_alloc(&iq, c, head))) return st;
+    if ((st = shell_alloc(&iq, c, head, SIZE_MAX, NULL))) return st;
     iq->w = q->w, iq->a = q->a, iq->kv = q->kv;
     iq->block_ln = is_neox(c) && !q->rms_norm;
     const size_t C = (size_t)c->d, V = (size_t)c->vocab;
@@ -1197,7 +1216,7 @@ static int load_finish(llm_intq *iq, const uint8_t *flags, const float *sg, cons
 /* The safetensors form of the file (below): its header tensor and format tag. */
 #define ST_HEADER_NAME "rostesim.header"
 #define ST_FORMAT "rostesim-int"
-static int load_safetensors(llm_intq **out, st_set *s, const char *path);
+static int load_safetensors(llm_intq **out, st_set *s, const char *path, size_t fsize);
 
 int llm_intq_load(llm_intq **out, const char *path)
 {
@@ -1208,12 +1227,14 @@ int llm_intq_load(llm_intq **out, const char *path)
     uint32_t ver = 0;
     uint8_t hb[HDR_BYTES];
     int st = RS_OK;
+    struct stat sb;
+    const size_t fsize = fstat(fileno(f), &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size : 0;
     if (fread(magic, 1, 4, f) != 4 || memcmp(magic, LLM_INTQ_MAGIC, 4) || fread(&ver, 4, 1, f) != 1) {
         fclose(f);
         st_set *s = NULL;
         const char *fmt = NULL;
         if (st_open(&s, path) == RS_OK && (fmt = st_metadata(s, 0, "format")) && !strcmp(fmt, ST_FORMAT)) {
-            st = load_safetensors(out, s, path);
+            st = load_safetensors(out, s, path, fsize);
             st_close(s);
             return st;
         }
@@ -1230,7 +1251,7 @@ int llm_intq_load(llm_intq **out, const char *path)
     int fl[5];
     if (!st) st = parse_header(hb, ver, &c, q, fl, path);
     llm_intq *iq = NULL;
-    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4]);
+    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4], fsize, path);
     uint8_t *flags = NULL;
     float *sg = NULL;
     size_t L = (size_t)c.n_layer, ns = 0;
@@ -1392,7 +1413,7 @@ int llm_intq_save_safetensors(const llm_intq *iq_c, const char *path)
 /* A safetensors file written by llm_intq_save_safetensors: the header tensor first (it says
  * which tensors follow), then every tensor of the layout checked for dtype and shape and
  * copied into place; a missing or extra tensor is an error. */
-static int load_safetensors(llm_intq **out, st_set *s, const char *path)
+static int load_safetensors(llm_intq **out, st_set *s, const char *path, size_t fsize)
 {
     *out = NULL;
     const st_tensor *h = st_find(s, ST_HEADER_NAME);
@@ -1405,7 +1426,7 @@ static int load_safetensors(llm_intq **out, st_set *s, const char *path)
     int fl[5];
     int st = parse_header(hb, LLM_INTQ_VERSION, &c, q, fl, path);
     llm_intq *iq = NULL;
-    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4]);
+    if (!st) st = shell_alloc(&iq, &c, (llm_intq_head)fl[4], fsize, path);
     if (st) return st;
     iq->w = q[0], iq->a = q[1], iq->kv = q[2], iq->block_ln = fl[0];
     const size_t L = (size_t)c.n_layer, ns = signs_len(iq, fl[1], fl[2], fl[3]), ne = st_nent(iq);
