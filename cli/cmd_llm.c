@@ -24,6 +24,7 @@
 #include "llm/nn/sample.h"
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
+#include "quant/fsutil.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -52,10 +53,10 @@ static int is_file(const char *p)
 /* A runtime failure of the library: print its message, exit code 1. */
 static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }
 
-/* mkdir -p through llm_mkdir_p; a failure is printed; returns 0 or 1. */
+/* mkdir -p through rs_mkdir_p; a failure is printed; returns 0 or 1. */
 static int mkdir_p(const char *cmd, const char *dir)
 {
-    return llm_mkdir_p(dir) == RS_OK ? 0 : (cli_error(cmd, "%s", rs_last_error()), 1);
+    return rs_mkdir_p(dir) == RS_OK ? 0 : (cli_error(cmd, "%s", rs_last_error()), 1);
 }
 
 static void set_threads(int n)

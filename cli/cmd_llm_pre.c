@@ -25,6 +25,7 @@
 #include "llm/text/tokenizer.h"
 #include "llm/text/tokenizer_write.h"
 #include "llm/train/train.h"
+#include "quant/fsutil.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "sim/lsq_out.h"
@@ -129,7 +130,7 @@ int cmd_llm_tokenizer_train(int argc, char **argv)
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s/tokenizer.json", out);
     snprintf(p2, sizeof p2, "%s/tokenizer_config.json", out);
-    if (rs_mkdir_p(out) != 0) rc = (cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1);
+    if (rs_mkdir_p(out) != 0) rc = lib_fail(C);
     else if (tok_write_json(p1, &s) != RS_OK || tok_write_config(p2, EOT, EOT, EOT) != RS_OK) rc = lib_fail(C);
     if (!rc)
         printf("tokenizer-train: %zu tokens (%zu merges) from %zu pre-tokens (%zu distinct) of %s in %.1f s; wrote %s\n",
@@ -255,7 +256,7 @@ int cmd_llm_pretrain(int argc, char **argv)
     snprintf(tj, sizeof tj, "%s/tokenizer.json", tokdir);
     if (!is_file(tj)) return cli_error(C, "--tokenizer: '%s' missing (train one with 'rostesim llm tokenizer-train')", tj), 2;
     set_threads(threads);
-    if (rs_mkdir_p(out) != 0) return cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1;
+    if (rs_mkdir_p(out) != 0) return lib_fail(C);
 
     tok_tokenizer *tok = NULL;
     llm_model *m = NULL;

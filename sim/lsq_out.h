@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quant/fsutil.h" /* rs_mkdir_p: callers create the folder they pass (lsq --out) */
 #include "sim/lsq.h"
 
 typedef struct {
@@ -64,7 +65,5 @@ int lsq_write_outputs(const char *dir, const lsq_results *r);
 /* Open path.tmp for writing / close it and rename over path. */
 FILE *rs_atomic_open(const char *path, char *tmp, size_t tmplen);
 int rs_atomic_close(FILE *f, const char *tmp, const char *path);
-/* mkdir -p */
-int rs_mkdir_p(const char *dir);
 
 #endif

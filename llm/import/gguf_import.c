@@ -276,7 +276,7 @@ int gguf_import_weights(const gguf_file *g, const char *dir)
         o[i].shape[0] = e[i].shape[0];
         o[i].shape[1] = e[i].shape[1];
     }
-    if (!rc) rc = llm_mkdir_p(dir);
+    if (!rc) rc = rs_mkdir_p(dir);
     if (!rc) {
         char p[4200];
         snprintf(p, sizeof p, "%s/config.json", dir);
@@ -479,7 +479,7 @@ int gguf_import_tokenizer(const gguf_file *g, const char *dir)
     spec.added_special = added_special;
     spec.bos_prepend = add_bos ? vocab[bos] : NULL;
     char p[4200];
-    if ((rc = llm_mkdir_p(dir))) goto out;
+    if ((rc = rs_mkdir_p(dir))) goto out;
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     if ((rc = tok_write_json(p, &spec))) goto out;
     if (kind == PRE_DIGITS_GPT2 && (rc = wrap_digits(p))) goto out;

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "quant/fsutil.h"
+
 /* Read a whole file of at most `cap` bytes into a malloc'ed NUL-terminated buffer
  * (*out, caller frees; *len bytes without the NUL; len may be NULL). Pipes and other streams
  * are read to their end. Errors name the file: cannot open or a folder (RS_EIO), more than
@@ -54,8 +56,8 @@ int llm_atomic_error(const llm_atomic *a);
 /* open + the text and a newline + commit (JSON files). */
 int llm_atomic_write_line(llm_atomic *a, const char *path, const char *text, int flags);
 
-/* Create a folder and its parents (like mkdir -p); an existing folder is fine. */
-int llm_mkdir_p(const char *dir);
+/* Folders are created with rs_mkdir_p (mkdir -p), shared with sim/ and so kept in quant/fsutil.h,
+ * included here for every writer of llm/. */
 
 /* A growable NUL-terminated byte buffer; on allocation failure `oom` is set and further
  * appends are ignored (check it once at the end). Free v when done. */
