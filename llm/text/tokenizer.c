@@ -397,50 +397,48 @@ static int compile_re(tok_tokenizer *t, const char *pat, size_t len, int literal
 
 /* ---------------------------------------------------------------- sections of tokenizer.json */
 
-static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *path)
+/* A section's loader: the step x at `path`, with the loader's own state (may be unused). */
+typedef int tok_step_fn(tok_tokenizer *t, const cJSON *x, const char *path, void *ctx);
+
+/* A "Sequence" step of a section: every element of p[key] loaded in order by fn, at the path
+ * "<path>.<key>[i]". */
+static int load_sequence(tok_tokenizer *t, const cJSON *p, const char *key, const char *path, tok_step_fn *fn, void *ctx)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, key);
+    if (!cJSON_IsArray(list))
+        return RS_ERROR(RS_EINVAL, "%s: %s.%s must be an array, not %s", t->name, path, key, type_name(list));
+    size_t i = 0;
+    for (const cJSON *x = list->child; x; x = x->next, i++) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s.%s[%zu]", path, key, i);
+        int rc = fn(t, x, sub, ctx);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *path, void *unused)
 {
     if (!n || cJSON_IsNull(n)) return 0;
     const char *type;
     int rc = get_type(t, n, path, &type);
     if (rc) return rc;
     if (!strcmp(type, "NFC")) { t->nfc = 1; return 0; }
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.normalizers must be an array, not %s", t->name, path,
-                            type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, i);
-            if ((rc = load_normalizer(t, x, sub))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, n, "normalizers", path, load_normalizer, unused);
     return RS_ERROR(RS_ENOTSUP, "%s: %s.type: %s is not supported (NFC or a Sequence of NFC)", t->name, path, type);
 }
 
-static int load_pretok(tok_tokenizer *t, const cJSON *p, const char *path, int *seen_bl)
+/* seen_bl (an int *): set once a ByteLevel step was loaded (only one may end the chain). */
+static int load_pretok(tok_tokenizer *t, const cJSON *p, const char *path, void *seen_bl_)
 {
+    int *seen_bl = seen_bl_;
     const char *type;
     int rc = get_type(t, p, path, &type);
     if (rc) return rc;
     if (*seen_bl)
         return RS_ERROR(RS_ENOTSUP, "%s: %s: only a ByteLevel step can end the pre-tokenizer (found %s after it)",
                         t->name, path, type);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.pretokenizers must be an array, not %s", t->name, path,
-                            type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, i);
-            if ((rc = load_pretok(t, x, sub, seen_bl))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, p, "pretokenizers", path, load_pretok, seen_bl);
     if (!strcmp(type, "ByteLevel")) {
         int use_regex;
         if ((rc = get_bool(t, p, "add_prefix_space", path, 1, &t->prefix_space))) return rc;
@@ -759,25 +757,14 @@ static int build_decode(tok_tokenizer *t, const int16_t u2b[324])
     return 0;
 }
 
-static int find_template(tok_tokenizer *t, const cJSON *p, const char *path)
+static int find_template(tok_tokenizer *t, const cJSON *p, const char *path, void *unused)
 {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type;
     int rc = get_type(t, p, path, &type);
     if (rc) return rc;
     if (!strcmp(type, "ByteLevel")) return 0; /* offsets only */
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.processors must be an array, not %s", t->name, path, type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.processors[%zu]", path, i);
-            if ((rc = find_template(t, x, sub))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, p, "processors", path, find_template, unused);
     if (strcmp(type, "TemplateProcessing"))
         return RS_ERROR(RS_ENOTSUP, "%s: %s.type: %s is not supported (TemplateProcessing, ByteLevel, Sequence)",
                         t->name, path, type);
@@ -857,13 +844,13 @@ static int load_root(tok_tokenizer *t, const cJSON *root)
     if ((rc = load_model(t, cJSON_GetObjectItemCaseSensitive(root, "model"), added, u2b))) return rc;
     if ((rc = load_added(t, added))) return rc;
     if ((rc = build_decode(t, u2b))) return rc;
-    if ((rc = load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer"))) return rc;
+    if ((rc = load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", NULL))) return rc;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     int seen_bl = 0;
     if (pre && !cJSON_IsNull(pre) && (rc = load_pretok(t, pre, "pre_tokenizer", &seen_bl))) return rc;
     if (!seen_bl)
         return RS_ERROR(RS_ENOTSUP, "%s: pre_tokenizer: byte-level BPE needs a ByteLevel pre-tokenizer (last)", t->name);
-    if ((rc = find_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"))) return rc;
+    if ((rc = find_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor", NULL))) return rc;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     const char *type;
     if ((rc = get_type(t, dec, "decoder", &type))) return rc;
