@@ -18,6 +18,7 @@
 #include <cJSON.h>
 
 #include "llm/io/fileio.h"
+#include "llm/io/jsonutil.h"
 #include "llm/nn/kernels.h"
 #include "llm/nn/model.h"
 #include "llm/quantize/rotate.h"
@@ -613,15 +614,9 @@ int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *metho
     } else {
         cJSON_AddNullToObject(j, "rotation");
     }
-    char *txt = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
-    llm_atomic a;
-    int bad = llm_atomic_write_line(&a, path, txt, 0);
-    free(txt);
-    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
+    return llm_json_write(path, j, 1);
 }
 
 static int json_num(const cJSON *o, const char *k, double lo, double hi, double *v, const char *path)
