@@ -267,14 +267,7 @@ static double range_sum(const float *x, size_t rows, size_t len)
 /* x <- x R (or x R^T) for rows rows, with the state's rotation scratch (grown here). */
 static int rot_rows(llm_qat *q, const rot *r, float *x, size_t rows, int transpose)
 {
-    size_t need = rot_apply_ws_len(r, rows);
-    if (need > q->rws_len) {
-        float *nb = realloc(q->rws, need * sizeof(float));
-        if (!nb) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for a rotation workspace");
-        q->rws = nb;
-        q->rws_len = need;
-    }
-    return rot_apply_rows_f32_ws(r, x, rows, transpose, need ? q->rws : NULL);
+    return rot_apply_rows_f32_grow(r, x, rows, transpose, &q->rws, &q->rws_len);
 }
 
 static int r4_here(const llm_qat *q, int site, int layer)
