@@ -15,37 +15,6 @@
 #include "quant/rng.h"
 #include "quant/status.h"
 
-FILE *rs_atomic_open(const char *path, char *tmp, size_t tmplen)
-{
-    snprintf(tmp, tmplen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) RS_ERROR(RS_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-    return f;
-}
-
-int rs_atomic_close(FILE *f, const char *tmp, const char *path)
-{
-    /* the cause: fflush retries what is still buffered (ENOSPC, EFBIG, EIO...) */
-    int e = 0;
-    if (fflush(f) != 0) e = errno;
-    int bad = ferror(f);
-    if (fclose(f) != 0) {
-        bad = 1;
-        if (!e) e = errno;
-    }
-    if (bad) {
-        remove(tmp);
-        if (e) return RS_ERROR(RS_EIO, "write error on '%s': %s", tmp, strerror(e));
-        return RS_ERROR(RS_EIO, "write error on '%s'", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-    }
-    return RS_OK;
-}
-
 static void num(FILE *f, double v) { fprintf(f, isfinite(v) ? "%.10g" : "nan", v); }
 
 /* "\tv0\tv1..." */

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "quant/status.h"
 
@@ -137,15 +136,10 @@ void llm_buf_printf(llm_buf *b, const char *fmt, ...)
 
 int llm_atomic_open(llm_atomic *a, const char *path, int flags)
 {
-    a->f = NULL, a->path = path, a->flags = flags, a->stage = LLM_ATOMIC_OK, a->err = 0;
-    int n = snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    if (n < 0 || (size_t)n >= sizeof a->tmp) {
-        a->stage = LLM_ATOMIC_CREATE, a->err = ENAMETOOLONG;
-        return -1;
-    }
-    a->f = fopen(a->tmp, "wb");
+    a->path = path, a->flags = flags, a->stage = LLM_ATOMIC_OK, a->err = 0;
+    a->f = rs_atomic_create(path, a->tmp, sizeof a->tmp, &a->err);
     if (!a->f) {
-        a->stage = LLM_ATOMIC_CREATE, a->err = errno;
+        a->stage = LLM_ATOMIC_CREATE;
         return -1;
     }
     return 0;
@@ -153,21 +147,10 @@ int llm_atomic_open(llm_atomic *a, const char *path, int flags)
 
 int llm_atomic_commit(llm_atomic *a, int ok)
 {
-    int e = errno; /* a failed write of the caller's left its errno */
-    if (ok && ferror(a->f)) ok = 0;
-    if (ok && fflush(a->f) != 0) ok = 0, e = errno;
-    if (ok && (a->flags & LLM_ATOMIC_SYNC) && fsync(fileno(a->f)) != 0) ok = 0, e = errno;
-    if (fclose(a->f) != 0 && ok) ok = 0, e = errno;
+    a->err = errno; /* a failed write of the caller's left its errno */
+    a->stage = rs_atomic_finish(a->f, a->tmp, a->path, ok, a->flags & LLM_ATOMIC_SYNC, &a->err);
     a->f = NULL;
-    if (!ok) {
-        a->stage = LLM_ATOMIC_WRITE, a->err = e;
-    } else if (rename(a->tmp, a->path) != 0) {
-        a->stage = LLM_ATOMIC_RENAME, a->err = errno;
-    } else {
-        return 0;
-    }
-    remove(a->tmp);
-    return -1;
+    return a->stage == RS_ATOMIC_OK ? 0 : -1;
 }
 
 void llm_atomic_abort(llm_atomic *a)
