@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "llm/train/tldr.h"
+#include "quant/fsutil.h"
 #include "quant/status.h"
 #include "sim/lsq_out.h"
 
@@ -188,7 +189,7 @@ static int cmd_data_debian_tldr(int argc, char **argv)
     }
     if (rs_mkdir_p(out) != 0) {
         tldr_free(&s);
-        return cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1;
+        return cli_error(C, "%s", rs_last_error()), 1;
     }
     static const char *names[5] = {"train.jsonl", "validation.jsonl", "test.jsonl", "pretrain.txt",
                                    "pretrain_validation.txt"};

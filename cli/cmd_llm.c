@@ -14,7 +14,7 @@
 #include "cli/args.h"
 #include "llm/io/fileio.h"
 #include "cli/commands.h"
-#include "cli/llm_pre.h"
+#include "llm/eval/generate.h"
 #include "llm/io/config.h"
 #include "llm/train/data.h"
 #include "llm/quantize/intq.h"
@@ -24,6 +24,7 @@
 #include "llm/nn/sample.h"
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
+#include "quant/fsutil.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -52,10 +53,10 @@ static int is_file(const char *p)
 /* A runtime failure of the library: print its message, exit code 1. */
 static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }
 
-/* mkdir -p through llm_mkdir_p; a failure is printed; returns 0 or 1. */
+/* mkdir -p through rs_mkdir_p; a failure is printed; returns 0 or 1. */
 static int mkdir_p(const char *cmd, const char *dir)
 {
-    return llm_mkdir_p(dir) == RS_OK ? 0 : (cli_error(cmd, "%s", rs_last_error()), 1);
+    return rs_mkdir_p(dir) == RS_OK ? 0 : (cli_error(cmd, "%s", rs_last_error()), 1);
 }
 
 static void set_threads(int n)
@@ -513,7 +514,18 @@ static int cmd_llm_eval(int argc, char **argv)
         char pp[4300];
         if (!preds) snprintf(pp, sizeof pp, "%s/predictions.jsonl", model), preds = pp;
         if (eos < 0) { rc = (cli_error(C, "--generate: the model names no eos token"), 1); goto done; }
-        rc = llm_eval_generate(C, m, iq, tok, eos, data, max_new, limit, !no_stem, preds);
+        llm_generate_opts go = {m, iq, tok, eos, max_new, limit, !no_stem};
+        llm_generate_result gr;
+        double tg = now_s();
+        if (llm_eval_generate(data, preds, &go, &gr) != RS_OK) {
+            rc = lib_fail(C);
+            goto done;
+        }
+        const rouge_scores *R = &gr.mean;
+        printf("generate: %ld examples (greedy, up to %d new tokens, %ld prompts cut from the left; %.1f s)\n", gr.n,
+               max_new, gr.ntrunc, now_s() - tg);
+        printf("ROUGE%s F: R1 %.4f  R2 %.4f  RL %.4f  RLsum %.4f  mean %.4f; predictions in %s\n", no_stem ? "" : " (stemmed)",
+               R->r1.f, R->r2.f, R->rl.f, R->rlsum.f, (R->r1.f + R->r2.f + R->rl.f + R->rlsum.f) / 4, preds);
     }
 done:
     llm_data_free(ds);

@@ -1,7 +1,6 @@
-/* rostesim llm: the embedded default's subcommands (tokenizer-train, pretrain) and the
- * generation + ROUGE part of `llm eval --generate`. Thin: parse, check, call llm/, print.
+/* rostesim llm: the embedded default's subcommands (tokenizer-train, pretrain). Thin: parse,
+ * check, call llm/, print.
  * Exit codes: 0 success, 1 runtime failure, 2 usage error. */
-#include <cJSON.h>
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
@@ -15,16 +14,14 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/llm_pre.h"
 #include "llm/text/bpe_train.h"
 #include "llm/io/config.h"
 #include "llm/train/data.h"
 #include "llm/nn/model.h"
-#include "llm/eval/rouge.h"
-#include "llm/nn/sample.h"
 #include "llm/text/tokenizer.h"
 #include "llm/text/tokenizer_write.h"
 #include "llm/train/train.h"
+#include "quant/fsutil.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 #include "sim/lsq_out.h"
@@ -129,7 +126,7 @@ int cmd_llm_tokenizer_train(int argc, char **argv)
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s/tokenizer.json", out);
     snprintf(p2, sizeof p2, "%s/tokenizer_config.json", out);
-    if (rs_mkdir_p(out) != 0) rc = (cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1);
+    if (rs_mkdir_p(out) != 0) rc = lib_fail(C);
     else if (tok_write_json(p1, &s) != RS_OK || tok_write_config(p2, EOT, EOT, EOT) != RS_OK) rc = lib_fail(C);
     if (!rc)
         printf("tokenizer-train: %zu tokens (%zu merges) from %zu pre-tokens (%zu distinct) of %s in %.1f s; wrote %s\n",
@@ -255,7 +252,7 @@ int cmd_llm_pretrain(int argc, char **argv)
     snprintf(tj, sizeof tj, "%s/tokenizer.json", tokdir);
     if (!is_file(tj)) return cli_error(C, "--tokenizer: '%s' missing (train one with 'rostesim llm tokenizer-train')", tj), 2;
     set_threads(threads);
-    if (rs_mkdir_p(out) != 0) return cli_error(C, "cannot create '%s': %s", out, strerror(errno)), 1;
+    if (rs_mkdir_p(out) != 0) return lib_fail(C);
 
     tok_tokenizer *tok = NULL;
     llm_model *m = NULL;
@@ -355,105 +352,4 @@ done:
     rs_rng_free(rng);
     tok_free(tok);
     return rc;
-}
-
-/* ---- eval --generate ---------------------------------------------------------------------- */
-
-/* The prediction: the generated text's first line, trimmed. */
-static void first_line(char *s)
-{
-    char *p = s;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    memmove(s, p, strlen(p) + 1);
-    char *nl = strchr(s, '\n');
-    if (nl) *nl = 0;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
-}
-
-int llm_eval_generate(const char *cmd, llm_model *m, llm_intq *iq, const tok_tokenizer *tok, int eos, const char *data,
-                      int max_new, long limit, int stem, const char *pred_path)
-{
-    const int max_pos = iq ? llm_intq_config(iq)->max_pos : m->cfg.max_pos;
-    size_t len;
-    char *b = slurp(cmd, data, &len);
-    if (!b) return 1;
-    char tmp[4300];
-    FILE *f = rs_atomic_open(pred_path, tmp, sizeof tmp);
-    if (!f) { free(b); return cli_error(cmd, "--predictions: cannot create '%s': %s", pred_path, strerror(errno)), 1; }
-    int rc = 0;
-    rouge_acc acc = {0};
-    long lineno = 0, n = 0, ntrunc = 0;
-    int32_t *gen = malloc(((size_t)max_new + 1) * sizeof(int32_t));
-    llm_sample_opts so = {0, 1.0};
-    double t0 = now_s();
-    if (!gen) rc = (cli_error(cmd, "out of memory"), 1);
-    for (char *save = NULL, *l = rc ? NULL : strtok_r(b, "\n", &save); l && (limit <= 0 || n < limit);
-         l = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        cJSON *o = cJSON_Parse(l);
-        const cJSON *pp = cJSON_GetObjectItem(o, "prompt"), *cc = cJSON_GetObjectItem(o, "completion");
-        if (!cJSON_IsString(pp) || !cJSON_IsString(cc)) {
-            cJSON_Delete(o);
-            rc = (cli_error(cmd, "%s:%ld: expected {\"prompt\": string, \"completion\": string}", data, lineno), 1);
-            break;
-        }
-        int32_t *ids = NULL;
-        size_t ni = 0;
-        if (tok_encode(tok, pp->valuestring, strlen(pp->valuestring), TOK_ADD_SPECIAL, &ids, &ni) != RS_OK) {
-            cJSON_Delete(o);
-            rc = (cli_error(cmd, "%s:%ld: %s", data, lineno, rs_last_error()), 1);
-            break;
-        }
-        size_t room = (size_t)max_pos - (size_t)max_new, skip = 0;
-        if (ni > room) { skip = ni - room; ntrunc++; } /* keep the end: it holds "TL;DR:" */
-        int nout = 0;
-        char *text = NULL;
-        size_t tl = 0;
-        if (ni - skip == 0 ||
-            (iq ? llm_intq_generate(iq, ids + skip, (int)(ni - skip), max_new, eos, &so, NULL, gen, &nout, NULL, NULL)
-                : llm_generate(m, ids + skip, (int)(ni - skip), max_new, eos, &so, NULL, gen, &nout, NULL, NULL)) != RS_OK ||
-            tok_decode(tok, gen, (size_t)nout, 1, &text, &tl) != RS_OK) {
-            free(ids);
-            cJSON_Delete(o);
-            rc = (cli_error(cmd, "%s:%ld: %s", data, lineno, ni - skip ? rs_last_error() : "empty prompt"), 1);
-            break;
-        }
-        first_line(text);
-        char *ref = strdup(cc->valuestring);
-        if (ref) first_line(ref);
-        rouge_scores s;
-        if (!ref || rouge_score(ref, text, stem, &s) != RS_OK) {
-            free(ref); free(text); free(ids); cJSON_Delete(o);
-            rc = (cli_error(cmd, "out of memory"), 1);
-            break;
-        }
-        rouge_acc_add(&acc, &s);
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddNumberToObject(rec, "line", (double)lineno);
-        cJSON_AddStringToObject(rec, "prediction", text);
-        cJSON_AddStringToObject(rec, "reference", ref);
-        cJSON_AddNumberToObject(rec, "rougeL", round(s.rl.f * 1e6) / 1e6);
-        char *js = cJSON_PrintUnformatted(rec);
-        if (js) fprintf(f, "%s\n", js);
-        free(js);
-        cJSON_Delete(rec);
-        free(ref);
-        free(text);
-        free(ids);
-        cJSON_Delete(o);
-        n++;
-    }
-    free(gen);
-    free(b);
-    if (rc) { fclose(f); remove(tmp); return rc; }
-    if (rs_atomic_close(f, tmp, pred_path) != 0) return cli_error(cmd, "cannot write '%s'", pred_path), 1;
-    if (n == 0) return cli_error(cmd, "%s: no examples", data), 1;
-    rouge_scores mean;
-    rouge_acc_mean(&acc, &mean);
-    printf("generate: %ld examples (greedy, up to %d new tokens, %ld prompts cut from the left; %.1f s)\n", n, max_new,
-           ntrunc, now_s() - t0);
-    printf("ROUGE%s F: R1 %.4f  R2 %.4f  RL %.4f  RLsum %.4f  mean %.4f; predictions in %s\n", stem ? " (stemmed)" : "",
-           mean.r1.f, mean.r2.f, mean.rl.f, mean.rlsum.f, (mean.r1.f + mean.r2.f + mean.rl.f + mean.rlsum.f) / 4, pred_path);
-    return 0;
 }

@@ -7,9 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <cJSON.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -22,6 +19,7 @@
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
 #include "plots/plot.h"
+#include "quant/fsutil.h"
 #include "quant/status.h"
 
 static int lib_fail(const char *cmd) { return cli_error(cmd, "%s", rs_last_error()), 1; }
@@ -174,10 +172,8 @@ static int qat_prepare(void *vctx, const char *C, llm_model **m, const void *vds
         c->have_rc = !rc || c->rc.r2;
         if (!rc) {
             char p[4200];
-            struct stat sb;
-            if (stat(c->out, &sb) != 0) mkdir(c->out, 0777);
             snprintf(p, sizeof p, "%s/search.tsv", c->out);
-            if (llm_search_write_tsv(p, &c->rc, terms)) rc = lib_fail(C);
+            if (rs_mkdir_p(c->out) || llm_search_write_tsv(p, &c->rc, terms)) rc = lib_fail(C);
             snprintf(p, sizeof p, "%s/rotation_config.json", c->out);
             if (!rc && llm_rot_config_save(&c->rc, p)) rc = lib_fail(C);
             print_choice(C, &c->rc);
@@ -419,94 +415,66 @@ done:
 
 /* ---- llm diagnose ----------------------------------------------------------------------------- */
 
-/* Draw an embedded script over dir; `prelude` (may be NULL) holds gnuplot definitions
- * the script reads (e.g. the runs' names). */
-static int run_gnuplot(const char *C, const char *script, const char *dir, const char *prelude)
-{
-    const char *text = plot_gp_text(script);
-    if (!text) return cli_error(C, "internal: no embedded script %s", script), 1;
-    const char *gp = getenv("ROSTESIM_GNUPLOT");
-    char cmdline[4400];
-    snprintf(cmdline, sizeof cmdline, "%s 2>/dev/null", gp && *gp ? gp : "gnuplot");
-    FILE *p = popen(cmdline, "w");
-    if (!p) return 1;
-    fprintf(p, "datadir = \"%s\"\n%s%s\n", dir, prelude ? prelude : "", text);
-    return pclose(p) != 0;
-}
+enum { MAXRUNS = 8 }; /* --runs folders */
 
-/* A run's label in figures: the last component of its folder (trailing '/' ignored,
- * quotes and backslashes dropped so that gnuplot strings stay intact). */
-static void run_label(const char *path, char *out, size_t n)
+/* Draw one embedded script over dir (plots/); `prelude` (may be NULL) holds gnuplot definitions
+ * the script reads (e.g. the runs' names). A failed figure is a warning: the tables are the
+ * result. 1 when drawn. */
+static int draw(const char *C, const char *script, const char *dir, const char *prelude)
 {
-    const char *end = path + strlen(path);
-    while (end > path && end[-1] == '/') end--;
-    const char *b = end;
-    while (b > path && b[-1] != '/') b--;
-    size_t k = 0;
-    for (; b < end && k + 1 < n; b++)
-        if (*b != '"' && *b != '\\') out[k++] = *b;
-    out[k] = 0;
-}
-
-/* E per step of a qat run's train_log.jsonl into f as "run step E" lines. */
-static int log_e(const char *run, FILE *f, int idx)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s/train_log.jsonl", run);
-    FILE *in = fopen(p, "r");
-    if (!in) return 1;
-    char line[4096];
-    while (fgets(line, sizeof line, in)) {
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step"), *e = cJSON_GetObjectItemCaseSensitive(j, "E");
-        if (cJSON_IsNumber(s) && cJSON_IsNumber(e)) fprintf(f, "%d\t%d\t%.9g\n", idx, s->valueint, e->valuedouble);
-        cJSON_Delete(j);
-    }
-    fclose(in);
+    if (plot_run_script(dir, script, prelude) == RS_OK) return 1;
+    fprintf(stderr, "rostesim %s: warning: no figure from %s: %s\n", C, script, rs_last_error());
     return 0;
 }
 
-/* Fig. 6: the final models of the --runs folders (each loaded with its saved quantizers
- * and rotations; a folder without them is read as full precision), per-channel max |input|
- * of q/k/v and down_proj in `layer` over the same calibration rows, into out/fig6.tsv as
- * "site channel <run 1> <run 2> ..." (the header names the runs' folders). */
-static int fig6(const char *C, const char *runs, const llm_dataset *ds, int calib, int layer, const char *out)
+/* The --runs list split at commas into dirs (in buf); the count, or -1 for more than max. */
+static int split_runs(const char *runs, char *buf, size_t cap, const char **dirs, int max)
 {
-    enum { MAXRUNS = 8 };
-    llm_model *r[MAXRUNS] = {NULL};
-    char *name[MAXRUNS] = {NULL};
-    int nr = 0, rc = 0;
-    char buf[4200], p[4200];
-    snprintf(buf, sizeof buf, "%s", runs);
-    for (char *t = strtok(buf, ","); t && nr < MAXRUNS; t = strtok(NULL, ","), nr++) {
-        name[nr] = t;
-        int n = 0;
-        if (llm_qat_load_model(&r[nr], t)) {
-            rc = (cli_error(C, "--runs: cannot load the final model of '%s': %s", t, rs_last_error()), 1);
-            goto done;
-        }
-        if (!r[nr]->qat) {
-            llm_qat_opts o;
-            llm_qat_opts_default(&o);
-            o.wbits = o.abits = o.kvbits = 16;
-            if (llm_qat_attach(r[nr], &o)) { rc = lib_fail(C); goto done; }
-        }
-        if (layer >= r[nr]->cfg.n_layer || r[nr]->cfg.d != r[0]->cfg.d || r[nr]->cfg.d_ff != r[0]->cfg.d_ff) {
-            rc = (cli_error(C, "--runs: '%s' is not the architecture of '%s' (or has no layer %d)", t, name[0], layer), 2);
-            goto done;
-        }
-        if (llm_qat_track_channels(r[nr]->qat, r[nr], layer) || llm_calibrate(r[nr], ds, calib, &n)) {
-            rc = lib_fail(C);
-            goto done;
-        }
+    snprintf(buf, cap, "%s", runs);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max) return -1;
+        dirs[n++] = t;
     }
-    snprintf(p, sizeof p, "%s/fig6.tsv", out);
-    char lab[MAXRUNS][256];
-    const char *labels[MAXRUNS];
-    for (int k = 0; k < nr; k++) run_label(name[k], lab[k], sizeof lab[k]), labels[k] = lab[k];
-    if (llm_diag_write_runs(p, r, labels, nr)) rc = lib_fail(C);
-done:
-    for (int k = 0; k < nr; k++) llm_model_free(r[k]);
+    return n;
+}
+
+/* gnuplot definitions of the runs' names for fig4 (nruns, rn[1..nruns]) into names. */
+static void run_names(const char *const *dirs, int n, char *names, size_t cap)
+{
+    size_t nl = (size_t)snprintf(names, cap, "nruns = %d\narray rn[%d]\n", n, n > 0 ? n : 1);
+    for (int k = 0; k < n && nl < cap; k++) {
+        char lab[256];
+        llm_diag_run_label(dirs[k], lab, sizeof lab);
+        nl += (size_t)snprintf(names + nl, cap - nl, "rn[%d] = \"%s\"\n", k + 1, lab);
+    }
+    if (nl >= cap) snprintf(names, cap, "nruns = 0\narray rn[1]\n");
+}
+
+/* Figs. 4 and 6 from the --runs folders: fig4.tsv from their training logs (a run without one
+ * is a warning), fig6.tsv from their final models on the calibration rows. */
+static int diagnose_runs(const char *C, const char *const *dirs, int n, const llm_dataset *ds, int calib, int layer,
+                         const char *out, char *names, size_t cap)
+{
+    char p[4200];
+    int found[MAXRUNS];
+    snprintf(p, sizeof p, "%s/fig4.tsv", out);
+    if (llm_diag_write_errors(p, dirs, n, found)) return lib_fail(C);
+    for (int k = 0; k < n; k++)
+        if (!found[k]) fprintf(stderr, "rostesim %s: warning: no %s/train_log.jsonl\n", C, dirs[k]);
+    run_names(dirs, n, names, cap);
+    llm_model *m[MAXRUNS] = {NULL};
+    int nloaded = 0, mismatch = 0, rc = 0;
+    if (llm_diag_load_runs(m, dirs, n, layer, ds, calib, &nloaded, &mismatch)) {
+        rc = (cli_error(C, "--runs: %s", rs_last_error()), mismatch ? 2 : 1);
+    } else {
+        char lab[MAXRUNS][256];
+        const char *labels[MAXRUNS];
+        for (int k = 0; k < n; k++) llm_diag_run_label(dirs[k], lab[k], sizeof lab[k]), labels[k] = lab[k];
+        snprintf(p, sizeof p, "%s/fig6.tsv", out);
+        if (llm_diag_write_runs(p, m, labels, n)) rc = lib_fail(C);
+    }
+    for (int k = 0; k < nloaded; k++) llm_model_free(m[k]);
     return rc;
 }
 
@@ -523,7 +491,7 @@ int cmd_llm_diagnose(int argc, char **argv)
         {"--out", OPT_STRING, &out, 0, -1, "DIR", "output folder for the tables and figures (required)", 0},
         {"--layer", OPT_INT, &layer, 0, 100000, "L", "layer of the per-channel figure", 0},
         {"--rows", OPT_INT, &calib, 1, 1000000, "N", "calibration rows", 0},
-        {"--runs", OPT_STRING, &runs, 0, -1, "A,B", "llm qat output folders (e.g. STE,RoSTE) for E over steps", 0},
+        {"--runs", OPT_STRING, &runs, 0, -1, "A,B", "llm qat output folders (e.g. STE,RoSTE; at most 8) for Figs. 4 and 6", 0},
         {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row (0: min(512, model))", 0},
         {"--wbits", OPT_INT, &q.wbits, 1, 16, "B", "weight bits", 0},
         {"--abits", OPT_INT, &q.abits, 1, 16, "B", "activation bits", 0},
@@ -546,7 +514,8 @@ int cmd_llm_diagnose(int argc, char **argv)
                    "    down_proj in --layer for each run's final model (its folder, with its saved\n"
                    "    quantizers and rotations) on the same calibration rows (Fig. 6: STE keeps the\n"
                    "    outlier channels, RoSTE's rotated inputs are flat).\n"
-                   "Figures need gnuplot; the tables are written without it.",
+                   "Figures need gnuplot; the tables are written without it, and a figure gnuplot\n"
+                   "fails on is a warning on stderr (the exit status stays 0).",
                    opts, sizeof opts / sizeof opts[0], 0, 0,
                    "example:\n  rostesim llm diagnose --model base --data train.jsonl --out diag --runs runs/ste,runs/roste"};
     char *pos[1];
@@ -559,12 +528,16 @@ int cmd_llm_diagnose(int argc, char **argv)
     llm_err_mode em;
     int rc = qopts_resolve(C, &q, &o, &em);
     if (rc) return rc;
-    mkdir(out, 0777);
+    char runbuf[4200];
+    const char *dirs[MAXRUNS];
+    int nruns = runs ? split_runs(runs, runbuf, sizeof runbuf, dirs, MAXRUNS) : 0;
+    if (nruns < 0) return cli_error(C, "--runs: at most %d folders", MAXRUNS), 2;
+    if (runs && nruns == 0) return cli_error(C, "--runs: no folder named"), 2;
+    if (rs_mkdir_p(out)) return lib_fail(C);
     llm_model *m[2] = {NULL, NULL};
     tok_tokenizer *tok = NULL;
     llm_dataset *ds = NULL;
     llm_rot_config rcfg[2] = {{0}, {0}};
-    FILE *f = NULL;
     char p[4200];
     if ((rc = load_all(C, model, data, max_len, &m[0], &tok, &ds))) goto done;
     if (layer >= m[0]->cfg.n_layer) { rc = (cli_error(C, "--layer %d: the model has %d layers", layer, m[0]->cfg.n_layer), 2); goto done; }
@@ -578,38 +551,13 @@ int cmd_llm_diagnose(int argc, char **argv)
     snprintf(p, sizeof p, "%s/fig3.tsv", out);
     if (llm_diag_write_channels(p, m[0], m[1])) { rc = lib_fail(C); goto done; }
     char names[8192] = ""; /* gnuplot definitions of the runs' names, for fig4 */
-    if (runs) {
-        snprintf(p, sizeof p, "%s/fig4.tsv", out);
-        if (!(f = fopen(p, "w"))) { rc = (cli_error(C, "cannot write '%s'", p), 1); goto done; }
-        fprintf(f, "run\tstep\tE\n");
-        char buf[4200];
-        snprintf(buf, sizeof buf, "%s", runs);
-        int idx = 0;
-        size_t nl = 0;
-        for (char *tokn = strtok(buf, ","); tokn; tokn = strtok(NULL, ","), idx++) {
-            if (log_e(tokn, f, idx)) fprintf(stderr, "rostesim %s: warning: no %s/train_log.jsonl\n", C, tokn);
-            char lab[256];
-            run_label(tokn, lab, sizeof lab);
-            if (nl < sizeof names) nl += (size_t)snprintf(names + nl, sizeof names - nl, "rn[%d] = \"%s\"\n", idx + 1, lab);
-        }
-        char head[64];
-        snprintf(head, sizeof head, "nruns = %d\narray rn[%d]\n", idx, idx > 0 ? idx : 1);
-        if (strlen(head) + nl < sizeof names) {
-            memmove(names + strlen(head), names, nl + 1);
-            memcpy(names, head, strlen(head));
-        } else {
-            snprintf(names, sizeof names, "nruns = 0\narray rn[1]\n");
-        }
-        fclose(f);
-        f = NULL;
-        if ((rc = fig6(C, runs, ds, calib, layer, out))) goto done;
-    }
+    if (runs && (rc = diagnose_runs(C, dirs, nruns, ds, calib, layer, out, names, sizeof names))) goto done;
     int drawn = 0;
     if (plot_gnuplot_available()) {
-        drawn += !run_gnuplot(C, "llm_fig7", out, NULL);
-        drawn += !run_gnuplot(C, "llm_fig3", out, NULL);
-        if (runs) drawn += !run_gnuplot(C, "llm_fig4", out, names);
-        if (runs) drawn += !run_gnuplot(C, "llm_fig6", out, NULL);
+        drawn += draw(C, "llm_fig7", out, NULL);
+        drawn += draw(C, "llm_fig3", out, NULL);
+        if (runs) drawn += draw(C, "llm_fig4", out, names);
+        if (runs) drawn += draw(C, "llm_fig6", out, NULL);
     } else {
         fprintf(stderr, "rostesim %s: gnuplot not found: tables only (apt-get install gnuplot-nox)\n", C);
     }

@@ -42,10 +42,10 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* mkdir -p through llm_mkdir_p; a failure is printed; returns 0 or 1. */
+/* mkdir -p through rs_mkdir_p; a failure is printed; returns 0 or 1. */
 static int mkdir_p(const char *C, const char *dir)
 {
-    return llm_mkdir_p(dir) == RS_OK ? 0 : (cli_error(C, "%s", rs_last_error()), 1);
+    return rs_mkdir_p(dir) == RS_OK ? 0 : (cli_error(C, "%s", rs_last_error()), 1);
 }
 
 /* ---- methods: one table, rows of the paper's Table 1 -------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "quant/fsutil.h"
 #include "quant/status.h"
 #include "sim/lsq_out.h"
 

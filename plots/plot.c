@@ -267,29 +267,62 @@ static int install_message(const char *dir, char *err, size_t errlen)
                 gnuplot_program(), dir);
 }
 
+/* A gnuplot process reading our writes, its messages into logpath. gnuplot may exit early
+ * (say, on a script error) without reading its input: a write must not kill us, so SIGPIPE
+ * is ignored from gp_open to gp_close (*old keeps the caller's action). NULL on failure:
+ * *toolong set when the command line did not fit, else errno is popen's. */
+typedef struct {
+    FILE *f;
+    struct sigaction old;
+} gp_pipe;
+
+static int gp_open(gp_pipe *p, const char *logpath, int *toolong)
+{
+    char cmd[8192] = "exec ";
+    *toolong = 1;
+    if (shell_quote(cmd, sizeof cmd, gnuplot_program()) || strlen(cmd) + 8 >= sizeof cmd) return -1;
+    strcat(cmd, " >");
+    if (shell_quote(cmd, sizeof cmd, logpath) || strlen(cmd) + 8 >= sizeof cmd) return -1;
+    strcat(cmd, " 2>&1");
+    *toolong = 0;
+    struct sigaction ign = {0};
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &p->old);
+    fflush(NULL);
+    p->f = popen(cmd, "w");
+    if (!p->f) {
+        int e = errno;
+        sigaction(SIGPIPE, &p->old, NULL);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* pclose's status; the caller's SIGPIPE action back. */
+static int gp_close(gp_pipe *p)
+{
+    int rc = pclose(p->f);
+    int e = errno;
+    sigaction(SIGPIPE, &p->old, NULL);
+    errno = e;
+    return rc;
+}
+
 /* Run gnuplot once: variables, common.gp, the figure's script, into `tmp`. */
 static int run_gnuplot(const char *dir, const plot_info *info, const char *fig, const char *fmt,
                        const char *tmp, const char *logpath, char *err, size_t errlen)
 {
     const char *common = plot_gp_text("common"), *script = plot_gp_text(fig);
     if (!common || !script) return fail(err, errlen, RS_EINVAL, "no embedded gnuplot script '%s'", fig);
-    char cmd[8192] = "exec ";
-    if (shell_quote(cmd, sizeof cmd, gnuplot_program()) || strlen(cmd) + 8 >= sizeof cmd) goto toolong;
-    strcat(cmd, " >");
-    if (shell_quote(cmd, sizeof cmd, logpath) || strlen(cmd) + 8 >= sizeof cmd) goto toolong;
-    strcat(cmd, " 2>&1");
-
-    /* gnuplot may exit early (say, on a script error): a write must not kill us. */
-    struct sigaction ign = {0}, old;
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, &old);
-    fflush(NULL);
-    FILE *gp = popen(cmd, "w");
-    if (!gp) {
-        sigaction(SIGPIPE, &old, NULL);
+    gp_pipe pipe;
+    int toolong;
+    if (gp_open(&pipe, logpath, &toolong)) {
+        if (toolong) return fail(err, errlen, RS_EINVAL, "path too long: %s", dir);
         return fail(err, errlen, PLOT_ENOGNUPLOT, "cannot start gnuplot: %s", strerror(errno));
     }
+    FILE *gp = pipe.f;
     gp_string(gp, "datadir", dir);
     gp_string(gp, "outfile", tmp);
     gp_string(gp, "fmt", fmt);
@@ -306,8 +339,7 @@ static int run_gnuplot(const char *dir, const plot_info *info, const char *fig, 
     fputs("\n", gp);
     fputs(script, gp);
     fputs("\nset output\n", gp);
-    int rc = pclose(gp);
-    sigaction(SIGPIPE, &old, NULL);
+    int rc = gp_close(&pipe);
 
     if (rc == -1) return fail(err, errlen, RS_EIO, "gnuplot (%s.%s): %s", fig, fmt, strerror(errno));
     if (WIFEXITED(rc) && (WEXITSTATUS(rc) == 127 || WEXITSTATUS(rc) == 126)) return install_message(dir, err, errlen);
@@ -320,8 +352,38 @@ static int run_gnuplot(const char *dir, const plot_info *info, const char *fig, 
                     why[0] ? ": " : "", why);
     }
     return RS_OK;
-toolong:
-    return fail(err, errlen, RS_EINVAL, "path too long: %s", dir);
+}
+
+int plot_run_script(const char *dir, const char *name, const char *prelude)
+{
+    const char *script = plot_gp_text(name);
+    if (!script) return RS_ERROR(RS_EINVAL, "no embedded gnuplot script '%s'", name);
+    char logpath[4200];
+    int n = snprintf(logpath, sizeof logpath, "%s/.%s.%ld.log", dir, name, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof logpath) return RS_ERROR(RS_EINVAL, "path too long: %s", dir);
+    gp_pipe pipe;
+    int toolong;
+    if (gp_open(&pipe, logpath, &toolong)) {
+        if (toolong) return RS_ERROR(RS_EINVAL, "path too long: %s", dir);
+        return RS_ERROR(PLOT_ENOGNUPLOT, "cannot start gnuplot: %s", strerror(errno));
+    }
+    gp_string(pipe.f, "datadir", dir);
+    if (prelude) fputs(prelude, pipe.f);
+    fputs(script, pipe.f);
+    fputs("\nset output\n", pipe.f);
+    int rc = gp_close(&pipe);
+    int st = RS_OK;
+    if (rc == -1) st = RS_ERROR(RS_EIO, "gnuplot (%s): %s", name, strerror(errno));
+    else if (WIFEXITED(rc) && (WEXITSTATUS(rc) == 127 || WEXITSTATUS(rc) == 126))
+        st = RS_ERROR(PLOT_ENOGNUPLOT, "gnuplot (%s) could not be run (exit status %d)", gnuplot_program(), WEXITSTATUS(rc));
+    else if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        char why[512];
+        log_excerpt(logpath, why, sizeof why);
+        st = RS_ERROR(RS_EIO, "gnuplot failed drawing %s (%s %d)%s%s", name, WIFEXITED(rc) ? "exit status" : "signal",
+                      WIFEXITED(rc) ? WEXITSTATUS(rc) : WTERMSIG(rc), why[0] ? ": " : "", why);
+    }
+    unlink(logpath);
+    return st;
 }
 
 int plot_draw(const char *dir, plot_written_fn *on_written, void *ctx, char *err, size_t errlen)

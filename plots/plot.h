@@ -13,7 +13,10 @@
  *   fig4_sweep     final D and ||e||_G^2 across the sweep    (summary.tsv; sweeps only)
  * A figure whose data file is absent or empty is skipped. Each file is drawn under a
  * temporary name and renamed over NAME.ext only when gnuplot succeeded, so a failure
- * never destroys figures already there. */
+ * never destroys figures already there.
+ *
+ * The other scripts (llm_fig*, table1: `llm diagnose`, `paper`) name their own output
+ * files and are run one at a time with plot_run_script. */
 #ifndef RS_PLOTS_PLOT_H
 #define RS_PLOTS_PLOT_H
 
@@ -37,6 +40,16 @@ int plot_draw(const char *dir, plot_written_fn *on_written, void *ctx, char *err
 
 /* 1 if the gnuplot program is found (executable, in PATH or at $ROSTESIM_GNUPLOT). */
 int plot_gnuplot_available(void);
+
+/* Run the embedded script `name` once over the folder dir: gnuplot reads `datadir = '<dir>'`,
+ * then prelude (gnuplot statements defining what the script reads besides datadir, e.g. the
+ * runs' names; may be NULL), then the script, which writes its own figure into dir. gnuplot's
+ * messages go to a temporary log in dir, removed afterwards. A gnuplot that exits without
+ * reading its input is a failed figure, not a SIGPIPE: SIGPIPE is ignored while writing.
+ * RS_OK; RS_EINVAL (no such script, path too long), PLOT_ENOGNUPLOT (gnuplot cannot be
+ * started) or RS_EIO ("gnuplot failed drawing NAME (exit status N): <its first error line>"),
+ * with the message recorded (rs_last_error). */
+int plot_run_script(const char *dir, const char *name, const char *prelude);
 
 /* The embedded scripts: name is the file name without ".gp" ("common", "fig1_bound"). */
 typedef struct {

@@ -227,6 +227,17 @@ int rot_apply_rows_f32_ws(const rot *r, float *x, size_t rows, int transpose, fl
     if (ws && !rot_apply_ws_len(r, rows)) ws = NULL;
     return rows_ws_f32(r, x, rows, transpose, ws);
 }
+int rot_apply_rows_f32_grow(const rot *r, float *x, size_t rows, int transpose, float **ws, size_t *ws_len)
+{
+    size_t need = rot_apply_ws_len(r, rows);
+    if (need > *ws_len) {
+        float *nb = realloc(*ws, need * sizeof(float));
+        if (!nb) return RS_ERROR(RS_ENOMEM, "rotation: out of memory for a workspace of %zu floats", need);
+        *ws = nb;
+        *ws_len = need;
+    }
+    return rot_apply_rows_f32_ws(r, x, rows, transpose, need ? *ws : NULL);
+}
 int rot_apply_rows_f32(const rot *r, float *x, size_t rows, int transpose) { return rows_ws_f32(r, x, rows, transpose, NULL); }
 int rot_apply_rows_f64(const rot *r, double *x, size_t rows, int transpose) { return rows_ws_f64(r, x, rows, transpose, NULL); }
 

@@ -43,6 +43,10 @@ int rot_apply_rows_f64(const rot *r, double *x, size_t rows, int transpose);
  * for bit. A workspace for R rows also serves any smaller row count. */
 size_t rot_apply_ws_len(const rot *r, size_t rows);
 int rot_apply_rows_f32_ws(const rot *r, float *x, size_t rows, int transpose, float *ws);
+/* rot_apply_rows_f32_ws with a scratch the caller keeps between calls (*ws of *ws_len floats,
+ * both 0 at first; free *ws when done), grown with realloc when a call needs more.
+ * RS_ENOMEM if it cannot grow. */
+int rot_apply_rows_f32_grow(const rot *r, float *x, size_t rows, int transpose, float **ws, size_t *ws_len);
 int rot_apply_cols_f32(const rot *r, float *x, size_t cols, int transpose);
 int rot_apply_cols_f64(const rot *r, double *x, size_t cols, int transpose);
 

@@ -597,58 +597,76 @@ static void measured_constants(lsq_rotres *r)
     free(t), free(D), free(e), free(m), free(b);
 }
 
-int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress, void *ctx)
-{
-    int st = lsq_config_check(c);
-    if (st) return st;
-    memset(pt, 0, sizeof *pt);
-    pt->cfg = *c;
-    /* BLAS single-threaded for the whole point. Its linear algebra is small (d x d at most)
-     * and the runs are parallel over OpenMP below; a threaded BLAS (OpenBLAS's OpenMP
-     * build) opens a team per call, and LAPACK's unblocked panels (the Haar QR, GPTQ's
-     * Cholesky inverse) make thousands of short calls: on a loaded 2-core machine each
-     * waited for a descheduled thread, and the set-up took up to 8 s instead of 0.1 s.
-     * In that build openblas_set_num_threads() also sets OpenMP's thread count, so the
-     * runs' team size is taken first and given explicitly below. */
-    const int run_threads = omp_get_max_threads();
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    const size_t N = c->N, d = c->d;
+/* ------------------------------------------------------------ one point */
+
+/* What one point works with between its steps: the data, the rotations, one problem per
+ * fixed rotation (adaptive uses those of none and Hadamard), the logged steps and every
+ * run's outputs (rotation index ri of rots, seed m: outs[ri * seeds + m]). */
+typedef struct {
+    double *X, *wt;
+    rot *RH, *RHaar;
     problem probs[LSQ_NROT];
-    memset(probs, 0, sizeof probs);
-    rot *RH = NULL, *RHaar = NULL;
-    double *X = malloc(N * d * sizeof *X), *wt = malloc(d * sizeof *wt);
-    size_t *ts = NULL;
-    run_out *outs = NULL;
-    metrics *mbuf = NULL;
-    double *vbuf = NULL;
-    if (!X || !wt) {
-        st = RS_ERROR(RS_ENOMEM, "out of memory for the data (N=%zu, d=%zu)", N, d);
-        goto done;
-    }
-    draw_data(c, X, wt);
+    size_t *ts, nlog;
+    int rots[LSQ_NROT], nr;
+    run_out *outs;
+    metrics *mbuf;
+    double *vbuf;
+} point_work;
+
+static void point_work_free(point_work *w)
+{
+    for (int r = 0; r < LSQ_NROT; r++) problem_free(&w->probs[r]);
+    rot_free(w->RH);
+    rot_free(w->RHaar);
+    free(w->X);
+    free(w->wt);
+    free(w->ts);
+    free(w->outs);
+    free(w->mbuf);
+    free(w->vbuf);
+}
+
+/* Step 1, the problems: draw the data, build the rotations the set needs (adaptive chooses
+ * between none and Hadamard, so it needs both) and one problem per fixed rotation. */
+static int point_setup(const lsq_config *c, point_work *w)
+{
+    const size_t N = c->N, d = c->d;
+    int st = RS_OK;
+    w->X = malloc(N * d * sizeof *w->X);
+    w->wt = malloc(d * sizeof *w->wt);
+    if (!w->X || !w->wt) return RS_ERROR(RS_ENOMEM, "out of memory for the data (N=%zu, d=%zu)", N, d);
+    draw_data(c, w->X, w->wt);
 
     unsigned need = c->rot_mask;
     if (need & (1u << LSQ_R_ADAPTIVE)) need |= (1u << LSQ_R_NONE) | (1u << LSQ_R_HADAMARD);
     if (need & (1u << LSQ_R_HADAMARD)) {
         rs_rng *rr = rs_rng_alloc(c->seed, RS_STREAM_ROTATION);
-        st = rot_alloc(ROT_RANDOM_HADAMARD, d, 1, rr, &RH);
+        st = rot_alloc(ROT_RANDOM_HADAMARD, d, 1, rr, &w->RH);
         rs_rng_free(rr);
-        if (st) goto done;
+        if (st) return st;
     }
     if (need & (1u << LSQ_R_HAAR)) {
         rs_rng *rr = rs_rng_alloc(c->seed, RS_STREAM_ROTATION + 100);
-        st = rot_alloc(ROT_HAAR, d, 1, rr, &RHaar);
+        st = rot_alloc(ROT_HAAR, d, 1, rr, &w->RHaar);
         rs_rng_free(rr);
-        if (st) goto done;
+        if (st) return st;
     }
-    rot *Rs[LSQ_NROT] = {NULL, RH, RHaar, NULL};
+    rot *Rs[LSQ_NROT] = {NULL, w->RH, w->RHaar, NULL};
     for (int r = 0; r < LSQ_R_ADAPTIVE; r++) {
         if (!(need & (1u << r))) continue;
-        if ((st = problem_build(c, X, wt, Rs[r], &probs[r]))) goto done;
+        if ((st = problem_build(c, w->X, w->wt, Rs[r], &w->probs[r]))) return st;
     }
+    return RS_OK;
+}
 
-    /* steps: the same for every rotation so that curves compare */
+/* Step 2, the facts: for each rotation of the set, its problem's facts (adaptive: of the
+ * rotation it chooses first), step size, predicted steps and PTQ distances; then the
+ * number of steps, the same for every rotation so that curves compare (pt->steps). */
+static int point_facts(const lsq_config *c, point_work *w, lsq_point *pt)
+{
+    const size_t d = c->d;
+    problem *probs = w->probs;
+    int st = RS_OK;
     size_t steps = c->steps;
     for (int r = 0; r < LSQ_NROT; r++) {
         if (!(c->rot_mask & (1u << r))) continue;
@@ -679,8 +697,8 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             if (s > steps) steps = s;
         }
         res->bound_valid = !(c->eta > 0) && !(r == LSQ_R_ADAPTIVE && c->rounds > 1) && p->mu > 0 && p->mu < 1;
-        if ((st = qz_error_f64(&c->wq, p->wstar, 1, d, &res->wstar_err, NULL))) goto done;
-        if (r != LSQ_R_ADAPTIVE && (st = problem_ptq(c, &probs[r], &res->ptq_rtn, &res->ptq_gptq))) goto done;
+        if ((st = qz_error_f64(&c->wq, p->wstar, 1, d, &res->wstar_err, NULL))) return st;
+        if (r != LSQ_R_ADAPTIVE && (st = problem_ptq(c, &probs[r], &res->ptq_rtn, &res->ptq_gptq))) return st;
     }
     if (pt->rot[LSQ_R_ADAPTIVE].present) {
         lsq_rotres *a = &pt->rot[LSQ_R_ADAPTIVE];
@@ -690,35 +708,45 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             a->ptq_gptq = src->ptq_gptq;
         } else {
             problem *pp = &probs[a->choice_hadamard_first ? LSQ_R_HADAMARD : LSQ_R_NONE];
-            if ((st = problem_ptq(c, pp, &a->ptq_rtn, &a->ptq_gptq))) goto done;
+            if ((st = problem_ptq(c, pp, &a->ptq_rtn, &a->ptq_gptq))) return st;
         }
     }
     if (steps == 0) steps = 1;
     pt->steps = steps;
+    return RS_OK;
+}
 
-    /* Monte Carlo runs, in parallel over (rotation, seed) */
+/* Step 3, the runs: the logged steps, then the Monte Carlo runs in parallel over
+ * (rotation, seed) on a team of run_threads (BLAS stays single-threaded inside them). */
+static int point_runs(const lsq_config *c, point_work *w, lsq_point *pt, int run_threads, lsq_progress_fn *progress,
+                      void *ctx)
+{
+    const size_t d = c->d, steps = pt->steps;
     size_t npts = (c->log_points < 80 ? 80 : c->log_points) + 70;
-    ts = malloc(npts * sizeof *ts);
-    if (!ts) { st = RS_ERROR(RS_ENOMEM, "out of memory"); goto done; }
-    size_t nlog = make_log_steps(steps, c->log_points, ts);
+    w->ts = malloc(npts * sizeof *w->ts);
+    if (!w->ts) return RS_ERROR(RS_ENOMEM, "out of memory");
+    const size_t *ts = w->ts;
+    const size_t nlog = w->nlog = make_log_steps(steps, c->log_points, w->ts);
     const int M = c->seeds;
-    int rots[LSQ_NROT], nr = 0;
+    int *rots = w->rots, nr = 0;
     for (int r = 0; r < LSQ_NROT; r++)
         if (pt->rot[r].present) rots[nr++] = r;
+    w->nr = nr;
     size_t nruns = (size_t)nr * (size_t)M;
-    outs = calloc(nruns, sizeof *outs);
-    mbuf = calloc(nruns * nlog, sizeof *mbuf);
-    vbuf = calloc(nruns * d, sizeof *vbuf);
-    if (!outs || !mbuf || !vbuf) { st = RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog); goto done; }
+    run_out *outs = w->outs = calloc(nruns, sizeof *outs);
+    w->mbuf = calloc(nruns * nlog, sizeof *w->mbuf);
+    w->vbuf = calloc(nruns * d, sizeof *w->vbuf);
+    if (!outs || !w->mbuf || !w->vbuf)
+        return RS_ERROR(RS_ENOMEM, "out of memory for %zu runs x %zu log points", nruns, nlog);
     for (size_t k = 0; k < nruns; k++) {
-        outs[k].m = mbuf + k * nlog;
-        outs[k].vfinal = vbuf + k * d;
+        outs[k].m = w->mbuf + k * nlog;
+        outs[k].vfinal = w->vbuf + k * d;
     }
     /* An adaptive run that keeps its first choice (one round) is the run of the rotation it
      * chose: the same problem, step size and sampling order, so the same bytes. When that
      * rotation is in the set, adaptive's runs are copied from it instead of recomputed
      * (test_lsq checks a recomputed adaptive run against the copy); the duplicate check
-     * below then marks them, as it would after a recomputation. */
+     * (point_summarise) then marks them, as it would after a recomputation. */
     int adapt_copy = -1, adapt_ri = -1, src_ri = -1;
     if (pt->rot[LSQ_R_ADAPTIVE].present && c->rounds <= 1 && !c->no_adaptive_copy) {
         int src = pt->rot[LSQ_R_ADAPTIVE].choice_hadamard_first ? LSQ_R_HADAMARD : LSQ_R_NONE;
@@ -728,9 +756,10 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
         }
         if (src_ri >= 0) adapt_copy = src;
     }
+    problem *probs = w->probs;
     int fail = RS_OK;
     size_t done_runs = 0;
-    /* Runs are parallel (BLAS is single-threaded, set above). */
+    /* Runs are parallel (BLAS is single-threaded, set by lsq_run_point). */
     char failmsg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1) num_threads(run_threads)
     for (size_t k = 0; k < nruns; k++) {
@@ -748,10 +777,7 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             if (progress) progress(ctx, done_runs, nruns);
         }
     }
-    if (fail) {
-        st = RS_ERROR(fail, "%s", failmsg);
-        goto done;
-    }
+    if (fail) return RS_ERROR(fail, "%s", failmsg);
     if (adapt_copy >= 0) {
         for (int m = 0; m < M; m++) {
             const run_out *o = &outs[(size_t)src_ri * (size_t)M + (size_t)m];
@@ -763,81 +789,109 @@ int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress,
             a->switches = 0;
         }
     }
+    return RS_OK;
+}
 
-    /* aggregate */
-    for (int ri = 0; ri < nr; ri++) {
-        int r = rots[ri];
-        lsq_rotres *res = &pt->rot[r];
-        res->nlog = nlog;
-        res->log = calloc(nlog, sizeof *res->log);
-        res->final_loss = malloc((size_t)M * sizeof(double));
-        res->final_D = malloc((size_t)M * sizeof(double));
-        res->final_eG = malloc((size_t)M * sizeof(double));
-        res->final_e2 = malloc((size_t)M * sizeof(double));
-        res->dup_rot = malloc((size_t)M * sizeof(int));
-        res->dup_seed = malloc((size_t)M * sizeof(int));
-        double *tmp = malloc((size_t)M * sizeof(double));
-        if (!res->log || !res->final_loss || !res->final_D || !res->final_eG || !res->final_e2 || !res->dup_rot ||
-            !res->dup_seed || !tmp) {
-            free(tmp);
-            st = RS_ERROR(RS_ENOMEM, "out of memory");
-            goto done;
-        }
-        run_out *o = outs + (size_t)ri * (size_t)M;
-        for (size_t li = 0; li < nlog; li++) {
-            lsq_logpt *L = &res->log[li];
-            double se;
-            L->t = ts[li];
-            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].loss;
-            mean_se(tmp, 1, (size_t)M, &L->loss, &L->loss_se);
-            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].D;
-            mean_se(tmp, 1, (size_t)M, &L->D, &L->D_se);
-            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].eG;
-            mean_se(tmp, 1, (size_t)M, &L->eG, &L->eG_se);
-            for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].e2;
-            mean_se(tmp, 1, (size_t)M, &L->e2, &se);
-            L->bound = NAN;
-        }
-        double sw = 0, fh = 0;
-        for (int m = 0; m < M; m++) {
-            res->final_loss[m] = o[m].m[nlog - 1].loss;
-            res->final_D[m] = o[m].m[nlog - 1].D;
-            res->final_eG[m] = o[m].m[nlog - 1].eG;
-            res->final_e2[m] = o[m].m[nlog - 1].e2;
-            sw += o[m].switches;
-            fh += o[m].ended_hadamard;
-        }
-        res->switches_mean = sw / M;
-        res->frac_hadamard_final = fh / M;
-        double se;
-        mean_se(res->final_loss, 1, (size_t)M, &res->final_loss_mean, &se);
-        res->final_loss_ci = 1.96 * se;
-        mean_se(res->final_D, 1, (size_t)M, &res->final_D_mean, &se);
-        res->final_D_ci = 1.96 * se;
-        mean_se(res->final_eG, 1, (size_t)M, &res->final_eG_mean, &se);
-        mean_se(res->final_e2, 1, (size_t)M, &res->final_e2_mean, &se);
+/* Step 4 for one rotation, the summary of its M runs o[0..M-1]: Monte Carlo mean and SE of
+ * every logged metric, the final values per seed with their means and 95% intervals,
+ * adaptive's switches; then Theorem 4.3's bound where it applies (with the logged steps whose
+ * mean D exceeds it by more than 2 SE) and the measured constants. */
+static int summarise_rotation(const run_out *o, int M, const size_t *ts, size_t nlog, lsq_rotres *res)
+{
+    res->nlog = nlog;
+    res->log = calloc(nlog, sizeof *res->log);
+    res->final_loss = malloc((size_t)M * sizeof(double));
+    res->final_D = malloc((size_t)M * sizeof(double));
+    res->final_eG = malloc((size_t)M * sizeof(double));
+    res->final_e2 = malloc((size_t)M * sizeof(double));
+    res->dup_rot = malloc((size_t)M * sizeof(int));
+    res->dup_seed = malloc((size_t)M * sizeof(int));
+    double *tmp = malloc((size_t)M * sizeof(double));
+    if (!res->log || !res->final_loss || !res->final_D || !res->final_eG || !res->final_e2 || !res->dup_rot ||
+        !res->dup_seed || !tmp) {
         free(tmp);
-        res->violations = 0;
-        res->bound_final = NAN;
-        if (res->bound_valid) {
-            if ((st = theorem_bound(res, res->mu))) goto done;
-            for (size_t li = 0; li < nlog; li++)
-                if (res->log[li].D > res->log[li].bound + 2.0 * res->log[li].D_se) res->violations++;
-            res->bound_final = res->log[nlog - 1].bound;
-        }
-        measured_constants(res);
+        return RS_ERROR(RS_ENOMEM, "out of memory");
     }
-    find_duplicates(pt, rots, nr, M, outs, nlog, d);
-done:
-    for (int r = 0; r < LSQ_NROT; r++) problem_free(&probs[r]);
-    rot_free(RH);
-    rot_free(RHaar);
-    free(X);
-    free(wt);
-    free(ts);
-    free(outs);
-    free(mbuf);
-    free(vbuf);
+    for (size_t li = 0; li < nlog; li++) {
+        lsq_logpt *L = &res->log[li];
+        double se;
+        L->t = ts[li];
+        for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].loss;
+        mean_se(tmp, 1, (size_t)M, &L->loss, &L->loss_se);
+        for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].D;
+        mean_se(tmp, 1, (size_t)M, &L->D, &L->D_se);
+        for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].eG;
+        mean_se(tmp, 1, (size_t)M, &L->eG, &L->eG_se);
+        for (int m = 0; m < M; m++) tmp[m] = o[m].m[li].e2;
+        mean_se(tmp, 1, (size_t)M, &L->e2, &se);
+        L->bound = NAN;
+    }
+    double sw = 0, fh = 0;
+    for (int m = 0; m < M; m++) {
+        res->final_loss[m] = o[m].m[nlog - 1].loss;
+        res->final_D[m] = o[m].m[nlog - 1].D;
+        res->final_eG[m] = o[m].m[nlog - 1].eG;
+        res->final_e2[m] = o[m].m[nlog - 1].e2;
+        sw += o[m].switches;
+        fh += o[m].ended_hadamard;
+    }
+    res->switches_mean = sw / M;
+    res->frac_hadamard_final = fh / M;
+    double se;
+    mean_se(res->final_loss, 1, (size_t)M, &res->final_loss_mean, &se);
+    res->final_loss_ci = 1.96 * se;
+    mean_se(res->final_D, 1, (size_t)M, &res->final_D_mean, &se);
+    res->final_D_ci = 1.96 * se;
+    mean_se(res->final_eG, 1, (size_t)M, &res->final_eG_mean, &se);
+    mean_se(res->final_e2, 1, (size_t)M, &res->final_e2_mean, &se);
+    free(tmp);
+    res->violations = 0;
+    res->bound_final = NAN;
+    if (res->bound_valid) {
+        int st = theorem_bound(res, res->mu);
+        if (st) return st;
+        for (size_t li = 0; li < nlog; li++)
+            if (res->log[li].D > res->log[li].bound + 2.0 * res->log[li].D_se) res->violations++;
+        res->bound_final = res->log[nlog - 1].bound;
+    }
+    measured_constants(res);
+    return RS_OK;
+}
+
+/* Step 4, the summary: each rotation's runs summarised, then the duplicate runs marked. */
+static int point_summarise(const lsq_config *c, const point_work *w, lsq_point *pt)
+{
+    const int M = c->seeds;
+    for (int ri = 0; ri < w->nr; ri++) {
+        int st = summarise_rotation(w->outs + (size_t)ri * (size_t)M, M, w->ts, w->nlog, &pt->rot[w->rots[ri]]);
+        if (st) return st;
+    }
+    find_duplicates(pt, w->rots, w->nr, M, w->outs, w->nlog, c->d);
+    return RS_OK;
+}
+
+int lsq_run_point(const lsq_config *c, lsq_point *pt, lsq_progress_fn *progress, void *ctx)
+{
+    int st = lsq_config_check(c);
+    if (st) return st;
+    memset(pt, 0, sizeof *pt);
+    pt->cfg = *c;
+    /* BLAS single-threaded for the whole point. Its linear algebra is small (d x d at most)
+     * and the runs are parallel over OpenMP (point_runs); a threaded BLAS (OpenBLAS's OpenMP
+     * build) opens a team per call, and LAPACK's unblocked panels (the Haar QR, GPTQ's
+     * Cholesky inverse) make thousands of short calls: on a loaded 2-core machine each
+     * waited for a descheduled thread, and the set-up took up to 8 s instead of 0.1 s.
+     * In that build openblas_set_num_threads() also sets OpenMP's thread count, so the
+     * runs' team size is taken first and given to point_runs explicitly. */
+    const int run_threads = omp_get_max_threads();
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    point_work w;
+    memset(&w, 0, sizeof w);
+    if (!(st = point_setup(c, &w)) && !(st = point_facts(c, &w, pt)) &&
+        !(st = point_runs(c, &w, pt, run_threads, progress, ctx)))
+        st = point_summarise(c, &w, pt);
+    point_work_free(&w);
     openblas_set_num_threads(blas_threads);
     if (st) lsq_point_free(pt);
     return st;

@@ -11,59 +11,9 @@
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 
+#include "quant/fsutil.h"
 #include "quant/rng.h"
 #include "quant/status.h"
-
-int rs_mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) return RS_ERROR(RS_EIO, "invalid directory name '%s'", dir);
-    memcpy(buf, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return RS_ERROR(RS_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
-            buf[i] = c;
-        }
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return RS_ERROR(RS_EIO, "'%s' exists and is not a directory", dir);
-    return RS_OK;
-}
-
-FILE *rs_atomic_open(const char *path, char *tmp, size_t tmplen)
-{
-    snprintf(tmp, tmplen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) RS_ERROR(RS_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-    return f;
-}
-
-int rs_atomic_close(FILE *f, const char *tmp, const char *path)
-{
-    /* the cause: fflush retries what is still buffered (ENOSPC, EFBIG, EIO...) */
-    int e = 0;
-    if (fflush(f) != 0) e = errno;
-    int bad = ferror(f);
-    if (fclose(f) != 0) {
-        bad = 1;
-        if (!e) e = errno;
-    }
-    if (bad) {
-        remove(tmp);
-        if (e) return RS_ERROR(RS_EIO, "write error on '%s': %s", tmp, strerror(e));
-        return RS_ERROR(RS_EIO, "write error on '%s'", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-    }
-    return RS_OK;
-}
 
 static void num(FILE *f, double v) { fprintf(f, isfinite(v) ? "%.10g" : "nan", v); }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quant/fsutil.h" /* rs_mkdir_p, rs_atomic_open/close: the folder and its files */
 #include "sim/lsq.h"
 
 typedef struct {
@@ -61,10 +62,5 @@ void lsq_prop44_summary(const double *p, size_t n, double *frac20, double *frac2
  * summary.json into dir (created if missing). RS_EIO with a message on failure. */
 int lsq_write_outputs(const char *dir, const lsq_results *r);
 
-/* Open path.tmp for writing / close it and rename over path. */
-FILE *rs_atomic_open(const char *path, char *tmp, size_t tmplen);
-int rs_atomic_close(FILE *f, const char *tmp, const char *path);
-/* mkdir -p */
-int rs_mkdir_p(const char *dir);
 
 #endif

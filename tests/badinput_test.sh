@@ -80,7 +80,7 @@ row "--wbits 0 (ptq)" 2 "llm ptq: --wbits: 0 is out of range \[1, 16\]" $B llm p
 
 # ---- an unwritable --out (below a regular file: refused even for root)
 : >"$T/afile"
-row "unwritable lsq --out" 1 "lsq: --out: cannot create directory '.*/afile/x': Not a directory" \
+row "unwritable lsq --out" 1 "lsq: --out: cannot create folder '.*/afile/x': Not a directory" \
   $B lsq --d 64 --N 16 --seeds 1 --max-steps 50 --prop44 10 --no-plot --quiet --out "$T/afile/x"
 row "unwritable llm sft --out" 1 "llm sft: cannot create folder '.*/afile/x': Not a directory" \
   $B llm sft --model "$T/m0" $OPTS --out "$T/afile/x"

@@ -80,6 +80,13 @@ grep -qE "ROUGE \(stemmed\) F: R1 [0-9.]+  R2 [0-9.]+  RL [0-9.]+  RLsum [0-9.]+
 $B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --limit 5 --max-new-tokens 8 --predictions "$T/pred2.jsonl" --threads 1 >/dev/null 2>&1
 cmp -s "$T/pred.jsonl" "$T/pred2.jsonl" && ok "eval --generate: same predictions twice" || bad "eval --generate is not deterministic"
 expect_exit 2 "--generate: .* is not a .jsonl" $B llm eval --model "$T/base" --data "$T/dm/pretrain.txt" --generate
+# a line that is not a prompt/completion object: exit 1 naming file:line, the earlier predictions kept
+{ head -2 $FIX/sample_test.jsonl; echo '{"prompt": "x"}'; } >"$T/bad.jsonl"
+expect_exit 1 "bad.jsonl:3: .*completion" \
+  $B llm eval --model "$T/base" --data "$T/bad.jsonl" --generate --max-new-tokens 4 --predictions "$T/pred.jsonl" --threads 1
+cmp -s "$T/pred.jsonl" "$T/pred2.jsonl" && [ ! -e "$T/pred.jsonl.tmp" ] && ok "eval --generate failed: predictions file untouched, no .tmp left" \
+  || bad "a failed eval --generate touched $T/pred.jsonl"
+expect_exit 1 "new tokens per prompt: need 1 to 63" $B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --max-new-tokens 64
 
 echo "data_cli_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

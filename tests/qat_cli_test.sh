@@ -104,6 +104,15 @@ expect_exit 1 "--runs" $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl -
 if command -v gnuplot >/dev/null; then
   for f in fig7_reduction.png fig3_channels.png fig4_error.png fig6_channels.png; do [ -s "$T/diag/$f" ] && ok "diagnose drew $f" || bad "no $f"; done
 fi
+# a gnuplot that fails without reading its input: warnings, not a SIGPIPE death (exit 141), and the
+# tables stand (tests/test_plot.c makes the unread write certain with 1 MiB of input)
+ROSTESIM_GNUPLOT=/bin/false $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 2 --out "$T/diagf" \
+  --runs "$T/ste,$T/ro" >"$T/o" 2>"$T/e"; rc=$?
+[ $rc -eq 0 ] && grep -q "and 0 figures" "$T/o" && grep -q "warning: no figure from llm_fig7: gnuplot failed drawing llm_fig7 (exit status 1)" "$T/e" \
+  && [ -s "$T/diagf/fig7.tsv" ] && [ -s "$T/diagf/fig6.tsv" ] && ok "diagnose with a failing gnuplot: exit 0, tables written, each figure a warning" \
+  || bad "diagnose with ROSTESIM_GNUPLOT=/bin/false: exit $rc: $(head -c 300 "$T/e")"
+expect_exit 2 "--runs: at most 8 folders" $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --out "$T/x" --runs a,b,c,d,e,f,g,h,i
+expect_exit 2 "--runs: no folder named" $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --out "$T/x" --runs ,
 
 # usage errors
 expect_exit 2 "--method" $B llm qat --method foo --model "$T/m0" $OPTS --out "$T/x"

@@ -5,22 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "quant/rotation.h"
 #include "quant/status.h"
+#include "solvers/stiefel.h"
 #include "tests/check.h"
-
-static double orth_err(const double *R, size_t n)
-{
-    double e = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double s = 0;
-            for (size_t k = 0; k < n; k++) s += R[k * n + i] * R[k * n + j];
-            e = fmax(e, fabs(s - (i == j)));
-        }
-    return e;
-}
 
 static rot *make(rot_kind k, size_t b, size_t nb, uint64_t seed)
 {
@@ -38,7 +26,7 @@ static void check_consistency(rot *r, const char *what)
     size_t n = rot_dim(r), rows = 3, cols = 5;
     double *R = malloc(n * n * sizeof *R);
     rot_dense_f64(r, R);
-    CHECK(orth_err(R, n) <= 1e-12, "%s: R^T R = I (err %.3g)", what, orth_err(R, n));
+    CHECK(stiefel_orth_err(R, n) <= 1e-12, "%s: R^T R = I (err %.3g)", what, stiefel_orth_err(R, n));
     rs_rng *g = rs_rng_alloc(99, RS_STREAM_DATA);
     double *x = malloc(n * cols * sizeof *x), *y = malloc(n * cols * sizeof *y);
     float *xf = malloc(n * cols * sizeof *xf);
@@ -107,7 +95,18 @@ int main(void)
                     memcmp(a, b2, rows * n * sizeof *a))
                     same = 0;
             CHECK(same, "%s: rot_apply_rows_f32_ws (%zu floats of workspace) bit-identical", what, wl);
-            free(a), free(b2), free(ws);
+            /* the growing workspace: from none, 1 row then 37, the same bytes again */
+            float *gw = NULL;
+            size_t gl = 0;
+            same = 1;
+            for (int t = 0; t < 2; t++)
+                if (rot_apply_rows_f32(r, a, 1, t) || rot_apply_rows_f32_grow(r, b2, 1, t, &gw, &gl) ||
+                    rot_apply_rows_f32(r, a, rows, t) || rot_apply_rows_f32_grow(r, b2, rows, t, &gw, &gl) ||
+                    memcmp(a, b2, rows * n * sizeof *a))
+                    same = 0;
+            CHECK(same && gl == rot_apply_ws_len(r, rows), "%s: rot_apply_rows_f32_grow bit-identical, grown to %zu floats",
+                  what, gl);
+            free(a), free(b2), free(ws), free(gw);
         }
         rot_free(r);
     }

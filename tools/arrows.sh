@@ -4,8 +4,9 @@
 # layering below (a room may include only rooms of a lower rank). Exit 1 when one does.
 # Run from the repository root.
 set -u
-declare -A rank=([quant]=0 [par]=1 [solvers]=1 [llm/io]=2 [llm/eval]=2 [llm/text]=3 [llm/nn]=3
-                 [llm/import]=4 [llm/train]=4 [llm/quantize]=5 [sim]=2 [plots]=2 [cli]=9)
+declare -A rank=([quant]=0 [par]=1 [solvers]=1 [llm/io]=2 [llm/text]=3 [llm/nn]=3
+                 [llm/import]=4 [llm/train]=4 [llm/quantize]=5 [llm/eval]=6
+                 [sim]=2 [plots]=2 [cli]=9)
 back=0
 while read -r n from to; do
   mark=""

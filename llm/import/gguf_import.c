@@ -10,6 +10,7 @@
 
 #include "cJSON.h"
 #include "llm/io/fileio.h"
+#include "llm/io/jsonutil.h"
 #include "llm/io/safetensors.h"
 #include "llm/text/tokenizer_write.h"
 #include "quant/status.h"
@@ -276,7 +277,7 @@ int gguf_import_weights(const gguf_file *g, const char *dir)
         o[i].shape[0] = e[i].shape[0];
         o[i].shape[1] = e[i].shape[1];
     }
-    if (!rc) rc = llm_mkdir_p(dir);
+    if (!rc) rc = rs_mkdir_p(dir);
     if (!rc) {
         char p[4200];
         snprintf(p, sizeof p, "%s/config.json", dir);
@@ -356,13 +357,7 @@ static int wrap_digits(const char *path)
     cJSON_AddItemToArray(list, bl);
     cJSON_AddItemToObject(seq, "pretokenizers", list);
     cJSON_AddItemToObject(j, "pre_tokenizer", seq);
-    char *out = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!out) return RS_ERROR(RS_ENOMEM, "out of memory");
-    llm_atomic a;
-    int bad = llm_atomic_write_line(&a, path, out, 0);
-    free(out);
-    return bad ? RS_ERROR(RS_EIO, "%s: cannot write", path) : RS_OK;
+    return llm_json_write(path, j, 0);
 }
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
@@ -479,7 +474,7 @@ int gguf_import_tokenizer(const gguf_file *g, const char *dir)
     spec.added_special = added_special;
     spec.bos_prepend = add_bos ? vocab[bos] : NULL;
     char p[4200];
-    if ((rc = llm_mkdir_p(dir))) goto out;
+    if ((rc = rs_mkdir_p(dir))) goto out;
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     if ((rc = tok_write_json(p, &spec))) goto out;
     if (kind == PRE_DIGITS_GPT2 && (rc = wrap_digits(p))) goto out;

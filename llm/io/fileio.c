@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "quant/status.h"
 
@@ -88,25 +87,6 @@ int llm_read_file(const char *path, size_t cap, char **out, size_t *len)
     return RS_OK;
 }
 
-int llm_mkdir_p(const char *dir)
-{
-    char p[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof p) return RS_ERROR(RS_EINVAL, "folder name '%s' is empty or too long", dir);
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return RS_ERROR(RS_EIO, "cannot create folder '%s': %s", p, strerror(errno));
-        p[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return RS_ERROR(RS_EIO, "'%s' exists and is not a folder", dir);
-    return RS_OK;
-}
-
 /* Room for `need` bytes in all; 0, or -1 with oom set. */
 static int buf_reserve(llm_buf *b, size_t need)
 {
@@ -156,15 +136,10 @@ void llm_buf_printf(llm_buf *b, const char *fmt, ...)
 
 int llm_atomic_open(llm_atomic *a, const char *path, int flags)
 {
-    a->f = NULL, a->path = path, a->flags = flags, a->stage = LLM_ATOMIC_OK, a->err = 0;
-    int n = snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    if (n < 0 || (size_t)n >= sizeof a->tmp) {
-        a->stage = LLM_ATOMIC_CREATE, a->err = ENAMETOOLONG;
-        return -1;
-    }
-    a->f = fopen(a->tmp, "wb");
+    a->path = path, a->flags = flags, a->stage = LLM_ATOMIC_OK, a->err = 0;
+    a->f = rs_atomic_create(path, a->tmp, sizeof a->tmp, &a->err);
     if (!a->f) {
-        a->stage = LLM_ATOMIC_CREATE, a->err = errno;
+        a->stage = LLM_ATOMIC_CREATE;
         return -1;
     }
     return 0;
@@ -172,21 +147,10 @@ int llm_atomic_open(llm_atomic *a, const char *path, int flags)
 
 int llm_atomic_commit(llm_atomic *a, int ok)
 {
-    int e = errno; /* a failed write of the caller's left its errno */
-    if (ok && ferror(a->f)) ok = 0;
-    if (ok && fflush(a->f) != 0) ok = 0, e = errno;
-    if (ok && (a->flags & LLM_ATOMIC_SYNC) && fsync(fileno(a->f)) != 0) ok = 0, e = errno;
-    if (fclose(a->f) != 0 && ok) ok = 0, e = errno;
+    a->err = errno; /* a failed write of the caller's left its errno */
+    a->stage = rs_atomic_finish(a->f, a->tmp, a->path, ok, a->flags & LLM_ATOMIC_SYNC, &a->err);
     a->f = NULL;
-    if (!ok) {
-        a->stage = LLM_ATOMIC_WRITE, a->err = e;
-    } else if (rename(a->tmp, a->path) != 0) {
-        a->stage = LLM_ATOMIC_RENAME, a->err = errno;
-    } else {
-        return 0;
-    }
-    remove(a->tmp);
-    return -1;
+    return a->stage == RS_ATOMIC_OK ? 0 : -1;
 }
 
 void llm_atomic_abort(llm_atomic *a)

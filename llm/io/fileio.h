@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "quant/fsutil.h"
+
 /* Read a whole file of at most `cap` bytes into a malloc'ed NUL-terminated buffer
  * (*out, caller frees; *len bytes without the NUL; len may be NULL). Pipes and other streams
  * are read to their end. Errors name the file: cannot open or a folder (RS_EIO), more than
@@ -15,10 +17,11 @@ int llm_read_file(const char *path, size_t cap, char **out, size_t *len);
 /* No size limit for llm_read_file beyond the memory there is (small files we wrote ourselves). */
 #define LLM_READ_ANY_SIZE ((size_t)-1 / 2)
 
-/* The one atomic writer: the bytes go to "<path>.tmp", which is renamed over path only when
- * every write, the flush (and with LLM_ATOMIC_SYNC the fsync) and the close succeeded, so path
- * holds its old bytes or all the new ones, never a truncated file; on failure the temporary is
- * removed. It records no error message: the caller words its own from `stage` and `err`.
+/* The one atomic writer (rs_atomic_create/finish in quant/fsutil.h, which sim/ shares), as llm/
+ * uses it: the bytes go to "<path>.tmp", which is renamed over path only when every write, the
+ * flush (and with LLM_ATOMIC_SYNC the fsync) and the close succeeded, so path holds its old
+ * bytes or all the new ones, never a truncated file; on failure the temporary is removed. It
+ * records no error message: the caller words its own from `stage` and `err`.
  *
  *     llm_atomic a;
  *     if (llm_atomic_open(&a, path, 0)) ...   a.err: errno of the failed create (a.tmp names it)
@@ -27,7 +30,8 @@ int llm_read_file(const char *path, size_t cap, char **out, size_t *len);
  *
  * A caller that gives up between open and commit calls llm_atomic_abort. */
 enum { LLM_ATOMIC_SYNC = 1 };
-enum { LLM_ATOMIC_OK = 0, LLM_ATOMIC_CREATE, LLM_ATOMIC_WRITE, LLM_ATOMIC_RENAME };
+enum { LLM_ATOMIC_OK = RS_ATOMIC_OK, LLM_ATOMIC_CREATE = RS_ATOMIC_CREATE, LLM_ATOMIC_WRITE = RS_ATOMIC_WRITE,
+       LLM_ATOMIC_RENAME = RS_ATOMIC_RENAME };
 typedef struct {
     FILE *f;        /* the temporary, open for writing between open and commit */
     char tmp[4200]; /* its name, "<path>.tmp" */
@@ -54,8 +58,8 @@ int llm_atomic_error(const llm_atomic *a);
 /* open + the text and a newline + commit (JSON files). */
 int llm_atomic_write_line(llm_atomic *a, const char *path, const char *text, int flags);
 
-/* Create a folder and its parents (like mkdir -p); an existing folder is fine. */
-int llm_mkdir_p(const char *dir);
+/* Folders are created with rs_mkdir_p (mkdir -p), shared with sim/ and so kept in quant/fsutil.h,
+ * included above for every writer of llm/. */
 
 /* A growable NUL-terminated byte buffer; on allocation failure `oom` is set and further
  * appends are ignored (check it once at the end). Free v when done. */

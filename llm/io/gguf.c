@@ -183,23 +183,35 @@ static void scalar_value(gguf_kv *kv, const unsigned char *p)
     kv->f = (double)kv->u;
 }
 
+/* A metadata key or a tensor name ("<owner> <idx>: <noun>" in messages): a non-empty string
+ * without NUL bytes, copied NUL-terminated into *out and quoted into qb (80 bytes) for the
+ * messages that follow. */
+static int rd_name(cursor *c, const char *owner, size_t idx, const char *noun, const char **out, char qb[80])
+{
+    const gguf_file *g = c->g;
+    char what[192];
+    size_t at = c->pos;
+    snprintf(what, sizeof what, "%s %zu: %s", owner, idx, noun);
+    const char *s = NULL;
+    size_t len = 0;
+    int rc = rd_str(c, &s, &len, what);
+    if (rc) return rc;
+    if (len == 0) return fail(g, RS_EINVAL, at, "%s %zu: empty %s", owner, idx, noun);
+    if (memchr(s, 0, len)) return fail(g, RS_EINVAL, at, "%s %zu: %s contains a NUL byte", owner, idx, noun);
+    if (!(*out = dup_name(s, len))) return RS_ERROR(RS_ENOMEM, "%s: out of memory", g->path);
+    llm_quoted(qb, 80, s, len);
+    return RS_OK;
+}
+
 static int parse_kv(cursor *c, gguf_kv *kv, size_t idx)
 {
     const gguf_file *g = c->g;
     char what[192], qb[80];
-    size_t at = c->pos;
-    snprintf(what, sizeof what, "metadata %zu: key", idx);
-    const char *k = NULL;
-    size_t klen = 0;
-    int rc = rd_str(c, &k, &klen, what);
+    int rc = rd_name(c, "metadata", idx, "key", &kv->key, qb);
     if (rc) return rc;
-    if (klen == 0) return fail(g, RS_EINVAL, at, "metadata %zu: empty key", idx);
-    if (memchr(k, 0, klen)) return fail(g, RS_EINVAL, at, "metadata %zu: key contains a NUL byte", idx);
-    if (!(kv->key = dup_name(k, klen))) return RS_ERROR(RS_ENOMEM, "%s: out of memory", g->path);
-    llm_quoted(qb, sizeof qb, k, klen);
     snprintf(what, sizeof what, "metadata '%s': type", qb);
     uint32_t type;
-    at = c->pos;
+    size_t at = c->pos;
     if ((rc = rd_u32(c, &type, what))) return rc;
     if (type >= GGUF_NTYPES) return fail(g, RS_EINVAL, at, "metadata '%s': unknown value type %u", qb, type);
     kv->type = (gguf_vtype)type;
@@ -249,19 +261,11 @@ static int parse_tensor(cursor *c, gguf_tensor *t, size_t idx)
 {
     const gguf_file *g = c->g;
     char what[192], qb[80];
-    size_t at = c->pos;
-    snprintf(what, sizeof what, "tensor %zu: name", idx);
-    const char *s = NULL;
-    size_t len = 0;
-    int rc = rd_str(c, &s, &len, what);
+    int rc = rd_name(c, "tensor", idx, "name", &t->name, qb);
     if (rc) return rc;
-    if (len == 0) return fail(g, RS_EINVAL, at, "tensor %zu: empty name", idx);
-    if (memchr(s, 0, len)) return fail(g, RS_EINVAL, at, "tensor %zu: name contains a NUL byte", idx);
-    if (!(t->name = dup_name(s, len))) return RS_ERROR(RS_ENOMEM, "%s: out of memory", g->path);
-    llm_quoted(qb, sizeof qb, s, len);
     snprintf(what, sizeof what, "tensor %zu ('%s')", idx, qb);
     uint32_t nd;
-    at = c->pos;
+    size_t at = c->pos;
     if ((rc = rd_u32(c, &nd, what))) return rc;
     if (nd < 1 || nd > GGUF_MAX_DIMS)
         return fail(g, RS_EINVAL, at, "%s: n_dims %u is not in 1..%d", what, nd, GGUF_MAX_DIMS);

@@ -1,8 +1,12 @@
-/* rostesim LLM: message helpers for the readers (see jsonutil.h). */
+/* rostesim LLM: JSON helpers (see jsonutil.h). */
 #include "llm/io/jsonutil.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "llm/io/fileio.h"
+#include "quant/status.h"
 
 const char *llm_json_type(const cJSON *v)
 {
@@ -27,4 +31,15 @@ const char *llm_quoted(char *buf, size_t cap, const char *s, size_t len)
     if (i < len && o + 4 <= cap) { memcpy(buf + o, "...", 3); o += 3; }
     buf[o] = 0;
     return buf;
+}
+
+int llm_json_write(const char *path, cJSON *j, int pretty)
+{
+    char *txt = j ? (pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j)) : NULL;
+    cJSON_Delete(j);
+    if (!txt) return RS_ERROR(RS_ENOMEM, "%s: out of memory", path);
+    llm_atomic a;
+    int bad = llm_atomic_write_line(&a, path, txt, 0);
+    free(txt);
+    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
 }

@@ -474,7 +474,7 @@ int llm_model_load(llm_model **out, const char *dir)
 
 int llm_model_save(const llm_model *m, const char *dir)
 {
-    int st = llm_mkdir_p(dir);
+    int st = rs_mkdir_p(dir);
     if (st) return st;
     const llm_config *c = &m->cfg;
     char path[4096];
@@ -549,7 +549,7 @@ int llm_copy_tokenizer_files(const char *src_dir, const char *dst_dir)
 {
     static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                         "vocab.json", "merges.txt", "generation_config.json"};
-    int st = llm_mkdir_p(dst_dir);
+    int st = rs_mkdir_p(dst_dir);
     if (st) return st;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char a[4096], b[4096];

@@ -663,14 +663,7 @@ size_t llm_intq_kv_bytes(const llm_intq_kv *kv)
 
 static int rot_rows(llm_intq_kv *kv, const rot *r, float *x, size_t rows, int transpose)
 {
-    size_t need = rot_apply_ws_len(r, rows);
-    if (need > kv->rws_len) {
-        float *nb = realloc(kv->rws, need * sizeof(float));
-        if (!nb) return RS_ERROR(RS_ENOMEM, "llm_intq: out of memory for a rotation workspace");
-        kv->rws = nb;
-        kv->rws_len = need;
-    }
-    return rot_apply_rows_f32_ws(r, x, rows, transpose, need ? kv->rws : NULL);
+    return rot_apply_rows_f32_grow(r, x, rows, transpose, &kv->rws, &kv->rws_len);
 }
 
 static void norm(const llm_config *c, int ln, float *out, float *mean, float *rstd, const float *x, const float *w,

@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "llm/io/fileio.h"
+#include "llm/io/jsonutil.h"
 #include "quant/status.h"
 #include "solvers/gptq.h"
 
@@ -315,13 +316,7 @@ int llm_ptq_save(const llm_model *m, const llm_rot_config *rc, const llm_ptq_opt
         }
     }
     cJSON_AddItemToObject(j, "ptq", p);
-    char *out = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!out) return RS_ERROR(RS_ENOMEM, "ptq: out of memory");
-    llm_atomic a;
-    int bad = llm_atomic_write_line(&a, path, out, 0);
-    free(out);
-    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
+    return llm_json_write(path, j, 1);
 }
 
 int llm_ptq_write_errors(const char *path, const llm_ptq_layer_err *err, int n_layer, double mean_ratio[LLM_NSITES])

@@ -18,6 +18,7 @@
 #include <cJSON.h>
 
 #include "llm/io/fileio.h"
+#include "llm/io/jsonutil.h"
 #include "llm/nn/kernels.h"
 #include "llm/nn/model.h"
 #include "llm/nn/prof.h"
@@ -267,15 +268,8 @@ static double range_sum(const float *x, size_t rows, size_t len)
 /* x <- x R (or x R^T) for rows rows, with the state's rotation scratch (grown here). */
 static int rot_rows(llm_qat *q, const rot *r, float *x, size_t rows, int transpose)
 {
-    size_t need = rot_apply_ws_len(r, rows);
-    if (need > q->rws_len) {
-        float *nb = realloc(q->rws, need * sizeof(float));
-        if (!nb) return RS_ERROR(RS_ENOMEM, "llm_qat: out of memory for a rotation workspace");
-        q->rws = nb;
-        q->rws_len = need;
-    }
     int st;
-    LLM_PROF(LLM_PH_ROT, st = rot_apply_rows_f32_ws(r, x, rows, transpose, need ? q->rws : NULL));
+    LLM_PROF(LLM_PH_ROT, st = rot_apply_rows_f32_grow(r, x, rows, transpose, &q->rws, &q->rws_len));
     return st;
 }
 
@@ -621,15 +615,9 @@ int llm_qat_save(const llm_model *m, const llm_rot_config *rc, const char *metho
     } else {
         cJSON_AddNullToObject(j, "rotation");
     }
-    char *txt = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_qat_save: out of memory");
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, LLM_QAT_FILE);
-    llm_atomic a;
-    int bad = llm_atomic_write_line(&a, path, txt, 0);
-    free(txt);
-    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
+    return llm_json_write(path, j, 1);
 }
 
 static int json_num(const cJSON *o, const char *k, double lo, double hi, double *v, const char *path)

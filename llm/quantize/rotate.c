@@ -12,6 +12,7 @@
 #include <cJSON.h>
 
 #include "llm/io/fileio.h"
+#include "llm/io/jsonutil.h"
 #include "llm/quantize/qat.h"
 #include "quant/rng.h"
 #include "quant/rotation.h"
@@ -426,14 +427,7 @@ int llm_rot_config_from_json(llm_rot_config *rc, const cJSON *j, int n_layer, co
 
 int llm_rot_config_save(const llm_rot_config *rc, const char *path)
 {
-    cJSON *j = llm_rot_config_to_json(rc);
-    char *txt = j ? cJSON_Print(j) : NULL;
-    cJSON_Delete(j);
-    if (!txt) return RS_ERROR(RS_ENOMEM, "llm_rot_config_save: out of memory");
-    llm_atomic a;
-    int bad = llm_atomic_write_line(&a, path, txt, 0);
-    free(txt);
-    return bad ? RS_ERROR(RS_EIO, "cannot write %s: %s", path, strerror(a.err)) : RS_OK;
+    return llm_json_write(path, llm_rot_config_to_json(rc), 1);
 }
 
 int llm_rot_config_load(llm_rot_config *rc, const char *path, int n_layer)

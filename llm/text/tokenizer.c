@@ -22,6 +22,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "llm/io/jsonutil.h"
 #include "quant/status.h"
 
 #define TOK_MAX_ID (1 << 24) /* ids beyond this are refused (bounds every allocation) */
@@ -312,18 +313,6 @@ void tok_free(tok_tokenizer *t)
 
 #define NOMEM(t) RS_ERROR(RS_ENOMEM, "%s: out of memory", (t)->name)
 
-static const char *type_name(const cJSON *x)
-{
-    if (!x) return "nothing";
-    if (cJSON_IsNull(x)) return "null";
-    if (cJSON_IsBool(x)) return "a boolean";
-    if (cJSON_IsNumber(x)) return "a number";
-    if (cJSON_IsString(x)) return "a string";
-    if (cJSON_IsArray(x)) return "an array";
-    if (cJSON_IsObject(x)) return "an object";
-    return "an invalid value";
-}
-
 /* Optional boolean member: absent or null gives `def`. */
 static int get_bool(const tok_tokenizer *t, const cJSON *obj, const char *key, const char *path, int def,
                     int *out)
@@ -331,7 +320,7 @@ static int get_bool(const tok_tokenizer *t, const cJSON *obj, const char *key, c
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!x || cJSON_IsNull(x)) { *out = def; return 0; }
     if (!cJSON_IsBool(x))
-        return RS_ERROR(RS_EINVAL, "%s: %s.%s must be a boolean, not %s", t->name, path, key, type_name(x));
+        return RS_ERROR(RS_EINVAL, "%s: %s.%s must be a boolean, not %s", t->name, path, key, llm_json_type(x));
     *out = cJSON_IsTrue(x);
     return 0;
 }
@@ -339,10 +328,10 @@ static int get_bool(const tok_tokenizer *t, const cJSON *obj, const char *key, c
 static int get_type(const tok_tokenizer *t, const cJSON *obj, const char *path, const char **type)
 {
     if (!cJSON_IsObject(obj))
-        return RS_ERROR(RS_EINVAL, "%s: %s must be an object, not %s", t->name, path, type_name(obj));
+        return RS_ERROR(RS_EINVAL, "%s: %s must be an object, not %s", t->name, path, llm_json_type(obj));
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!cJSON_IsString(x))
-        return RS_ERROR(RS_EINVAL, "%s: %s.type must be a string, not %s", t->name, path, type_name(x));
+        return RS_ERROR(RS_EINVAL, "%s: %s.type must be a string, not %s", t->name, path, llm_json_type(x));
     *type = x->valuestring;
     return 0;
 }
@@ -397,52 +386,50 @@ static int compile_re(tok_tokenizer *t, const char *pat, size_t len, int literal
 
 /* ---------------------------------------------------------------- sections of tokenizer.json */
 
-static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *path)
+/* A section's loader: the step x at `path`, with the loader's own state (may be unused). */
+typedef int tok_step_fn(tok_tokenizer *t, const cJSON *x, const char *path, void *ctx);
+
+/* A "Sequence" step of a section: every element of p[key] loaded in order by fn, at the path
+ * "<path>.<key>[i]". */
+static int load_sequence(tok_tokenizer *t, const cJSON *p, const char *key, const char *path, tok_step_fn *fn, void *ctx)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, key);
+    if (!cJSON_IsArray(list))
+        return RS_ERROR(RS_EINVAL, "%s: %s.%s must be an array, not %s", t->name, path, key, llm_json_type(list));
+    size_t i = 0;
+    for (const cJSON *x = list->child; x; x = x->next, i++) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s.%s[%zu]", path, key, i);
+        int rc = fn(t, x, sub, ctx);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *path, void *unused)
 {
     if (!n || cJSON_IsNull(n)) return 0;
     const char *type;
     int rc = get_type(t, n, path, &type);
     if (rc) return rc;
     if (!strcmp(type, "NFC")) { t->nfc = 1; return 0; }
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.normalizers must be an array, not %s", t->name, path,
-                            type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, i);
-            if ((rc = load_normalizer(t, x, sub))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, n, "normalizers", path, load_normalizer, unused);
     return RS_ERROR(RS_ENOTSUP, "%s: %s.type: %s is not supported (NFC or a Sequence of NFC)", t->name, path, type);
 }
 
-static int load_pretok(tok_tokenizer *t, const cJSON *p, const char *path, int *seen_bl)
+/* seen_bl (an int *): set once a ByteLevel step was loaded (only one may end the chain). */
+static int load_pretok(tok_tokenizer *t, const cJSON *p, const char *path, void *seen_bl_)
 {
+    int *seen_bl = seen_bl_;
     const char *type;
     int rc = get_type(t, p, path, &type);
     if (rc) return rc;
     if (*seen_bl)
         return RS_ERROR(RS_ENOTSUP, "%s: %s: only a ByteLevel step can end the pre-tokenizer (found %s after it)",
                         t->name, path, type);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.pretokenizers must be an array, not %s", t->name, path,
-                            type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, i);
-            if ((rc = load_pretok(t, x, sub, seen_bl))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, p, "pretokenizers", path, load_pretok, seen_bl);
     if (!strcmp(type, "ByteLevel")) {
-        int use_regex;
+        int use_regex = 1; /* set by get_bool (initialised for -Wmaybe-uninitialized) */
         if ((rc = get_bool(t, p, "add_prefix_space", path, 1, &t->prefix_space))) return rc;
         if ((rc = get_bool(t, p, "use_regex", path, 1, &use_regex))) return rc;
         if (use_regex) {
@@ -463,7 +450,7 @@ static int load_pretok(tok_tokenizer *t, const cJSON *p, const char *path, int *
             return RS_ERROR(RS_EINVAL, "%s: %s.pattern must be {\"Regex\": string} or {\"String\": string}",
                             t->name, path);
         if (!cJSON_IsString(beh))
-            return RS_ERROR(RS_EINVAL, "%s: %s.behavior must be a string, not %s", t->name, path, type_name(beh));
+            return RS_ERROR(RS_EINVAL, "%s: %s.behavior must be a string, not %s", t->name, path, llm_json_type(beh));
         static const char *names[] = {"Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
         int b = -1;
         for (int i = 0; i < 5; i++)
@@ -509,7 +496,7 @@ static int merge_ids(tok_tokenizer *t, const cJSON *m, size_t i, int32_t *a, int
         nb = strlen(sb);
     } else {
         return RS_ERROR(RS_EINVAL, "%s: model.merges[%zu] must be \"a b\" or [\"a\", \"b\"], not %s", t->name, i,
-                        type_name(m));
+                        llm_json_type(m));
     }
     *a = smap_get(&t->model, t->arena.v, sa, na);
     *b = smap_get(&t->model, t->arena.v, sb, nb);
@@ -528,7 +515,7 @@ static int merge_ids(tok_tokenizer *t, const cJSON *m, size_t i, int32_t *a, int
 static int check_id(const tok_tokenizer *t, const cJSON *x, const char *path, const char *key, int32_t *id)
 {
     if (!cJSON_IsNumber(x))
-        return RS_ERROR(RS_EINVAL, "%s: %s \"%s\": id must be an integer, not %s", t->name, path, key, type_name(x));
+        return RS_ERROR(RS_EINVAL, "%s: %s \"%s\": id must be an integer, not %s", t->name, path, key, llm_json_type(x));
     if (!(x->valuedouble >= 0 && x->valuedouble < TOK_MAX_ID) || x->valuedouble != (double)(int32_t)x->valuedouble)
         return RS_ERROR(RS_EINVAL, "%s: %s \"%s\": id %.17g is not an integer in [0, %d)", t->name, path, key,
                         x->valuedouble, TOK_MAX_ID);
@@ -551,7 +538,7 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
         if (x && !cJSON_IsNull(x) && !(cJSON_IsString(x) && !x->valuestring[0]))
             return RS_ERROR(RS_ENOTSUP, "%s: model.%s is not supported", t->name, affixes[i]);
     }
-    int byte_fallback;
+    int byte_fallback = 0; /* set by get_bool (initialised for -Wmaybe-uninitialized) */
     if ((rc = get_bool(t, model, "byte_fallback", "model", 0, &byte_fallback))) return rc;
     if (byte_fallback) return RS_ERROR(RS_ENOTSUP, "%s: model.byte_fallback: true is not supported", t->name);
     if ((rc = get_bool(t, model, "ignore_merges", "model", 0, &t->ignore_merges))) return rc;
@@ -559,7 +546,7 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
 
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!cJSON_IsObject(vocab))
-        return RS_ERROR(RS_EINVAL, "%s: model.vocab must be an object, not %s", t->name, type_name(vocab));
+        return RS_ERROR(RS_EINVAL, "%s: model.vocab must be an object, not %s", t->name, llm_json_type(vocab));
     /* size: 1 + the largest id of the vocab and the added tokens */
     size_t nvocab = 0;
     int32_t maxid = -1, id = -1;
@@ -568,7 +555,7 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
         if (id > maxid) maxid = id;
     }
     if (added && !cJSON_IsArray(added))
-        return RS_ERROR(RS_EINVAL, "%s: added_tokens must be an array, not %s", t->name, type_name(added));
+        return RS_ERROR(RS_EINVAL, "%s: added_tokens must be an array, not %s", t->name, llm_json_type(added));
     size_t i = 0;
     for (x = added ? added->child : NULL; x; x = x->next, i++) {
         char path[64];
@@ -630,7 +617,7 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
     t->unk_id = -1;
     if (unk && !cJSON_IsNull(unk)) {
         if (!cJSON_IsString(unk))
-            return RS_ERROR(RS_EINVAL, "%s: model.unk_token must be a string or null, not %s", t->name, type_name(unk));
+            return RS_ERROR(RS_EINVAL, "%s: model.unk_token must be a string or null, not %s", t->name, llm_json_type(unk));
         t->unk_id = smap_get(&t->model, t->arena.v, unk->valuestring, strlen(unk->valuestring));
         if (t->unk_id < 0)
             return RS_ERROR(RS_EINVAL, "%s: model.unk_token \"%s\" is not in model.vocab", t->name, unk->valuestring);
@@ -638,7 +625,7 @@ static int load_model(tok_tokenizer *t, const cJSON *model, const cJSON *added, 
 
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (merges && !cJSON_IsArray(merges))
-        return RS_ERROR(RS_EINVAL, "%s: model.merges must be an array, not %s", t->name, type_name(merges));
+        return RS_ERROR(RS_EINVAL, "%s: model.merges must be an array, not %s", t->name, llm_json_type(merges));
     size_t nm = 0;
     for (x = merges ? merges->child : NULL; x; x = x->next) nm++;
     t->merges.cap = 16;
@@ -759,25 +746,14 @@ static int build_decode(tok_tokenizer *t, const int16_t u2b[324])
     return 0;
 }
 
-static int find_template(tok_tokenizer *t, const cJSON *p, const char *path)
+static int find_template(tok_tokenizer *t, const cJSON *p, const char *path, void *unused)
 {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type;
     int rc = get_type(t, p, path, &type);
     if (rc) return rc;
     if (!strcmp(type, "ByteLevel")) return 0; /* offsets only */
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
-        if (!cJSON_IsArray(list))
-            return RS_ERROR(RS_EINVAL, "%s: %s.processors must be an array, not %s", t->name, path, type_name(list));
-        size_t i = 0;
-        for (const cJSON *x = list->child; x; x = x->next, i++) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.processors[%zu]", path, i);
-            if ((rc = find_template(t, x, sub))) return rc;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence")) return load_sequence(t, p, "processors", path, find_template, unused);
     if (strcmp(type, "TemplateProcessing"))
         return RS_ERROR(RS_ENOTSUP, "%s: %s.type: %s is not supported (TemplateProcessing, ByteLevel, Sequence)",
                         t->name, path, type);
@@ -786,9 +762,9 @@ static int find_template(tok_tokenizer *t, const cJSON *p, const char *path)
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
     if (!cJSON_IsArray(single))
-        return RS_ERROR(RS_EINVAL, "%s: %s.single must be an array, not %s", t->name, path, type_name(single));
+        return RS_ERROR(RS_EINVAL, "%s: %s.single must be an array, not %s", t->name, path, llm_json_type(single));
     if (sp && !cJSON_IsObject(sp) && !cJSON_IsNull(sp))
-        return RS_ERROR(RS_EINVAL, "%s: %s.special_tokens must be an object, not %s", t->name, path, type_name(sp));
+        return RS_ERROR(RS_EINVAL, "%s: %s.special_tokens must be an object, not %s", t->name, path, llm_json_type(sp));
     ivec out = {0};
     size_t i = 0;
     int nseq = 0;
@@ -845,7 +821,7 @@ static int load_root(tok_tokenizer *t, const cJSON *root)
     int16_t u2b[324];
     byte_alphabet(b2u, u2b);
     if (!cJSON_IsObject(root))
-        return RS_ERROR(RS_EINVAL, "%s: the top level must be an object, not %s", t->name, type_name(root));
+        return RS_ERROR(RS_EINVAL, "%s: the top level must be an object, not %s", t->name, llm_json_type(root));
     static const char *unsupported_if_set[] = {"truncation", "padding"};
     for (int i = 0; i < 2; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, unsupported_if_set[i]);
@@ -857,13 +833,13 @@ static int load_root(tok_tokenizer *t, const cJSON *root)
     if ((rc = load_model(t, cJSON_GetObjectItemCaseSensitive(root, "model"), added, u2b))) return rc;
     if ((rc = load_added(t, added))) return rc;
     if ((rc = build_decode(t, u2b))) return rc;
-    if ((rc = load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer"))) return rc;
+    if ((rc = load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", NULL))) return rc;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     int seen_bl = 0;
     if (pre && !cJSON_IsNull(pre) && (rc = load_pretok(t, pre, "pre_tokenizer", &seen_bl))) return rc;
     if (!seen_bl)
         return RS_ERROR(RS_ENOTSUP, "%s: pre_tokenizer: byte-level BPE needs a ByteLevel pre-tokenizer (last)", t->name);
-    if ((rc = find_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"))) return rc;
+    if ((rc = find_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor", NULL))) return rc;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     const char *type;
     if ((rc = get_type(t, dec, "decoder", &type))) return rc;
