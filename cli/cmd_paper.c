@@ -189,6 +189,17 @@ static int read_score(const char *path, pscore *s)
     return !ok;
 }
 
+/* v in the fewest significant digits (15 to 17) that read back as the same double: a score
+ * read from its file is the score computed, so a resumed run (or rank 0 reading the cells of
+ * other ranks) writes the table a fresh run writes, byte for byte. */
+static void fmt_exact(char *buf, size_t n, double v)
+{
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
 /* ROUGE of a predictions file of `llm eval --generate` (rouge library, stemmed, over the
  * prediction/reference pairs it holds), written to json_path atomically. */
 static int score_predictions(const char *C, const char *pred, const char *split, const char *json_path, double secs,
@@ -220,10 +231,13 @@ static int score_predictions(const char *C, const char *pred, const char *split,
     char tmp[4400];
     FILE *o = rs_atomic_open(json_path, tmp, sizeof tmp);
     if (!o) return cli_error(C, "cannot create '%s'", json_path), 1;
+    char v[5][32];
+    const double *d[5] = {&s->r1, &s->r2, &s->rl, &s->rlsum, &s->mean};
+    for (int i = 0; i < 5; i++) fmt_exact(v[i], sizeof v[i], *d[i]);
     fprintf(o,
-            "{\"split\": \"%s\", \"n\": %ld, \"R1\": %.6f, \"R2\": %.6f, \"RL\": %.6f, \"RLsum\": %.6f, \"mean\": %.6f, "
+            "{\"split\": \"%s\", \"n\": %ld, \"R1\": %s, \"R2\": %s, \"RL\": %s, \"RLsum\": %s, \"mean\": %s, "
             "\"stemmed\": true, \"eval_seconds\": %.1f}\n",
-            split, s->n, s->r1, s->r2, s->rl, s->rlsum, s->mean, secs);
+            split, s->n, v[0], v[1], v[2], v[3], v[4], secs);
     if (rs_atomic_close(o, tmp, json_path) != 0) return cli_error(C, "cannot write '%s'", json_path), 1;
     return 0;
 }
