@@ -289,7 +289,9 @@ static int lsq_parse(lsq_cli *L, int argc, char **argv)
         "several rotations R, and check the paper's theory: Theorem 4.3's bound at every\n"
         "logged step, Proposition 4.4's error bounds, and how the final prediction error\n"
         "tracks the weight quantization error. Prints a table, writes TSV/JSON data and\n"
-        "figures into the output folder.",
+        "figures into the output folder. Under 'mpirun -np R', --sweep's points are spread\n"
+        "over the ranks (point i on rank (i-1) mod R) and rank 0 writes the same files as one\n"
+        "process (docs/MPI.md).",
         opts, sizeof opts / sizeof opts[0], 0, 0,
         "columns: A4.2 = rank of Q_x(RX) / N (! = interpolation fails); mu = the theorem's rate;\n"
         "act err = mean ||Q_x(Rx) - Rx||^2; |e(w*)|2 = weight quantization error of the\n"
