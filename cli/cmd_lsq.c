@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "par/par.h"
 #include "plots/plot.h"
 #include "quant/status.h"
 #include "sim/lsq.h"
@@ -288,7 +289,9 @@ static int lsq_parse(lsq_cli *L, int argc, char **argv)
         "several rotations R, and check the paper's theory: Theorem 4.3's bound at every\n"
         "logged step, Proposition 4.4's error bounds, and how the final prediction error\n"
         "tracks the weight quantization error. Prints a table, writes TSV/JSON data and\n"
-        "figures into the output folder.",
+        "figures into the output folder. Under 'mpirun -np R', --sweep's points are spread\n"
+        "over the ranks (point i on rank (i-1) mod R) and rank 0 writes the same files as one\n"
+        "process (docs/MPI.md).",
         opts, sizeof opts / sizeof opts[0], 0, 0,
         "columns: A4.2 = rank of Q_x(RX) / N (! = interpolation fails); mu = the theorem's rate;\n"
         "act err = mean ||Q_x(Rx) - Rx||^2; |e(w*)|2 = weight quantization error of the\n"
@@ -412,35 +415,74 @@ static int lsq_parse(lsq_cli *L, int argc, char **argv)
 }
 
 
-/* run: every sweep point into pts (*ndone of them finished, to free), then Prop. 4.4's
- * experiment (*p44, *np44 vectors; none when skipped). 0 or 1 (the message printed). */
-static int lsq_run_all(const lsq_cli *L, lsq_point *pts, int *ndone, double **p44, size_t *np44)
+/* run: the sweep points this rank owns into pts (every point on one rank; point i on rank
+ * lsq_sweep_owner(i, R) under mpirun), then Prop. 4.4's experiment (*p44, *np44 vectors;
+ * none when skipped) on the rank that owns the task after the last point. Progress on
+ * stderr from rank 0 only. 0 or 1 (the message printed). */
+static int lsq_run_all(const lsq_cli *L, lsq_point *pts, double **p44, size_t *np44)
 {
     const lsq_config *c = &L->c;
+    const int R = rs_par_size(), me = rs_par_rank();
     int rc = 0;
     for (int i = 0; i < L->nsv; i++) {
+        if (lsq_sweep_owner((size_t)i, R) != me) continue;
         progress_ctx pc = {now_s(), 0, (size_t)i, (size_t)L->nsv};
-        int st = lsq_run_point(&L->cfgs[i], &pts[i], L->quiet ? NULL : progress, &pc);
+        int st = lsq_run_point(&L->cfgs[i], &pts[i], L->quiet || me != 0 ? NULL : progress, &pc);
         if (st) {
-            cli_error("lsq", "%s", rs_last_error());
+            if (R > 1) cli_error("lsq", "rank %d of %d, sweep point %d: %s", me, R, i + 1, rs_last_error());
+            else cli_error("lsq", "%s", rs_last_error());
             rc = 1;
             break;
         }
-        (*ndone)++;
     }
     if (!rc && c->prop44_vectors > 0) {
         if (c->wq.bits >= 2 && c->wq.bits <= 8) {
             *np44 = c->prop44_vectors;
             *p44 = malloc(*np44 * 6 * sizeof **p44);
-            if (!*p44 || lsq_prop44(&L->cfgs[0], *np44, *p44)) {
-                cli_error("lsq", "Prop. 4.4 experiment failed: %s", *p44 ? rs_last_error() : "out of memory");
+            if (!*p44) rc = 1, cli_error("lsq", "Prop. 4.4 experiment: out of memory");
+            else if (lsq_sweep_owner((size_t)L->nsv, R) == me && lsq_prop44(&L->cfgs[0], *np44, *p44)) {
+                cli_error("lsq", "Prop. 4.4 experiment failed: %s", rs_last_error());
                 rc = 1;
             }
-        } else if (!L->quiet) {
+        } else if (!L->quiet && me == 0) {
             fprintf(stderr, "rostesim lsq: Prop. 4.4 check skipped (it needs 2..8 weight bits)\n");
         }
     }
     return rc;
+}
+
+/* gather (mpirun, R > 1): every rank's status first (one failed: every rank returns 1, the
+ * failing one has printed why), then every point and Prop. 4.4's vectors to rank 0. */
+static int lsq_gather(const lsq_cli *L, int rc, lsq_point *pts, double *p44, size_t np44)
+{
+    const int R = rs_par_size();
+    if (R == 1) return rc;
+    int any = rc;
+    if (rs_par_max_int(rc, &any) != RS_OK) return cli_error("lsq", "%s", rs_last_error()), 1;
+    if (any) {
+        if (!rc && rs_par_rank() == 0) cli_error("lsq", "stopped: another rank failed (its message is above)");
+        return 1;
+    }
+    int st = lsq_points_gather(pts, (size_t)L->nsv, 0);
+    if (!st && np44) st = rs_par_bcast(p44, np44 * 6 * sizeof *p44, lsq_sweep_owner((size_t)L->nsv, R));
+    if (st) return cli_error("lsq", "rank %d: gathering the sweep: %s", rs_par_rank(), rs_last_error()), 1;
+    return 0;
+}
+
+/* The ranks of `mpirun -np R` must have been given the same job: a hash of the command line
+ * (and of this build's layout of a point, which travels as bytes) is compared across them. */
+static int lsq_check_ranks(int argc, char **argv)
+{
+    uint64_t h = RS_PAR_HASH0;
+    for (int i = 0; i < argc; i++) h = rs_par_hash(h, argv[i], strlen(argv[i]) + 1);
+    size_t layout[3] = {sizeof(lsq_point), sizeof(lsq_logpt), sizeof(long)};
+    double one = 1.0;
+    h = rs_par_hash(h, layout, sizeof layout);
+    h = rs_par_hash(h, &one, sizeof one);
+    if (rs_par_check_same("the lsq command line", h) == RS_OK) return 0;
+    if (rs_par_rank() == 0) cli_error("lsq", "%s", rs_last_error());
+    rs_par_barrier(); /* rank 0's message out before any rank ends the job */
+    return 2;
 }
 
 /* print: the settings, the table, the fits, the measured recursion and the checks' summaries
@@ -521,41 +563,67 @@ static int lsq_write(const lsq_cli *L, const lsq_results *R)
     return 0;
 }
 
-/* rostesim lsq: parse, set up the output folder, run, print, write. */
+/* rostesim lsq: parse, set up the output folder, run, print, write. Under `mpirun -np R`
+ * the sweep points are spread over the ranks (lsq_run_all), gathered to rank 0, which alone
+ * prints and writes: the same bytes as one process. */
 int cmd_lsq(int argc, char **argv)
 {
     static lsq_cli L; /* large (a configuration per sweep point): not on the stack */
     memset(&L, 0, sizeof L);
+    const int R = rs_par_size(), me = rs_par_rank();
     int pr = lsq_parse(&L, argc, argv);
     if (pr == CLI_HELP) return 0;
     if (pr) return pr;
+    if ((pr = lsq_check_ranks(argc, argv))) return pr;
+    if (R > 1 && !L.sweep) {
+        if (me == 0)
+            cli_error("lsq", "launched by mpirun with %d ranks, but without --sweep there is one point, which runs in one "
+                      "process (its seeds are parallel over that process's OpenMP threads): run it without mpirun, or "
+                      "spread a --sweep VAR=LIST over the ranks", R);
+        rs_par_barrier();
+        return 2;
+    }
     const lsq_config *c = &L.c;
     char desc_w[128], desc_x[128];
     qz_describe(&c->wq, desc_w, sizeof desc_w);
     qz_describe(&c->xq, desc_x, sizeof desc_x);
-    if (!L.quiet)
+    if (!L.quiet && me == 0) {
         fprintf(stderr, "rostesim lsq: d=%zu N=%zu, Q_w %s, Q_x %s, %d seeds, seed %lu\n", c->d, c->N, desc_w, desc_x,
                 c->seeds, (unsigned long)c->seed);
-    /* set up: the output folder, before any computing: an unwritable --out fails in a moment,
-     * not after the runs */
-    if (rs_mkdir_p(L.out) != 0) return cli_error("lsq", "--out: %s", rs_last_error()), 1;
-    if (access(L.out, W_OK | X_OK) != 0)
-        return cli_error("lsq", "--out: cannot write into '%s': %s", L.out, strerror(errno)), 1;
+        if (R > 1)
+            fprintf(stderr, "rostesim lsq: %d sweep points over %d ranks (point i on rank (i-1) mod %d)%s\n", L.nsv, R, R,
+                    L.nsv < R ? "; some ranks have nothing to do" : "");
+    }
+    /* set up: the output folder (rank 0 writes it), before any computing: an unwritable --out
+     * fails in a moment, not after the runs */
+    int rc = 0;
+    if (me == 0) {
+        if (rs_mkdir_p(L.out) != 0) rc = 1, cli_error("lsq", "--out: %s", rs_last_error());
+        else if (access(L.out, W_OK | X_OK) != 0)
+            rc = 1, cli_error("lsq", "--out: cannot write into '%s': %s", L.out, strerror(errno));
+    }
+    if (R > 1) {
+        int any = rc;
+        if (rs_par_max_int(rc, &any) != RS_OK) return cli_error("lsq", "%s", rs_last_error()), 1;
+        rc = any;
+    }
+    if (rc) return rc;
     double t0 = now_s();
     lsq_point *pts = calloc((size_t)L.nsv, sizeof *pts);
     if (!pts) return cli_error("lsq", "out of memory"), 1;
-    int ndone = 0;
     double *p44 = NULL;
     size_t np44 = 0;
-    int rc = lsq_run_all(&L, pts, &ndone, &p44, &np44);
+    rc = lsq_run_all(&L, pts, &p44, &np44);
+    rc = lsq_gather(&L, rc, pts, p44, np44);
     double secs = now_s() - t0;
-    if (!rc) {
-        lsq_results R = {L.svar, L.svals, (size_t)L.nsv, pts, p44, np44, L.cmdline, secs};
-        rc = lsq_print(&L, &R, desc_w, desc_x);
-        if (lsq_write(&L, &R)) rc = 1;
+    if (!rc && me == 0) {
+        lsq_results Res = {L.svar, L.svals, (size_t)L.nsv, pts, p44, np44, L.cmdline, secs};
+        rc = lsq_print(&L, &Res, desc_w, desc_x);
+        if (lsq_write(&L, &Res)) rc = 1;
         printf("time: %.2f s\n", secs);
     }
-    for (int i = 0; i < ndone; i++) lsq_point_free(&pts[i]);
+    /* a point not run here (another rank's, or after a failure) is all zeros: free is a no-op */
+    for (int i = 0; i < L.nsv; i++) lsq_point_free(&pts[i]);
     free(pts);
     free(p44);
     return rc;

@@ -14,8 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "cli/args.h"
 #include "llm/io/fileio.h"
@@ -23,6 +29,7 @@
 #include "cli/commands.h"
 #include "llm/quantize/ptq.h"
 #include "llm/eval/rouge.h"
+#include "par/par.h"
 #include "plots/plot.h"
 #include "sim/lsq_out.h"
 
@@ -138,7 +145,67 @@ static void av_add(argvb *a, const char *fmt, ...)
     a->used += (size_t)k + 1;
 }
 
-/* Print the equivalent command line (shell-quoted where needed), then run it in-process. */
+/* A launcher's variable (Open MPI's OMPI_*, PMIx's PMIX_*, PMI_*, MPICH's HYDRA_* and
+ * MPI_LOCALNRANKS / MPI_LOCALRANKID): a child process that saw one would take itself for a
+ * rank of the job (par/par.c starts MPI when it finds them) and try to join it. */
+static int launcher_var(const char *e)
+{
+    static const char *const pre[] = {"OMPI_", "PMIX_", "PMI_", "HYDRA_", "MPI_LOCALNRANKS=", "MPI_LOCALRANKID="};
+    for (size_t i = 0; i < sizeof pre / sizeof *pre; i++)
+        if (!strncmp(e, pre[i], strlen(pre[i]))) return 1;
+    return 0;
+}
+
+/* Run `rostesim v[0] ... v[n-1]` as a child process of this binary (/proc/self/exe) without
+ * the launcher's variables, and wait for it: its exit status, or 1 (message printed) when it
+ * could not start or was killed. The child dies with its parent (a rank that mpirun ends
+ * takes its running cell with it; the cell's markers are written atomically, last). */
+static int run_child(char *const *v, int n)
+{
+    size_t ne = 0;
+    for (char **e = environ; *e; e++) ne++;
+    char **env = malloc((ne + 1) * sizeof *env), **args = malloc(((size_t)n + 2) * sizeof *args);
+    if (!env || !args) {
+        free(env), free(args);
+        return cli_error("paper", "out of memory starting a cell"), 1;
+    }
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (!launcher_var(*e)) env[k++] = *e;
+    env[k] = NULL;
+    args[0] = "rostesim";
+    for (int i = 0; i < n; i++) args[i + 1] = v[i];
+    args[n + 1] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) { /* only async-signal-safe calls until execve */
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+        if (getppid() != parent) _exit(127);
+        execve("/proc/self/exe", args, env);
+        _exit(127);
+    }
+    free(env);
+    free(args);
+    if (pid < 0) return cli_error("paper", "cannot start a cell: fork: %s", strerror(errno)), 1;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return cli_error("paper", "waiting for a cell: %s", strerror(errno)), 1;
+    if (WIFEXITED(status)) {
+        if (WEXITSTATUS(status) == 127)
+            return cli_error("paper", "cannot start a cell: execve(/proc/self/exe) failed (not on Linux?)"), 1;
+        return WEXITSTATUS(status);
+    }
+    if (WIFSIGNALED(status)) return cli_error("paper", "a cell was killed by signal %d", WTERMSIG(status)), 1;
+    return 1;
+}
+
+/* Print the equivalent command line (shell-quoted where needed), then run it: in-process in
+ * one process; under mpirun (several ranks) as a child process of its own, a one-process
+ * rostesim (the cell's `llm` command must not take the other ranks, busy with their own
+ * cells, for its partners). */
 static int av_run(const argvb *a)
 {
     printf("  $ rostesim");
@@ -158,7 +225,7 @@ static int av_run(const argvb *a)
     fflush(stdout);
     char *v[64];
     for (int i = 0; i <= a->n; i++) v[i] = a->v[i];
-    int rc = cmd_llm(a->n, v);
+    int rc = rs_par_size() > 1 ? run_child(v, a->n) : cmd_llm(a->n, v);
     fflush(stdout);
     fflush(stderr);
     return rc;
@@ -187,6 +254,17 @@ static int read_score(const char *path, pscore *s)
     cJSON_Delete(o);
     s->ok = ok;
     return !ok;
+}
+
+/* v in the fewest significant digits (15 to 17) that read back as the same double: a score
+ * read from its file is the score computed, so a resumed run (or rank 0 reading the cells of
+ * other ranks) writes the table a fresh run writes, byte for byte. */
+static void fmt_exact(char *buf, size_t n, double v)
+{
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
 }
 
 /* ROUGE of a predictions file of `llm eval --generate` (rouge library, stemmed, over the
@@ -220,17 +298,22 @@ static int score_predictions(const char *C, const char *pred, const char *split,
     char tmp[4400];
     FILE *o = rs_atomic_open(json_path, tmp, sizeof tmp);
     if (!o) return cli_error(C, "cannot create '%s'", json_path), 1;
+    char v[5][32];
+    const double *d[5] = {&s->r1, &s->r2, &s->rl, &s->rlsum, &s->mean};
+    for (int i = 0; i < 5; i++) fmt_exact(v[i], sizeof v[i], *d[i]);
     fprintf(o,
-            "{\"split\": \"%s\", \"n\": %ld, \"R1\": %.6f, \"R2\": %.6f, \"RL\": %.6f, \"RLsum\": %.6f, \"mean\": %.6f, "
+            "{\"split\": \"%s\", \"n\": %ld, \"R1\": %s, \"R2\": %s, \"RL\": %s, \"RLsum\": %s, \"mean\": %s, "
             "\"stemmed\": true, \"eval_seconds\": %.1f}\n",
-            split, s->n, s->r1, s->r2, s->rl, s->rlsum, s->mean, secs);
+            split, s->n, v[0], v[1], v[2], v[3], v[4], secs);
     if (rs_atomic_close(o, tmp, json_path) != 0) return cli_error(C, "cannot write '%s'", json_path), 1;
     return 0;
 }
 
 static void progress(const char *C, paper_opts *o, const char *what, const char *dir)
 {
-    printf("[%s %d/%d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, now_s() - o->t0, what, dir);
+    if (rs_par_size() > 1)
+        printf("[%s %d/%d, rank %d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, rs_par_rank(), now_s() - o->t0, what, dir);
+    else printf("[%s %d/%d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, now_s() - o->t0, what, dir);
     fflush(stdout);
 }
 
@@ -380,6 +463,30 @@ static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double
     else snprintf(d, n, "%s/%s/%s", o->out, o->bname[bi], pm->name);
 }
 
+/* The grid point chosen on validation: the best mean, ties to the first. */
+static int grid_choice(const double *mean)
+{
+    int k = 0;
+    double best = -1;
+    for (int g = 0; g < MAXGRID; g++)
+        if (mean[g] > best) best = mean[g], k = g;
+    return k;
+}
+
+/* Grid point g of a QA-SFT row's --sweep: train, evaluate on validation (*v). 0 or 1. */
+static int grid_point(const char *C, paper_opts *o, const paper_method *pm, int bi, int g, const char *sft_model,
+                      pscore *v)
+{
+    char dir[4300], model[4400], what[256];
+    double glr = o->lr * sweep_lr_mult[g / 3], gc = sweep_clip[g % 3];
+    cell_dir(o, pm, bi, glr, gc, 1, dir, sizeof dir);
+    o->cell++;
+    snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train, ROUGE on validation", o->bname[bi], pm->name, glr, gc);
+    progress(C, o, what, dir);
+    snprintf(model, sizeof model, "%s/model", dir);
+    return train_cell(C, o, pm, bi, glr, gc, sft_model, dir) || eval_split(C, o, dir, model, "validation", v);
+}
+
 /* One row-cell: train (or quantize) and evaluate on test; with --sweep for QA-SFT rows, the
  * nine grid points are each evaluated on validation and the best one (ties: first) on test. */
 static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, const char *sft_model, pscore *s,
@@ -388,20 +495,15 @@ static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi
     char dir[4300], model[4400];
     double lr = o->lr, clip = 1;
     if (pm->kind == K_QAT && o->sweep) {
-        double best = -1;
+        double mean[MAXGRID];
         for (int g = 0; g < MAXGRID; g++) {
-            double glr = o->lr * sweep_lr_mult[g / 3], gc = sweep_clip[g % 3];
-            cell_dir(o, pm, bi, glr, gc, 1, dir, sizeof dir);
-            o->cell++;
-            char what[256];
-            snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train, ROUGE on validation", o->bname[bi], pm->name, glr,
-                     gc);
-            progress(C, o, what, dir);
-            snprintf(model, sizeof model, "%s/model", dir);
             pscore v;
-            if (train_cell(C, o, pm, bi, glr, gc, sft_model, dir) || eval_split(C, o, dir, model, "validation", &v)) return 1;
-            if (v.mean > best) best = v.mean, lr = glr, clip = gc;
+            if (grid_point(C, o, pm, bi, g, sft_model, &v)) return 1;
+            mean[g] = v.mean;
         }
+        int k = grid_choice(mean);
+        double best = mean[k];
+        lr = o->lr * sweep_lr_mult[k / 3], clip = sweep_clip[k % 3];
         printf("  chosen on validation: %s %s lr %g clip %g (mean %.4f)\n", o->bname[bi], pm->name, lr, clip, best);
         cell_dir(o, pm, bi, lr, clip, 1, dir, sizeof dir);
     } else {
@@ -604,6 +706,199 @@ static int check_settings(const char *C, const paper_opts *o)
     return rs_atomic_close(f, tmp, path) ? (cli_error(C, "cannot write '%s'", path), 1) : 0;
 }
 
+/* ---- several processes (mpirun -np R) ----------------------------------------------------------- */
+
+/* Collective: the largest of every rank's rc (0 when all succeeded). A rank that failed has
+ * printed why; rank 0 says that the others stopped because of it (what, or a generic line). */
+static int all_ok(const char *C, int rc, const char *what)
+{
+    int any = rc;
+    if (rs_par_max_int(rc, &any) != RS_OK) return cli_error(C, "%s", rs_last_error()), 1;
+    if (any && !rc && rs_par_rank() == 0)
+        cli_error(C, "%s", what ? what : "stopped: another rank failed (its message is above)");
+    return any;
+}
+
+/* FNV-1a of a file's bytes into *h; 0, or 1 when it cannot be read (then nothing is added
+ * but its absence). */
+static int hash_file(uint64_t *h, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *h = rs_par_hash(*h, "-", 1);
+        return 1;
+    }
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = rs_par_hash(*h, buf, n);
+    fclose(f);
+    return 0;
+}
+
+/* Every rank must have been given the same job and see the same files: a hash of the command
+ * line, of the data (train/validation/test), of the model's config.json and of its
+ * weights' size is compared across the ranks. 0, or 2 (rank 0 prints the difference). */
+static int check_ranks(const char *C, const paper_opts *o, int argc, char **argv)
+{
+    uint64_t h = RS_PAR_HASH0, hd = RS_PAR_HASH0;
+    for (int i = 0; i < argc; i++) h = rs_par_hash(h, argv[i], strlen(argv[i]) + 1);
+    int st = rs_par_check_same("the command line", h);
+    if (st == RS_OK) {
+        char p[4400];
+        hash_file(&hd, o->train);
+        hash_file(&hd, o->valid);
+        hash_file(&hd, o->test);
+        snprintf(p, sizeof p, "%s/config.json", o->model);
+        hash_file(&hd, p);
+        snprintf(p, sizeof p, "%s/model.safetensors", o->model);
+        struct stat sb;
+        long long size = stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+        hd = rs_par_hash(hd, &size, sizeof size);
+        st = rs_par_check_same("the files of --data and --model (train/validation/test.jsonl, config.json, the weights' size)",
+                               hd);
+    }
+    if (st == RS_OK) return 0;
+    if (rs_par_rank() == 0) cli_error(C, "%s", rs_last_error());
+    rs_par_barrier(); /* rank 0's message out before any rank ends the job */
+    return 2;
+}
+
+/* Every rank must see the --out of rank 0 (one shared folder: cells written by one rank are
+ * read by rank 0): the settings.txt rank 0 has just written must be there. 0 or 2. */
+static int shared_out(const char *C, const paper_opts *o)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/settings.txt", o->out);
+    if (rs_par_rank() == 0 || is_file(path)) return 0;
+    return cli_error(C, "rank %d does not see '%s', written by rank 0: --out must be a folder every rank shares (the same "
+                     "path on a shared file system)", rs_par_rank(), path), 2;
+}
+
+/* One unit of work of a table spread over the ranks: a cell (train or quantize, score on test),
+ * a grid point of a QA-SFT row's --sweep (train, score on validation), or the choice of a
+ * swept row (the grid's best on validation, scored on test). Phase 1 needs nothing but
+ * --model; phase 2 needs phase 1's results (the SFT model for the post-training baselines,
+ * the nine validation scores for a choice). */
+enum { J_CELL = -1, J_CHOOSE = -2 }; /* else: grid point g */
+typedef struct {
+    int i, b, g, phase, cell; /* method, bit setting, J_* or g, 1 or 2, cells before it in table order */
+} pjob;
+
+/* The cells in the order one process runs them (cell numbers as in its progress lines), each
+ * in its phase; *n of them. NULL when out of memory. */
+static pjob *table_jobs(const paper_opts *o, const paper_method *ms, size_t nm, const int *avail, int *n)
+{
+    pjob *j = malloc((nm * MAXBITS * (MAXGRID + 1) + 1) * sizeof *j);
+    if (!j) return NULL;
+    int k = 0, cell = 0;
+    for (size_t i = 0; i < nm; i++) {
+        if (!avail[i]) continue;
+        for (int b = 0; b < o->nbits; b++) {
+            if (ms[i].kind == K_QAT && o->sweep) {
+                for (int g = 0; g < MAXGRID; g++) j[k++] = (pjob){(int)i, b, g, 1, cell + g};
+                j[k++] = (pjob){(int)i, b, J_CHOOSE, 2, cell};
+                cell += MAXGRID;
+            } else {
+                j[k++] = (pjob){(int)i, b, J_CELL, ms[i].kind == K_PTQ ? 2 : 1, cell};
+                cell++;
+            }
+            if (ms[i].kind <= K_SFT) break;
+        }
+    }
+    *n = k;
+    return j;
+}
+
+/* The file a job writes last (its done-marker): the cell's test.json, a grid point's
+ * validation.json, the chosen grid point's test.json. 0, or 1 while it cannot be named yet
+ * (a grid point's validation score not on disk). */
+static int job_marker(const paper_opts *o, const paper_method *ms, const pjob *J, char *path, size_t n)
+{
+    const paper_method *pm = &ms[J->i];
+    char dir[4300];
+    int g = J->g;
+    if (g == J_CHOOSE) {
+        double mean[MAXGRID];
+        for (int k = 0; k < MAXGRID; k++) {
+            pscore v;
+            cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[k / 3], sweep_clip[k % 3], 1, dir, sizeof dir);
+            snprintf(path, n, "%s/validation.json", dir);
+            if (read_score(path, &v)) return 1;
+            mean[k] = v.mean;
+        }
+        g = grid_choice(mean);
+    }
+    if (g >= 0) cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, dir, sizeof dir);
+    else cell_dir(o, pm, J->b, o->lr, 1, 0, dir, sizeof dir);
+    snprintf(path, n, "%s/%s.json", dir, J->g >= 0 ? "validation" : "test");
+    return 0;
+}
+
+/* Until every job of the phase has its marker on disk: polled every 50 ms. A rank that fails
+ * ends the job (main's MPI_Abort), so no rank waits for a marker that never comes; and a rank
+ * that waits here does not spin in an MPI collective, taking a core from the cells still
+ * running (ranks may share a machine). */
+static void wait_markers(const paper_opts *o, const paper_method *ms, const pjob *jobs, int n, int phase)
+{
+    char path[4400];
+    for (int t = 0; t < n; t++) {
+        if (jobs[t].phase != phase) continue;
+        while (job_marker(o, ms, &jobs[t], path, sizeof path) || !is_file(path)) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* mpirun -np R: the k-th job of each phase runs on rank k mod R, each `llm` command as a child
+ * process (av_run); after each phase every rank waits for the others' markers. Every job
+ * writes into its own folder of the shared --out with the markers of one process, so a killed
+ * run resumes (on any number of ranks) and rank 0 then reads every cell as a rerun of one
+ * process would. 0; or 1 when a job of this rank failed (message printed; main then ends
+ * every rank). */
+static int run_spread(const char *C, paper_opts *o, const paper_method *ms, size_t nm, const int *avail)
+{
+    const int R = rs_par_size(), me = rs_par_rank();
+    int n = 0, rc = 0;
+    pjob *jobs = table_jobs(o, ms, nm, avail, &n);
+    if (!jobs) rc = 1, cli_error(C, "out of memory");
+    char sft_model[4400] = "";
+    for (size_t i = 0; i < nm; i++)
+        if (ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%s/%s/model", o->out, ms[i].name);
+    if (me == 0) {
+        int n1 = 0;
+        for (int k = 0; k < n; k++) n1 += jobs[k].phase == 1;
+        printf("%s: %d ranks: %d jobs before the SFT model is needed, then %d; job k of each phase on rank k mod %d\n", C, R,
+               n1, n - n1, R);
+        if (o->threads == 0)
+            printf("%s: note: --threads 0: each step uses its rank's OpenMP default; GPTQ, QuaRot and RoSTE's search give "
+                   "other bytes at another thread count, so give --threads to match a one-process run\n", C);
+        fflush(stdout);
+    }
+    for (int phase = 1; phase <= 2; phase++) {
+        int k = 0;
+        for (int t = 0; t < n && !rc; t++) {
+            const pjob *J = &jobs[t];
+            if (J->phase != phase || k++ % R != me) continue;
+            const paper_method *pm = &ms[J->i];
+            pscore s;
+            char chosen[4300];
+            o->cell = J->cell;
+            if (J->g >= 0) rc = grid_point(C, o, pm, J->b, J->g, sft_model, &s);
+            else rc = run_cell(C, o, pm, J->b, sft_model, &s, chosen, sizeof chosen);
+        }
+        if (rc) {
+            cli_error(C, "rank %d of %d stops the job; the steps finished so far are kept: rerun the same command to resume",
+                      me, R);
+            break;
+        }
+        wait_markers(o, ms, jobs, n, phase);
+        if ((rc = all_ok(C, rc, NULL))) break;
+    }
+    free(jobs);
+    return rc;
+}
+
 static int paper_table(int argc, char **argv, int which)
 {
     const char *C = which == 1 ? "paper table1" : "paper table3";
@@ -651,7 +946,11 @@ static int paper_table(int argc, char **argv, int which)
         "the best mean (ties: the first in that order) is then scored on test. Test is never\n"
         "used for the choice.\n\n"
         "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean,\n"
-        "gnuplot) into --out, NAME being table1 or table3. Deterministic (fixed seeds).";
+        "gnuplot) into --out, NAME being table1 or table3. Deterministic (fixed seeds).\n\n"
+        "Under 'mpirun -np R' the steps are spread over the ranks (each a child process; the SFT\n"
+        "model first, then the baselines that quantize it), --out must be one folder every rank\n"
+        "sees, and rank 0 writes the tables: the same files as one process with the same\n"
+        "--threads (docs/MPI.md).";
     char descbuf[4096];
     snprintf(descbuf, sizeof descbuf, "%s%s", which == 1 ? desc1 : desc3, common);
     cli_cmd cmd = {C, "[--model DIR] [--data DIR] [--out DIR] [--bits LIST] [options]", descbuf, opts,
@@ -676,8 +975,14 @@ static int paper_table(int argc, char **argv, int which)
     snprintf(o.test, sizeof o.test, "%s/test.jsonl", o.data);
     if (!is_file(o.train) || !is_file(o.test) || (o.sweep && !is_file(o.valid)))
         return cli_error(C, "--data: '%s' needs train.jsonl, validation.jsonl (--sweep) and test.jsonl", o.data), 2;
-    if (mkdir_p(C, o.out)) return 1;
-    if ((rc = check_settings(C, &o))) return rc;
+    const int R = rs_par_size(), me = rs_par_rank();
+    if (R > 1 && (rc = check_ranks(C, &o, argc, argv))) return rc;
+    /* --out and settings.txt: rank 0 writes them, every rank learns the outcome */
+    if (me == 0) rc = mkdir_p(C, o.out) ? 1 : check_settings(C, &o);
+    if (R > 1 && (rc = all_ok(C, rc, NULL)) == 0 &&
+        (rc = all_ok(C, shared_out(C, &o), "stopped: a rank does not see --out (its message is above)")))
+        return rc;
+    if (rc) return rc;
 
     const paper_method *ms = which == 1 ? table1_methods : table3_methods;
     size_t nm = which == 1 ? sizeof table1_methods / sizeof *table1_methods : sizeof table3_methods / sizeof *table3_methods;
@@ -688,18 +993,25 @@ static int paper_table(int argc, char **argv, int which)
     o.ncells = 0;
     for (size_t i = 0; i < nm; i++) {
         avail[i] = ms[i].available();
-        if (!avail[i]) printf("%s: %s not available in this build: its row is left empty\n", C, ms[i].label);
-        else o.ncells += ms[i].kind <= K_SFT ? 1 : o.nbits * (ms[i].kind == K_QAT && o.sweep ? MAXGRID : 1);
+        if (!avail[i] && me == 0) printf("%s: %s not available in this build: its row is left empty\n", C, ms[i].label);
+        else if (avail[i]) o.ncells += ms[i].kind <= K_SFT ? 1 : o.nbits * (ms[i].kind == K_QAT && o.sweep ? MAXGRID : 1);
     }
     o.t0 = now_s();
-    printf("%s: %d steps into %s (model %s, data %s, %d steps x %d rows, lr %g, max-len %d, %ld test rows)\n", C, o.ncells,
-           o.out, o.model, o.data, o.steps, o.batch, o.lr, o.max_len, o.test_limit);
+    if (me == 0)
+        printf("%s: %d steps into %s (model %s, data %s, %d steps x %d rows, lr %g, max-len %d, %ld test rows)\n", C,
+               o.ncells, o.out, o.model, o.data, o.steps, o.batch, o.lr, o.max_len, o.test_limit);
+    if (R > 1) {
+        if ((rc = run_spread(C, &o, ms, nm, avail))) return rc;
+        if (me != 0) return 0;
+        printf("%s: every rank's steps done in %.1f s; rank 0 reads them into the table\n", C, now_s() - o.t0);
+        o.cell = 0;
+    }
     char sft_model[4400] = "";
     for (size_t i = 0; i < nm && !rc; i++) {
         if (!avail[i]) continue;
         for (int b = 0; b < o.nbits && !rc; b++) {
             rc = run_cell(C, &o, &ms[i], b, sft_model, &sc[i][b], dirs[i][b], sizeof dirs[i][b]);
-            if (!rc && ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%s/model", dirs[i][b]);
+            if (!rc && ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%.4300s/model", dirs[i][b]);
             if (ms[i].kind <= K_SFT) break;
         }
     }

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 /* The commands that spread their work over the ranks of `mpirun -np R` (R > 1): any other
  * command would run whole on every rank and write the same files, so it is refused. */
 static const char *const multi_rank[][2] = {
+    {"lsq", NULL}, /* --sweep: points over the ranks (cmd_lsq.c refuses a single point) */
+    {"paper", "table1"}, /* cells over the ranks, each a child process (cmd_paper.c) */
+    {"paper", "table3"},
     {NULL, NULL},
 };
 

@@ -111,6 +111,18 @@ typedef void lsq_progress_fn(void *ctx, size_t done, size_t total);
 int lsq_run_point(const lsq_config *c, lsq_point *p, lsq_progress_fn *progress, void *ctx);
 void lsq_point_free(lsq_point *p);
 
+/* A sweep over the ranks of `mpirun -np R` (sim/lsq_par.c): point i is run by rank
+ * lsq_sweep_owner(i, R) = i mod R (and a task after the last point, as Prop. 4.4's experiment,
+ * by lsq_sweep_owner(npoints, R)). lsq_points_gather, called by every rank after its own
+ * points ran, brings every point to root (pts[i] filled there; free with lsq_point_free);
+ * collective, RS_OK when R = 1. A rank that gets an error must end the job (rs_par_abort):
+ * the others may be waiting in a broadcast. lsq_point_pack / _unpack turn a point into bytes
+ * (malloc'd; same binary on both ends) and back. */
+int lsq_sweep_owner(size_t i, int nranks);
+int lsq_points_gather(lsq_point *pts, size_t n, int root);
+int lsq_point_pack(const lsq_point *p, void **buf, size_t *len);
+int lsq_point_unpack(const void *buf, size_t len, lsq_point *p);
+
 /* Theorem 4.3's right-hand side for D at the logged steps t[0] = 0 < t[1] < ... from the
  * logged mean e-terms eG (E‖e(R w^s)‖²_G, linearly interpolated between logged steps):
  *   B_t = (1−μ)^t D_0 + (6 + 2/μ) S_t,   S_t = Σ_{s=0..t} (1−μ)^{t−1−s} ē_s,
