@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/par_cli.h"
 #include "llm/train/data.h"
 #include "llm/nn/model.h"
 #include "llm/quantize/diagnose.h"
@@ -21,6 +22,7 @@
 #include "llm/quantize/search.h"
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
+#include "par/par.h"
 #include "plots/plot.h"
 #include "quant/status.h"
 
@@ -117,7 +119,8 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
             if (st) return lib_fail(C);
         }
         r1 = E_r1[1] < E_r1[0];
-        fprintf(stderr, "rostesim %s: --r1 search: total E without R1 %.6g, with R1 %.6g: R1 %s\n", C, E_r1[0], E_r1[1],
+        if (rs_par_rank() == 0) /* under mpirun every rank searches alike; rank 0 prints */
+            fprintf(stderr, "rostesim %s: --r1 search: total E without R1 %.6g, with R1 %.6g: R1 %s\n", C, E_r1[0], E_r1[1],
                 r1 ? "on" : "off");
     }
     if (llm_qat_attach(*m, o) || llm_rot_config_init(rc, (*m)->cfg.n_layer, r1, 0, 0, 0, signs, (uint64_t)q->rot_seed))
@@ -132,6 +135,7 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
 
 static void print_choice(const char *C, const llm_rot_config *rc)
 {
+    if (rs_par_rank() > 0) return;
     int n2 = 0, n3 = 0, n4 = 0;
     for (int l = 0; l < rc->n_layer; l++) n2 += rc->r2[l], n3 += rc->r3[l], n4 += rc->r4[l];
     fprintf(stderr, "rostesim %s: rotations: R1 %s, R2 in %d, R3 in %d, R4 in %d of %d layers\n", C, rc->r1 ? "on" : "off",
@@ -172,7 +176,7 @@ static int qat_prepare(void *vctx, const char *C, llm_model **m, const void *vds
         double E1[2];
         int rc = rotate_and_search(C, c->model_dir, m, &c->q, &c->o, c->em, c->ds, &c->rc, &terms, E1);
         c->have_rc = !rc || c->rc.r2;
-        if (!rc) {
+        if (!rc && rs_par_rank() == 0) { /* rank 0 alone writes */
             char p[4200];
             struct stat sb;
             if (stat(c->out, &sb) != 0) mkdir(c->out, 0777);
@@ -196,6 +200,10 @@ static int qat_after_step(void *vctx, const void *vs, char *extra, size_t n)
     qat_ctx *c = vctx;
     const llm_train_stats *s = vs;
     llm_qat *q = c->m->qat;
+    if (par_cli_qat_stats_sum(q)) { /* several ranks: the statistics of every rank's rows */
+        fprintf(stderr, "rostesim llm qat: %s\n", rs_last_error());
+        return 1;
+    }
     /* E of this step, per-element means (independent of the batch size) */
     double E = llm_search_total(q, LLM_ERR_MEAN, 1);
     double Ew = 0;

@@ -41,6 +41,8 @@ static void usage(FILE *f)
 /* The commands that spread their work over the ranks of `mpirun -np R` (R > 1): any other
  * command would run whole on every rank and write the same files, so it is refused. */
 static const char *const multi_rank[][2] = {
+    {"llm", "sft"}, /* data parallel (llm/train/train.h) */
+    {"llm", "qat"},
     {NULL, NULL},
 };
 
