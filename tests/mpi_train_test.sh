@@ -23,9 +23,9 @@ C="--data $FIX/train.jsonl --lr 3e-3 --epochs 1 --batch 1 --grad-accum 29 --seed
 # RoSTE: a rounding difference can move a 4-bit weight across a quantization step, and AdamW
 # turns the sign of a gradient near 0 into a full lr-sized step, so a parameter can drift by
 # up to 2 lr per step (0.072 in 12 steps); measured up to 4.3e-3, mean |delta| ~1e-6. The
-# 200-step resumes on another R: measured ~8e-4. The logged loss: within 1e-5 (measured
-# <= 4e-7).
-TOL_SFT=1e-4; TOL_ROSTE=1e-2; TOL_LOSS=1e-5
+# 200-step sft resumed on another R (lr 3e-3): measured ~8e-4, tolerance 5e-3. The logged
+# loss: within 1e-5 (measured <= 4e-7).
+TOL_SFT=1e-4; TOL_ROSTE=1e-2; TOL_LOSS=1e-5; TOL_LONG=5e-3
 
 # st_floats FILE: every parameter of a model.safetensors, one per line (od's 8-digit floats)
 st_floats() { local n; n=$(od -An -t u8 -N 8 "$1" | tr -d ' '); od -An -v -t f4 -j $((8 + n)) "$1" | tr -s ' ' '\n' | sed '/^$/d'; }
@@ -111,10 +111,10 @@ if wait_for $mp has_ck; then
   [ "$steps" = "$(seq -s ' ' 1 200) " ] && ok "the log holds steps 1..200 once each" || bad "log steps: $(head -c 200 <<<"$steps")"
   run "$T/k-one" $SFT $K --resume
   d=$(maxdiff "$T/k-full/model.safetensors" "$T/k-one/model.safetensors")
-  le "$d" $TOL_ROSTE && ok "the same checkpoint resumed on 1 rank: max |dparam| $d <= $TOL_ROSTE after 200 steps" || bad "resumed on 1 rank: max |dparam| $d"
+  le "$d" $TOL_LONG && ok "the same checkpoint resumed on 1 rank: max |dparam| $d <= $TOL_LONG after 200 steps" || bad "resumed on 1 rank: max |dparam| $d"
   run "$T/k-three" $MPIRUN -np 3 $SFT $K --resume --zero1
   d=$(maxdiff "$T/k-full/model.safetensors" "$T/k-three/model.safetensors")
-  le "$d" $TOL_ROSTE && ok "the same checkpoint resumed on 3 ranks with --zero1: max |dparam| $d <= $TOL_ROSTE" || bad "resumed on 3 ranks: max |dparam| $d"
+  le "$d" $TOL_LONG && ok "the same checkpoint resumed on 3 ranks with --zero1: max |dparam| $d <= $TOL_LONG" || bad "resumed on 3 ranks: max |dparam| $d"
 else
   wait $mp; bad "the 2-rank run ended before its first checkpoint could be seen: $(tail -2 "$T/k-cut.log")"
 fi
