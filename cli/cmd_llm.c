@@ -15,6 +15,7 @@
 #include "llm/io/fileio.h"
 #include "cli/commands.h"
 #include "llm/eval/generate.h"
+#include "cli/par_cli.h"
 #include "llm/io/config.h"
 #include "llm/train/data.h"
 #include "llm/quantize/intq.h"
@@ -25,6 +26,7 @@
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
 #include "quant/fsutil.h"
+#include "par/par.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -178,7 +180,7 @@ static int sft_progress(void *vctx, const llm_train_stats *s)
     double tps = el > 0 ? (double)c->ninput / el : 0;
     char extra[512] = "";
     int stop = c->hooks && c->hooks->after_step ? c->hooks->after_step(c->hooks->ctx, s, extra, sizeof extra) : 0;
-    log_record(c->log, s, tps, el, extra);
+    if (c->log) log_record(c->log, s, tps, el, extra); /* rank 0 alone logs */
     if (!c->quiet && (c->steps_run == 1 || s->step == s->total || t - c->last_print >= 0.5)) {
         c->last_print = t;
         char eta[32];
@@ -226,12 +228,14 @@ static int cmd_llm_sft(int argc, char **argv) { return cmd_llm_sft_hooked(argc, 
 
 int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
 {
-    const char *C = h ? h->name : "llm sft";
+    char cname[64];
+    const char *C = par_cli_name(h ? h->name : "llm sft", cname, sizeof cname); /* "(rank r)" on r > 0 */
+    const int rank = rs_par_rank(), R = rs_par_size();
     llm_train_opts to;
     llm_train_opts_default(&to);
     const char *model = NULL, *data = NULL, *out = NULL, *sched = "cosine";
     double lr = 2e-5, warmup = 0.0, wd = 0.0, clip = 1.0;
-    int epochs = 1, batch = 1, accum = 1, max_len = 0, resume = 0, full_loss = 0, threads = 0, quiet = 0;
+    int epochs = 1, batch = 1, accum = 1, max_len = 0, resume = 0, full_loss = 0, threads = 0, quiet = 0, zero1 = 0;
     long max_steps = 0, seed = 42, save_every = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder to fine-tune (required)", 0},
@@ -251,8 +255,9 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
         {"--save-every", OPT_LONG, &save_every, 0, 1000000000L, "N", "checkpoint every N steps (0: never)", 0},
         {"--resume", OPT_FLAG, &resume, 0, -1, NULL, "continue from the checkpoint in --out (same options and data)", 0},
         {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too (default: completion only)", 0},
-        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+        {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default; per rank under mpirun)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, -1, NULL, "no progress lines on stderr", 0},
+        {"--zero1", OPT_FLAG, &zero1, 0, -1, NULL, "under mpirun: shard the AdamW moments over the ranks (ZeRO-1)", 0},
     };
     cli_cmd cmd = {
         C, "--model DIR --data FILE --out DIR [options]",
@@ -275,11 +280,19 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
         "interruption, --resume continues from that checkpoint and ends with the same\n"
         "model.safetensors bytes as an uninterrupted run, given the same options, data and\n"
         "--threads (the thread count changes the rounding of sums). The checkpoint records hashes\n"
-        "of the data and of the options, and a resume with different ones is refused.",
+        "of the data and of the options, and a resume with different ones is refused.\n\n"
+        "Several processes: 'mpirun -np R rostesim llm sft|qat ...' trains data parallel (every\n"
+        "rank loads the model and data; each step's micro-batches are split over the ranks,\n"
+        "the gradients summed in rank order; rank 0 alone prints and writes). The result\n"
+        "equals the one-process run with the same --batch x --grad-accum up to float rounding\n"
+        "(the same bytes with -np 1). --zero1 shards the AdamW moments (same bytes as without).\n"
+        "Checkpoints resume at any R. Threads per rank: --threads or OMP_NUM_THREADS.\n"
+        "README.md, 'Training on several processes (MPI)', has the details.",
         opts, sizeof opts / sizeof opts[0], 0, 0,
         "examples:\n"
         "  rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --lr 2e-5 --epochs 1\n"
-        "  rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --save-every 50 --resume"};
+        "  rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --save-every 50 --resume\n"
+        "  mpirun -np 4 rostesim llm sft --model pythia-160m --data tldr.jsonl --out runs/tldr --batch 8 --threads 2 --zero1"};
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
@@ -312,6 +325,7 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     if ((rc = resolve_max_len(C, &max_len, &m->cfg))) goto done;
     if ((rc = load_data(C, data, model, &m->cfg, tok, max_len, full_loss, eos, pad, &ds))) goto done;
     if (h && h->prepare && (rc = h->prepare(h->ctx, C, &m, ds, pad))) goto done;
+    if (rank > 0) quiet = 1; /* rank 0 alone prints and writes */
     to.lr = lr;
     to.epochs = epochs;
     to.max_steps = max_steps;
@@ -324,8 +338,13 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     to.save_every = save_every;
     to.max_len = max_len;
     to.full_loss = full_loss;
-    if (llm_trainer_alloc(&tr, m, ds, pad, &to) != RS_OK) { rc = lib_fail(C); goto done; }
-    if (resume && llm_trainer_load(tr, ckpt) != RS_OK) { rc = lib_fail(C); goto done; }
+    to.zero1 = zero1;
+    to.job_hash = par_cli_job_hash(m, (uint64_t)resume); /* quantizers, rotations, --resume */
+    int st = llm_trainer_alloc(&tr, m, ds, pad, &to); /* several ranks: agree on the job, or exit 2 */
+    if ((rc = par_cli_status(C, st, R > 1 && st == RS_EINVAL ? 2 : 1))) goto done;
+    st = resume ? llm_trainer_load(tr, ckpt) : RS_OK;
+    if ((rc = par_cli_status(C, st, 1))) goto done;
+    if (rank > 0) goto run;
     if ((rc = mkdir_p(C, out))) goto done;
     if (resume) {
         if ((rc = truncate_log(C, logp, llm_trainer_last(tr)))) goto done;
@@ -340,10 +359,19 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
             "(%ld per epoch), warm-up %ld, %zu parameters\n",
             C, ds->n, ds->ntok, ds->ntrunc, ds->nskip, data, llm_trainer_total(tr), batch, accum,
             llm_trainer_steps_per_epoch(tr), llm_warmup_steps(warmup, llm_trainer_total(tr)), m->nparams);
+    if (R > 1) fprintf(stderr, "rostesim %s: data parallel on %d ranks%s\n", C, R, zero1 ? ", AdamW moments sharded (ZeRO-1)" : "");
     if (resume) fprintf(stderr, "rostesim %s: resuming after step %ld\n", C, llm_trainer_step_no(tr));
+run:;
     sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h};
     long start_step = llm_trainer_step_no(tr);
-    if (llm_trainer_run(tr, ckpt, sft_progress, &ctx) != RS_OK) { rc = lib_fail(C); goto done; }
+    if ((st = llm_trainer_run(tr, ckpt, sft_progress, &ctx)) != RS_OK) {
+        /* a non-finite loss or norm is the same on every rank: rank 0 says it; any other failure
+         * is this rank's own (main then ends every rank) */
+        if (st != RS_ENUMERIC || rank == 0) lib_fail(C);
+        rc = 1;
+        goto done;
+    }
+    if (rank > 0) { rc = 0; goto done; } /* rank 0 saves the model */
     if (llm_model_save(m, out) != RS_OK || llm_copy_tokenizer_files(model, out) != RS_OK) { rc = lib_fail(C); goto done; }
     if (h && h->finish && (rc = h->finish(h->ctx, C, m, out))) goto done;
     /* the run is complete: its resume state is stale (a new run may use this folder) */

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/par_cli.h"
 #include "llm/train/data.h"
 #include "llm/nn/model.h"
 #include "llm/quantize/diagnose.h"
@@ -18,6 +19,7 @@
 #include "llm/quantize/search.h"
 #include "llm/text/tokenizer.h"
 #include "llm/train/train.h"
+#include "par/par.h"
 #include "plots/plot.h"
 #include "quant/fsutil.h"
 #include "quant/status.h"
@@ -115,7 +117,8 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
             if (st) return lib_fail(C);
         }
         r1 = E_r1[1] < E_r1[0];
-        fprintf(stderr, "rostesim %s: --r1 search: total E without R1 %.6g, with R1 %.6g: R1 %s\n", C, E_r1[0], E_r1[1],
+        if (rs_par_rank() == 0) /* under mpirun every rank searches alike; rank 0 prints */
+            fprintf(stderr, "rostesim %s: --r1 search: total E without R1 %.6g, with R1 %.6g: R1 %s\n", C, E_r1[0], E_r1[1],
                 r1 ? "on" : "off");
     }
     if (llm_qat_attach(*m, o) || llm_rot_config_init(rc, (*m)->cfg.n_layer, r1, 0, 0, 0, signs, (uint64_t)q->rot_seed))
@@ -130,6 +133,7 @@ static int rotate_and_search(const char *C, const char *dir, llm_model **m, cons
 
 static void print_choice(const char *C, const llm_rot_config *rc)
 {
+    if (rs_par_rank() > 0) return;
     int n2 = 0, n3 = 0, n4 = 0;
     for (int l = 0; l < rc->n_layer; l++) n2 += rc->r2[l], n3 += rc->r3[l], n4 += rc->r4[l];
     fprintf(stderr, "rostesim %s: rotations: R1 %s, R2 in %d, R3 in %d, R4 in %d of %d layers\n", C, rc->r1 ? "on" : "off",
@@ -170,7 +174,7 @@ static int qat_prepare(void *vctx, const char *C, llm_model **m, const void *vds
         double E1[2];
         int rc = rotate_and_search(C, c->model_dir, m, &c->q, &c->o, c->em, c->ds, &c->rc, &terms, E1);
         c->have_rc = !rc || c->rc.r2;
-        if (!rc) {
+        if (!rc && rs_par_rank() == 0) { /* rank 0 alone writes */
             char p[4200];
             snprintf(p, sizeof p, "%s/search.tsv", c->out);
             if (rs_mkdir_p(c->out) || llm_search_write_tsv(p, &c->rc, terms)) rc = lib_fail(C);
@@ -192,6 +196,10 @@ static int qat_after_step(void *vctx, const void *vs, char *extra, size_t n)
     qat_ctx *c = vctx;
     const llm_train_stats *s = vs;
     llm_qat *q = c->m->qat;
+    if (par_cli_qat_stats_sum(q)) { /* several ranks: the statistics of every rank's rows */
+        fprintf(stderr, "rostesim llm qat: %s\n", rs_last_error());
+        return 1;
+    }
     /* E of this step, per-element means (independent of the batch size) */
     double E = llm_search_total(q, LLM_ERR_MEAN, 1);
     double Ew = 0;
@@ -260,6 +268,9 @@ static const char QAT_DESC[] =
     "inputs and K/V of every site, per-element means) and \"E_weights\" (weights only).\n"
     "--out gets the model (R1, R2 and W_down R4 merged into the weights), rostesim_qat.json\n"
     "(quantizers and rotations), which 'llm eval' and 'llm generate' apply automatically.\n\n"
+    "Under 'mpirun -np R' it trains data parallel as 'llm sft' does (see its --help; --zero1\n"
+    "shards the AdamW moments); every rank runs the rotation search alike and the ranks\n"
+    "check that they chose the same rotations; rank 0 writes.\n\n"
     "Options of 'llm qat' (before or after the 'llm sft' ones):\n"
     "  --method M            ste or roste (default roste)\n"
     "  --rotation-config F   RoSTE: use this rotation-config JSON instead of searching\n"

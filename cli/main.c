@@ -44,6 +44,8 @@ static const char *const multi_rank[][2] = {
     {"lsq", NULL}, /* --sweep: points over the ranks (cmd_lsq.c refuses a single point) */
     {"paper", "table1"}, /* cells over the ranks, each a child process (cmd_paper.c) */
     {"paper", "table3"},
+    {"llm", "sft"}, /* data parallel (llm/train/train.h) */
+    {"llm", "qat"},
     {NULL, NULL},
 };
 

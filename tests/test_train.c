@@ -90,6 +90,19 @@ static void test_clip(void)
     }
     n = llm_clip_grad(b, N, 0);
     CHECK_NEAR(n, sqrt(ss), 1e-9 * sqrt(ss), "global norm of 300001 values");
+    CHECK(sqrt(llm_grad_sumsq(b, N)) == n, "llm_grad_sumsq: the sum llm_clip_grad takes the root of (exactly)");
+    /* data parallel clips with the rank-order sum of the R shards' sums (train.h): the same
+     * value up to the rounding of sums in double chunked otherwise (N eps relative at most) */
+    double whole = llm_grad_sumsq(b, N);
+    for (size_t R = 2; R <= 3; R++) {
+        double sh = 0;
+        for (size_t r = 0, off = 0; r < R; r++) {
+            size_t len = N / R + (r < N % R);
+            sh += llm_grad_sumsq(b + off, len);
+            off += len;
+        }
+        CHECK(fabs(sh - whole) <= 1e-13 * whole, "sum of %zu shards' squared norms == the whole's (%.17g vs %.17g)", R, sh, whole);
+    }
     free(b);
 }
 

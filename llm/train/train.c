@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "llm/io/fileio.h"
+#include "par/par.h"
 #include "quant/rng.h"
 #include "quant/status.h"
 
@@ -106,7 +107,7 @@ const char *llm_sched_name(llm_sched s)
 
 #define CLIP_CHUNK 65536
 
-double llm_clip_grad(float *g, size_t n, double max_norm)
+double llm_grad_sumsq(const float *g, size_t n)
 {
     /* fixed chunks summed in order: the norm does not depend on the thread count */
     long nch = (long)((n + CLIP_CHUNK - 1) / CLIP_CHUNK);
@@ -125,7 +126,12 @@ double llm_clip_grad(float *g, size_t n, double max_norm)
     } else {
         for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
     }
-    double norm = sqrt(ss);
+    return ss;
+}
+
+/* g *= max_norm / (norm + 1e-6) when that is below 1 (max_norm > 0, norm finite). */
+static void clip_scale(float *g, size_t n, double norm, double max_norm)
+{
     if (max_norm > 0 && isfinite(norm)) {
         float coef = (float)(max_norm / (norm + 1e-6));
         if (coef < 1.0f) {
@@ -134,6 +140,12 @@ double llm_clip_grad(float *g, size_t n, double max_norm)
             for (long i = 0; i < N; i++) g[i] *= coef;
         }
     }
+}
+
+double llm_clip_grad(float *g, size_t n, double max_norm)
+{
+    double norm = sqrt(llm_grad_sumsq(g, n));
+    clip_scale(g, n, norm, max_norm);
     return norm;
 }
 
@@ -154,6 +166,11 @@ struct llm_trainer {
     uint64_t model_hash;
     llm_train_stats last;   /* statistics of the last step */
     char opts[LLM_CKPT_MAXOPT];
+    /* several ranks (par/par.h) */
+    int nrank, rank;
+    int zero1;              /* R > 1 and ZeRO-1: mom/vel hold this rank's shard only */
+    size_t sh_off, sh_len;  /* this rank's shard of the parameters (R = 1: all of them) */
+    float *gsh;             /* ZeRO-1: this rank's shard of the summed gradient */
 };
 
 void llm_train_opts_default(llm_train_opts *o)
@@ -225,7 +242,61 @@ void llm_trainer_free(llm_trainer *tr)
     free(tr->order);
     free(tr->tok);
     free(tr->tgt);
+    free(tr->gsh);
     free(tr);
+}
+
+static void opts_diff(char *out, size_t n, const char *a_text, const char *b_text, const char *a_name, const char *b_name);
+
+/* FNV-1a over 64-bit words (a byte tail last): the parameters' fingerprint, 8 times faster
+ * than byte-wise. */
+static uint64_t hash_words(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    return rs_par_hash(h, b + i, n - i);
+}
+
+/* Several ranks: every rank must have been given the same job (collective). On a mismatch
+ * every rank returns RS_EINVAL; rank 0's message names the options that differ. */
+static int check_ranks(const llm_trainer *tr)
+{
+    char mine[LLM_CKPT_MAXOPT + 32], other[LLM_CKPT_MAXOPT + 32];
+    memset(mine, 0, sizeof mine);
+    snprintf(mine, sizeof mine, "%s zero1=%d", tr->opts, tr->o.zero1 ? 1 : 0);
+    int st = rs_par_check_same("the training options", rs_par_hash(RS_PAR_HASH0, mine, strlen(mine)));
+    if (st == RS_EINVAL) { /* name them: each rank's text in turn to every rank */
+        char msg[1024], diff[1024] = "", name[32];
+        snprintf(msg, sizeof msg, "%s", rs_last_error());
+        for (int q = 1; q < tr->nrank; q++) {
+            if (tr->rank == q) memcpy(other, mine, sizeof mine);
+            if ((st = rs_par_bcast(other, sizeof other, q))) return st;
+            if (tr->rank == 0 && !diff[0] && strcmp(other, mine)) {
+                snprintf(name, sizeof name, "rank %d", q);
+                opts_diff(diff, sizeof diff, mine, other, "rank 0", name);
+            }
+        }
+        if (diff[0])
+            return RS_ERROR(RS_EINVAL, "the ranks disagree on the training options (%s): every rank must be given the same "
+                                       "options", diff);
+        return RS_ERROR(RS_EINVAL, "%s", msg);
+    }
+    if (st) return st;
+    const llm_dataset *ds = tr->ds;
+    uint64_t h = rs_par_hash(RS_PAR_HASH0, &ds->file_hash, sizeof ds->file_hash);
+    if ((st = rs_par_check_same("the data file (--data: its bytes)", h))) return st;
+    h = rs_par_hash(RS_PAR_HASH0, &ds->tok_hash, sizeof ds->tok_hash);
+    if ((st = rs_par_check_same("the tokenized data (tokenizer, --max-len or --full-loss)", h))) return st;
+    if ((st = rs_par_check_same("the model's shapes (--model)", tr->model_hash))) return st;
+    h = hash_words(RS_PAR_HASH0, tr->m->params, tr->m->nparams * sizeof(float));
+    if ((st = rs_par_check_same("the model's parameters (--model weights, or the rotations merged into them)", h))) return st;
+    h = rs_par_hash(RS_PAR_HASH0, &tr->o.job_hash, sizeof tr->o.job_hash);
+    return rs_par_check_same("the command's other settings (quantizers and rotations)", h);
 }
 
 int llm_trainer_alloc(llm_trainer **out, llm_model *m, const llm_dataset *ds, int pad_id, const llm_train_opts *o)
@@ -247,13 +318,34 @@ int llm_trainer_alloc(llm_trainer **out, llm_model *m, const llm_dataset *ds, in
     tr->ds = ds;
     tr->o = *o;
     tr->pad_id = pad_id;
-    tr->mom = calloc(m->nparams, sizeof *tr->mom);
-    tr->vel = calloc(m->nparams, sizeof *tr->vel);
+    tr->nrank = rs_par_size();
+    tr->rank = rs_par_rank();
+    tr->model_hash = model_shape_hash(m);
+    format_opts(tr->opts, sizeof tr->opts, o);
+    if (tr->nrank > 1) {
+        int st = check_ranks(tr);
+        size_t want = (size_t)o->batch * (size_t)o->grad_accum, rows = want < ds->n ? want : ds->n;
+        if (!st && rows < (size_t)tr->nrank)
+            st = RS_ERROR(RS_EINVAL, "%d ranks, but a step has only %zu rows (batch %d x grad_accum %d, %zu rows of data): "
+                                     "run at most %zu ranks, or give a step more rows", tr->nrank, rows, o->batch,
+                                     o->grad_accum, ds->n, rows);
+        if (st) {
+            llm_trainer_free(tr);
+            return st;
+        }
+    }
+    tr->zero1 = o->zero1 && tr->nrank > 1;
+    tr->sh_off = rs_par_shard_off(m->nparams, tr->rank);
+    tr->sh_len = rs_par_shard_len(m->nparams, tr->rank);
+    size_t nmom = tr->zero1 ? tr->sh_len : m->nparams;
+    tr->mom = calloc(nmom ? nmom : 1, sizeof *tr->mom);
+    tr->vel = calloc(nmom ? nmom : 1, sizeof *tr->vel);
+    if (tr->zero1) tr->gsh = malloc((tr->sh_len ? tr->sh_len : 1) * sizeof *tr->gsh);
     tr->order = malloc(ds->n * sizeof *tr->order);
     size_t cap = (size_t)o->batch * (size_t)ds->max_row;
     tr->tok = malloc(cap * sizeof *tr->tok);
     tr->tgt = malloc(cap * sizeof *tr->tgt);
-    if (!tr->mom || !tr->vel || !tr->order || !tr->tok || !tr->tgt) {
+    if (!tr->mom || !tr->vel || !tr->order || !tr->tok || !tr->tgt || (tr->zero1 && !tr->gsh)) {
         llm_trainer_free(tr);
         return RS_ERROR(RS_ENOMEM, "out of memory (AdamW state for %zu parameters)", m->nparams);
     }
@@ -268,8 +360,6 @@ int llm_trainer_alloc(llm_trainer **out, llm_model *m, const llm_dataset *ds, in
     tr->total = o->max_steps > 0 ? o->max_steps : (long)o->epochs * tr->per_epoch;
     tr->warmup = llm_warmup_steps(o->warmup, tr->total);
     tr->order_epoch = -1;
-    tr->model_hash = model_shape_hash(m);
-    format_opts(tr->opts, sizeof tr->opts, o);
     *out = tr;
     return RS_OK;
 }
@@ -319,12 +409,27 @@ int llm_trainer_step(llm_trainer *tr, llm_train_stats *st)
     size_t ntok_step = llm_data_count(ds, rows, nrows);
     if (ntok_step == 0) return RS_ERROR(RS_EINVAL, "step %ld has no target tokens", tr->step + 1);
 
+    /* this rank's rows [a0, a1) of the step, in micro-batches of mb rows (see train.h) */
+    size_t a0 = 0, a1 = nrows, mb = (size_t)tr->o.batch;
+    if (tr->nrank > 1) {
+        size_t nmb = (nrows + mb - 1) / mb;
+        if (nmb >= (size_t)tr->nrank) {
+            a0 = rs_par_shard_off(nmb, tr->rank) * mb;
+            a1 = a0 + rs_par_shard_len(nmb, tr->rank) * mb;
+            if (a1 > nrows) a1 = nrows;
+        } else {
+            a0 = rs_par_shard_off(nrows, tr->rank);
+            a1 = a0 + rs_par_shard_len(nrows, tr->rank);
+            mb = a1 - a0 ? a1 - a0 : 1;
+        }
+    }
+
     llm_model_zero_grad(m);
     double loss_sum = 0;
     long ninput = 0;
     float scale = (float)(1.0 / (double)ntok_step);
-    for (size_t a = 0; a < nrows; a += (size_t)tr->o.batch) {
-        int B = (int)(nrows - a < (size_t)tr->o.batch ? nrows - a : (size_t)tr->o.batch);
+    for (size_t a = a0; a < a1; a += mb) {
+        int B = (int)(a1 - a < mb ? a1 - a : mb);
         int T, nt;
         llm_data_batch(ds, rows + a, B, tr->pad_id, tr->tok, tr->tgt, &T, &nt);
         float loss = 0;
@@ -338,14 +443,35 @@ int llm_trainer_step(llm_trainer *tr, llm_train_stats *st)
         }
         ninput += (long)B * T;
     }
-    double loss = loss_sum / (double)ntok_step;
+    /* the step's sums over every rank, in rank order (R = 1: as they are) */
+    double sums[2] = {loss_sum, (double)ninput};
+    if ((rc = rs_par_allreduce_f64(sums, 2))) return rc;
+    ninput = (long)sums[1];
+    double loss = sums[0] / (double)ntok_step;
     if (!isfinite(loss)) return RS_ERROR(RS_ENUMERIC, "non-finite loss at step %ld (lower the learning rate?)", tr->step + 1);
-    double norm = llm_clip_grad(m->grads, m->nparams, tr->o.clip_grad);
+    /* g: the summed gradient of this rank's shard (ZeRO-1) or of every parameter; the squared
+     * norm is the sum of the shards' in rank order either way */
+    const size_t np = m->nparams;
+    float *g = m->grads, *p = m->params;
+    size_t n = np;
+    double ss = 0;
+    if (tr->zero1) {
+        if ((rc = rs_par_reduce_scatter_f32(m->grads, tr->gsh, np))) return rc;
+        g = tr->gsh, p = m->params + tr->sh_off, n = tr->sh_len;
+        ss = llm_grad_sumsq(g, n);
+        if ((rc = rs_par_allreduce_f64(&ss, 1))) return rc;
+    } else {
+        if ((rc = rs_par_allreduce_f32(m->grads, np))) return rc;
+        for (int r = 0; r < tr->nrank; r++) ss += llm_grad_sumsq(g + rs_par_shard_off(np, r), rs_par_shard_len(np, r));
+    }
+    double norm = sqrt(ss);
     if (!isfinite(norm))
         return RS_ERROR(RS_ENUMERIC, "non-finite gradient norm at step %ld (lower the learning rate?)", tr->step + 1);
+    clip_scale(g, n, norm, tr->o.clip_grad);
     double lr = tr->o.lr * llm_sched_factor(tr->o.sched, tr->step, tr->warmup, tr->total);
     llm_adamw_hp hp = {tr->o.beta1, tr->o.beta2, tr->o.eps, tr->o.weight_decay};
-    llm_adamw_update(m->params, m->grads, tr->mom, tr->vel, m->nparams, tr->step + 1, lr, &hp);
+    llm_adamw_update(p, g, tr->mom, tr->vel, n, tr->step + 1, lr, &hp);
+    if (tr->zero1 && (rc = rs_par_allgather_f32(m->params, np))) return rc;
     tr->step++;
     tr->pos += nrows;
     if (tr->pos >= ds->n) {
@@ -389,7 +515,9 @@ int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, voi
             s.saved = 1;
             saved = tr->step;
         }
-        if (cb && cb(ctx, &s)) break;
+        int stop = cb ? cb(ctx, &s) : 0;
+        if (tr->nrank > 1 && cb && (rc = rs_par_max_int(stop != 0, &stop))) return rc; /* all stop, or none */
+        if (stop) break;
     }
     return RS_OK;
 }
@@ -432,11 +560,56 @@ static int write_hashed(FILE *f, const void *p, size_t n, uint64_t *h)
     return fwrite(p, 1, n, f) == n ? 0 : -1;
 }
 
+/* ZeRO-1: the whole of a sharded moment in full (nparams floats): this rank's shard, then
+ * every rank's gathered (collective). */
+static int gather_moment(const llm_trainer *tr, const float *shard, float *full)
+{
+    memcpy(full + tr->sh_off, shard, tr->sh_len * sizeof *full);
+    return rs_par_allgather_f32(full, tr->m->nparams);
+}
+
+static int save_rank0(const llm_trainer *tr, const char *path, float *full);
+
 int llm_trainer_save(const llm_trainer *tr, const char *path)
 {
-    if (!host_le()) return RS_ERROR(RS_ENOTSUP, "checkpoints need a little-endian host");
+    if (tr->nrank == 1) return save_rank0(tr, path, NULL);
+    /* several ranks: rank 0 writes; with ZeRO-1 every rank takes part in gathering the
+     * moments (into one buffer, a moment at a time); all agree on the outcome */
+    float *full = NULL;
+    int st = RS_OK, any = 0;
+    if (tr->zero1 && !(full = malloc(tr->m->nparams * sizeof *full)))
+        st = RS_ERROR(RS_ENOMEM, "out of memory (gathering the AdamW moments of %zu parameters)", tr->m->nparams);
+    int rc = rs_par_max_int(st != RS_OK, &any);
+    if (!rc && !any) {
+        if (tr->rank == 0) st = save_rank0(tr, path, full);
+        else if (tr->zero1) {
+            rc = gather_moment(tr, tr->mom, full);
+            if (!rc) rc = gather_moment(tr, tr->vel, full);
+        }
+        if (!rc) rc = rs_par_max_int(st != RS_OK, &any);
+    }
+    free(full);
+    if (rc) return rc;
+    if (st) return st;
+    if (any) return RS_ERROR(RS_EIO, "another rank failed while writing the checkpoint '%s' (its message is above)", path);
+    return RS_OK;
+}
+
+/* Rank 0 (or the only rank) writes; full: ZeRO-1's gathering buffer (collective then). */
+static int save_rank0(const llm_trainer *tr, const char *path, float *full)
+{
+    int grc = RS_OK; /* a failed gather: the other ranks must still see both gathers */
     llm_atomic a;
-    if (llm_atomic_open(&a, path, LLM_ATOMIC_SYNC)) return RS_ERROR(RS_EIO, "cannot write '%s': %s", a.tmp, strerror(a.err));
+    int open_failed = !host_le() || llm_atomic_open(&a, path, LLM_ATOMIC_SYNC);
+    if (open_failed) {
+        if (full) {
+            grc = gather_moment(tr, tr->mom, full);
+            if (!grc) grc = gather_moment(tr, tr->vel, full);
+            if (grc) return grc;
+        }
+        if (!host_le()) return RS_ERROR(RS_ENOTSUP, "checkpoints need a little-endian host");
+        return RS_ERROR(RS_EIO, "cannot write '%s': %s", a.tmp, strerror(a.err));
+    }
     FILE *f = a.f;
     const llm_model *m = tr->m;
     size_t optlen = strlen(tr->opts);
@@ -459,9 +632,19 @@ int llm_trainer_save(const llm_trainer *tr, const char *path)
     put_u64(hdr + 104, (uint64_t)tr->last.ninput);
     uint64_t h = LLM_FNV_INIT;
     int bad = write_hashed(f, hdr, sizeof hdr, &h) || write_hashed(f, tr->opts, optlen, &h) ||
-              write_hashed(f, m->params, m->nparams * sizeof(float), &h) ||
-              write_hashed(f, tr->mom, m->nparams * sizeof(float), &h) ||
-              write_hashed(f, tr->vel, m->nparams * sizeof(float), &h);
+              write_hashed(f, m->params, m->nparams * sizeof(float), &h);
+    for (int k = 0; k < 2; k++) {
+        const float *mo = k ? tr->vel : tr->mom;
+        if (full) {
+            if (!grc) grc = gather_moment(tr, mo, full);
+            mo = full;
+        }
+        if (!bad && !grc) bad = write_hashed(f, mo, m->nparams * sizeof(float), &h);
+    }
+    if (grc) {
+        llm_atomic_abort(&a);
+        return grc;
+    }
     unsigned char tail[8];
     put_u64(tail, h);
     if (!bad) bad = fwrite(tail, 1, 8, f) != 8;
@@ -470,8 +653,9 @@ int llm_trainer_save(const llm_trainer *tr, const char *path)
     return RS_ERROR(RS_EIO, "cannot rename '%s' to '%s': %s", a.tmp, path, strerror(a.err));
 }
 
-/* Name the options whose values differ between two option texts. */
-static void opts_diff(char *out, size_t n, const char *ck, const char *now)
+/* Name the options whose values differ between two option texts, a_text (called a_name in
+ * the message) and b_text. */
+static void opts_diff(char *out, size_t n, const char *ck, const char *now, const char *a_name, const char *b_name)
 {
     out[0] = '\0';
     size_t used = 0;
@@ -489,15 +673,28 @@ static void opts_diff(char *out, size_t n, const char *ck, const char *now)
         for (char *tb = strtok_r(bb, " ", &sb); tb; tb = strtok_r(NULL, " ", &sb))
             if (!strncmp(tb, ta, kl) && tb[kl] == '=') other = tb + kl + 1;
         if (other && !strcmp(other, eq + 1)) continue;
-        int k = snprintf(out + used, n - used, "%s%.*s: checkpoint %s, now %s", used ? "; " : "", (int)kl, ta, eq + 1,
-                         other ? other : "(absent)");
+        int k = snprintf(out + used, n - used, "%s%.*s: %s %s, %s %s", used ? "; " : "", (int)kl, ta, a_name, eq + 1,
+                         b_name, other ? other : "(absent)");
         if (k < 0 || (size_t)k >= n - used) break;
         used += (size_t)k;
     }
-    if (!used) snprintf(out, n, "checkpoint '%.400s', now '%.400s'", ck, now);
+    if (!used) snprintf(out, n, "%s '%.400s', %s '%.400s'", a_name, ck, b_name, now);
 }
 
+static int load_file(llm_trainer *tr, const char *path);
+
 int llm_trainer_load(llm_trainer *tr, const char *path)
+{
+    int st = load_file(tr, path), any = 0;
+    if (tr->nrank == 1) return st;
+    int rc = rs_par_max_int(st != RS_OK, &any); /* every rank resumes, or none */
+    if (rc) return rc;
+    if (st) return st;
+    if (any) return RS_ERROR(RS_EIO, "another rank could not load the checkpoint '%s' (its message is above)", path);
+    return RS_OK;
+}
+
+static int load_file(llm_trainer *tr, const char *path)
 {
     if (!host_le()) return RS_ERROR(RS_ENOTSUP, "checkpoints need a little-endian host");
     FILE *f = fopen(path, "rb");
@@ -574,7 +771,7 @@ int llm_trainer_load(llm_trainer *tr, const char *path)
                                  "the same --model", path);
     if (st == RS_OK && strcmp(opts, tr->opts) != 0) {
         char diff[1024];
-        opts_diff(diff, sizeof diff, opts, tr->opts);
+        opts_diff(diff, sizeof diff, opts, tr->opts, "checkpoint", "now");
         st = RS_ERROR(RS_EINVAL, "%s: training options differ from the checkpoint's (%s): resume with the same options, "
                                  "or start a new run in another --out", path, diff);
     }
@@ -590,8 +787,9 @@ int llm_trainer_load(llm_trainer *tr, const char *path)
                       fix);
     if (st == RS_OK) {
         memcpy(m->params, p, np * sizeof *p);
-        memcpy(tr->mom, mm, np * sizeof *mm);
-        memcpy(tr->vel, vv, np * sizeof *vv);
+        size_t o = tr->zero1 ? tr->sh_off : 0, n = tr->zero1 ? tr->sh_len : np; /* ZeRO-1: this rank's shard */
+        memcpy(tr->mom, mm + o, n * sizeof *mm);
+        memcpy(tr->vel, vv + o, n * sizeof *vv);
         tr->step = (long)step;
         tr->epoch = (long)epoch;
         tr->pos = (size_t)pos;

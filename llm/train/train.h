@@ -16,7 +16,24 @@
  *   clipping   torch.nn.utils.clip_grad_norm_: g *= max_norm / (norm + 1e-6) when that
  *              factor is below 1 (norm = global 2-norm of all gradients);
  *   schedules  get_{cosine,linear,constant}_schedule_with_warmup: the lr of step s
- *              (0-based) is lr * lambda(s), warm-up steps = ceil(ratio * total). */
+ *              (0-based) is lr * lambda(s), warm-up steps = ceil(ratio * total).
+ *
+ * Data parallel (par/par.h: launched by `mpirun -np R`, R = rs_par_size() > 1): every rank
+ * holds the whole model and data set and draws the same order. A step's nrows rows form
+ * nmb = ceil(nrows / batch) micro-batches (the last may be short); when nmb >= R, rank r takes
+ * the whole micro-batches [rs_par_shard_off(nmb, r), + rs_par_shard_len(nmb, r)) (contiguous,
+ * the first nmb % R ranks one more), so each forward has the one-process shape; when nmb < R,
+ * rank r takes the rows [rs_par_shard_off(nrows, r), + rs_par_shard_len(nrows, r)) as one
+ * micro-batch. A step with fewer rows than ranks is refused at start, except the short last
+ * step of an epoch, where ranks without rows contribute nothing. The loss scale stays 1 /
+ * (target tokens of the whole step); the gradients are summed over the ranks in rank order
+ * (rs_par_allreduce_f32), and the squared norm for clipping is the fixed-order sum of the
+ * squared norms of the R shards (so plain data parallel and ZeRO-1 clip with the same
+ * bytes). Every rank applies the same AdamW update. With zero1, each rank keeps the AdamW
+ * moments of its shard of the parameters only: the gradients are reduce-scattered, each rank
+ * updates its shard, and the parameters are all-gathered; the result is the same bytes as
+ * without zero1 at the same R. With R = 1 every collective is the identity and the trainer
+ * does exactly what it did before MPI. */
 #ifndef RS_LLM_TRAIN_H
 #define RS_LLM_TRAIN_H
 
@@ -45,6 +62,9 @@ const char *llm_sched_name(llm_sched s);                                /* "cosi
 /* Global 2-norm of g (accumulated in double); when max_norm > 0, scale g by
  * max_norm / (norm + 1e-6) if that is < 1. Returns the norm before clipping. */
 double llm_clip_grad(float *g, size_t n, double max_norm);
+/* The squared 2-norm of g as llm_clip_grad sums it (fixed chunks, in double, whatever the
+ * thread count). */
+double llm_grad_sumsq(const float *g, size_t n);
 
 /* ---- the trainer ------------------------------------------------------------------------ */
 
@@ -62,6 +82,9 @@ typedef struct {
     uint64_t seed;       /* shuffle order */
     long save_every;     /* checkpoint every this many steps (0: never) */
     int max_len, full_loss; /* recorded so that a resume can check them (they shaped the data) */
+    int zero1;           /* several ranks: shard the AdamW moments (ZeRO-1); no effect on one */
+    uint64_t job_hash;   /* several ranks: a hash of whatever else every rank must share (the CLI
+                          * passes its quantizers and rotations); checked with the options */
 } llm_train_opts;
 
 void llm_train_opts_default(llm_train_opts *o); /* lr 2e-5, 1 epoch, batch 1, cosine, ... */
@@ -85,7 +108,12 @@ typedef int (*llm_train_cb)(void *ctx, const llm_train_stats *s);
 
 typedef struct llm_trainer llm_trainer;
 
-/* The trainer borrows m and ds (they must outlive it). pad_id fills short rows. */
+/* The trainer borrows m and ds (they must outlive it). pad_id fills short rows.
+ * Several ranks: every rank calls it (and then every function below but llm_trainer_total,
+ * _step_no, _steps_per_epoch and _last) in the same order. It first checks that the ranks
+ * agree on the options (and zero1 and job_hash), the data, the model's shapes and its
+ * parameters (RS_EINVAL naming what differs, on every rank), then that a step has at least R
+ * rows (RS_EINVAL). */
 int llm_trainer_alloc(llm_trainer **tr, llm_model *m, const llm_dataset *ds, int pad_id, const llm_train_opts *o);
 void llm_trainer_free(llm_trainer *tr); /* NULL is a no-op */
 
@@ -100,17 +128,23 @@ const llm_train_stats *llm_trainer_last(const llm_trainer *tr);
 int llm_trainer_step(llm_trainer *tr, llm_train_stats *st);
 
 /* Steps until the total, writing a checkpoint to ckpt_path every save_every steps
- * (ckpt_path may be NULL: no checkpoints). cb may be NULL. A non-finite loss or gradient
+ * (ckpt_path may be NULL: no checkpoints). cb may be NULL; with several ranks it is called
+ * on every rank and the run stops when it returns non-zero on any. A non-finite loss or gradient
  * norm stops the run with RS_ENUMERIC naming the step and, with checkpoints, the step of the
  * last one on disk (which is left as it was). */
 int llm_trainer_run(llm_trainer *tr, const char *ckpt_path, llm_train_cb cb, void *ctx);
 
 /* Checkpoint file (format in train.c): parameters, AdamW m and v, step, epoch, position,
  * hashes of the data file, of the tokenized data, of the model's shapes and the options
- * that must not change. Written to path.tmp, synced and renamed. */
+ * that must not change. Written to path.tmp, synced and renamed. Several ranks: rank 0
+ * alone writes (with zero1 the moments are gathered to it first); every rank returns the
+ * same status. The file does not depend on R or zero1. */
 int llm_trainer_save(const llm_trainer *tr, const char *path);
 /* Load a checkpoint written for the same model shapes, data and options; every mismatch
- * is an error saying what differs and what to do. Overwrites the model's parameters. */
+ * is an error saying what differs and what to do. Overwrites the model's parameters.
+ * Several ranks: each reads the file (with zero1 keeping its shard of the moments); when
+ * one fails, all return an error. A checkpoint written at any R, with or without zero1,
+ * resumes at any R. */
 int llm_trainer_load(llm_trainer *tr, const char *path);
 
 /* ---- evaluation ------------------------------------------------------------------------- */
