@@ -952,6 +952,19 @@ void llm_kv_free(llm_kv *kv)
 void llm_kv_reset(llm_kv *kv) { kv->len = 0; }
 int llm_kv_len(const llm_kv *kv) { return kv->len; }
 
+/* q . k in eight interleaved partial sums (lanes e mod 8), added in a fixed tree: the compiler
+ * vectorizes it (one running sum is a chain of dependent adds), and the result does not depend
+ * on the build's vector width or the thread count. */
+static inline float dot8(const float *q, const float *k, int n)
+{
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int e = 0;
+    for (; e + 8 <= n; e += 8)
+        for (int u = 0; u < 8; u++) a[u] += q[e + u] * k[e + u];
+    for (int u = 0; e < n; e++, u++) a[u] += q[e] * k[e];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
 /* Causal attention of n new queries (positions len..len+n-1) over the cached keys/values
  * 0..len+n-1 of one layer. qkv (n,QKV); K, V (len+n, KVD); out (n,HD). */
 void llm_decode_attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len,
@@ -968,10 +981,7 @@ void llm_decode_attention(float *out, float *scores, const float *qkv, const flo
             const int nk = len + i + 1;
             float mx = -INFINITY;
             for (int j = 0; j < nk; j++) {
-                const float *k = K + (size_t)j * KVD + (size_t)kh * HS;
-                float d = 0.0f;
-                for (int e = 0; e < HS; e++) d += q[e] * k[e];
-                s[j] = d * scale;
+                s[j] = dot8(q, K + (size_t)j * KVD + (size_t)kh * HS, HS) * scale;
                 if (s[j] > mx) mx = s[j];
             }
             float sum = 0.0f;

@@ -719,10 +719,17 @@ static int cache_layer(const llm_intq *iq, llm_intq_kv *kv, int l, int n)
             const uint8_t *kc = kv->kc + at * HB, *vc = kv->vc + at * HB;
             float *ko = kv->K + (size_t)j * KVD + (size_t)h * HS, *vo = kv->Vv + (size_t)j * KVD + (size_t)h * HS;
             const float ks = kv->ks[at], kz = kv->kz[at], vs = kv->vs[at], vz = kv->vz[at];
-            for (int e = 0; e < HS; e++) {
-                const unsigned sh = 4u * (unsigned)(e & 1);
-                ko[e] = ((float)((kc[e / 2] >> sh) & 15u) + fq - kz) * ks;
-                vo[e] = ((float)((vc[e / 2] >> sh) & 15u) + fq - vz) * vs;
+            /* byte b holds elements 2b (low nibble) and 2b+1 (high): one byte at a time vectorizes */
+            for (int b = 0; b < HS / 2; b++) {
+                const unsigned kb = kc[b], vb = vc[b];
+                ko[2 * b] = ((float)(kb & 15u) + fq - kz) * ks;
+                ko[2 * b + 1] = ((float)(kb >> 4) + fq - kz) * ks;
+                vo[2 * b] = ((float)(vb & 15u) + fq - vz) * vs;
+                vo[2 * b + 1] = ((float)(vb >> 4) + fq - vz) * vs;
+            }
+            if (HS & 1) {
+                ko[HS - 1] = ((float)(kc[HS / 2] & 15u) + fq - kz) * ks;
+                vo[HS - 1] = ((float)(vc[HS / 2] & 15u) + fq - vz) * vs;
             }
         }
     return RS_OK;
