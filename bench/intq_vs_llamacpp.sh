@@ -5,7 +5,8 @@
 #   2. the real SmolLM2-135M-Instruct (tools/smollm2.sh: a GGUF from PyPI, Q4_1), imported
 #      (llm import-gguf), quantized W4A8KV4 by RTN (llm ptq), exported (llm export-int), and
 #      timed by bench_intq --model; llama.cpp (llama-cpp-python from PyPI, the peer only) on the
-#      same GGUF requantized to Q4_0 and F16 (bench/llamacpp_peer.py).
+#      same GGUF requantized to Q4_0, Q4_1, F16 and F32 (bench/llamacpp_peer.py); the peak
+#      resident memory of `llm generate` on each of our forms and of the peer on each file.
 # Both with the default fp32 embedding / LM head and with --int-head q8 (int8 head) side by
 # side: bench_intq runs both int models in one process, export-int writes both files.
 # Goals of issue 14, reported as measured: decode >= llama.cpp Q4_0, model bytes <= 0.6 of
@@ -48,6 +49,17 @@ ib8=$(stat -c %s "$WORK/smollm2-w4a8kv4-q8.rsiq")
 qp=$(echo "$o" | awk '/^q8head prefill_/{print $7}'); qd=$(echo "$o" | awk '/^q8head decode_/{print $7}')
 cqp=$(echo "$o" | awk '/^q8head cpu-time/{print $10}'); cqd=$(echo "$o" | awk '/^q8head cpu-time/{print $16}')
 
+# peak resident memory of `llm generate` (prompt + D new tokens): the fp32 fake-quant path on the
+# PTQ folder, and the int backend on each exported file
+rss() {
+  [ -x /usr/bin/time ] || { echo "?"; return; }
+  /usr/bin/time -f %M -o "$WORK/rss" "$BIN/rostesim" llm generate --model "$Q" "$@" --max-new-tokens "$D" \
+    --threads "$THREADS" --prompt "The Debian package manager installs, upgrades and removes software" >/dev/null 2>&1 \
+    && awk '{printf "%.0f", $1 / 1024}' "$WORK/rss" || echo "?"
+}
+rf=$(rss); ri=$(rss --backend int --int-model "$WORK/smollm2-w4a8kv4.rsiq"); ri8=$(rss --backend int --int-model "$WORK/smollm2-w4a8kv4-q8.rsiq")
+echo "   peak RSS of llm generate (MB): fp32 fake-quant $rf, int fp32 head $ri, int q8 head $ri8"
+
 PY=${PYTHON:-}
 for p in "$PY" /work/venv/bin/python tools/.venv/bin/python python3; do
   [ -n "$p" ] && command -v "$p" >/dev/null 2>&1 && "$p" -c "import llama_cpp" 2>/dev/null && { PY=$p; break; }
@@ -62,6 +74,7 @@ fi
 l=$("$PY" bench/llamacpp_peer.py "$G" "$WORK/llamacpp" "$P" "$D" "$THREADS" 2>"$WORK/llamacpp.log") \
   || { tail -5 "$WORK/llamacpp.log"; exit 1; }
 echo "$l" | sed 's/^/   /'
+echo "   peak RSS (MB): ours (llm generate) fp32 fake-quant $rf, int fp32 head $ri, int q8 head $ri8; llama.cpp (a Python process, llama-cpp-python loaded)$(echo "$l" | awk '{printf " %s %s,", $2, $14}' | sed 's/,$//')"
 q4p=$(echo "$l" | awk '$2=="Q4_0"{print $6}'); q4d=$(echo "$l" | awk '$2=="Q4_0"{print $8}')
 f16b=$(echo "$l" | awk '$2=="F16"{print $4}'); f16d=$(echo "$l" | awk '$2=="F16"{print $8}')
 cq4p=$(echo "$l" | awk '$2=="Q4_0"{print $10}'); cq4d=$(echo "$l" | awk '$2=="Q4_0"{print $12}')

@@ -2,15 +2,19 @@
 decode tokens/s with the same thread count and token counts as bench_intq, and the file's bytes.
 
 usage: llamacpp_peer.py GGUF OUT_DIR P D THREADS
-Writes OUT_DIR/<type>.gguf for Q4_0 and F16 (requantized from GGUF by llama.cpp's own
-llama_model_quantize, allow_requantize) and prints one line per type:
-  llamacpp <type> bytes <n> prefill_tok_s <x> decode_tok_s <y> cpu_prefill_tok_s <x'> cpu_decode_tok_s <y'>
-(cpu_*: tokens per process CPU second, steadier than the wall clock on a shared machine)
+Writes OUT_DIR/<type>.gguf for Q4_0, Q4_1, F16 and F32 (requantized from GGUF by llama.cpp's
+own llama_model_quantize, allow_requantize) and prints one line per type:
+  llamacpp <type> bytes <n> prefill_tok_s <x> decode_tok_s <y> cpu_prefill_tok_s <x'> cpu_decode_tok_s <y'> rss_mb <m>
+(cpu_*: tokens per process CPU second, steadier than the wall clock on a shared machine;
+rss_mb: the peak resident memory of a process that loads that one file and runs the
+benchmark, Python and llama-cpp-python included: each type runs in its own child process.)
 Random token ids (seed 2) below the vocabulary, as bench_intq uses; the best of two runs.
 """
 import ctypes
 import os
 import random
+import resource
+import subprocess
 import sys
 import time
 
@@ -51,17 +55,27 @@ def bench(path, P, D, threads):
 
 
 def main():
+    if len(sys.argv) == 6 and sys.argv[1] == "--one":  # the child: one file, its figures and peak RSS
+        path, P, D, threads = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        pt, dt, pc, dc = bench(path, P, D, threads)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"prefill_tok_s {pt:.1f} decode_tok_s {dt:.1f} cpu_prefill_tok_s {pc:.1f} cpu_decode_tok_s {dc:.2f} "
+              f"rss_mb {rss:.0f}", flush=True)
+        return
     if len(sys.argv) != 6:
         sys.exit(__doc__)
     src, out, P, D, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     os.makedirs(out, exist_ok=True)
-    types = [("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0), ("F16", llama_cpp.LLAMA_FTYPE_MOSTLY_F16)]
+    types = [("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0), ("Q4_1", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1),
+             ("F16", llama_cpp.LLAMA_FTYPE_MOSTLY_F16), ("F32", llama_cpp.LLAMA_FTYPE_ALL_F32)]
     for name, ft in types:
         dst = os.path.join(out, name + ".gguf")
         quantize(src, dst, ft)
-        pt, dt, pc, dc = bench(dst, P, D, threads)
-        print(f"llamacpp {name} bytes {os.path.getsize(dst)} prefill_tok_s {pt:.1f} decode_tok_s {dt:.1f} "
-              f"cpu_prefill_tok_s {pc:.1f} cpu_decode_tok_s {dc:.2f}", flush=True)
+        r = subprocess.run([sys.executable, __file__, "--one", dst, str(P), str(D), str(threads)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            sys.exit(f"llamacpp_peer: {name}: {r.stderr.strip()[-300:]}")
+        print(f"llamacpp {name} bytes {os.path.getsize(dst)} {r.stdout.strip()}", flush=True)
 
 
 if __name__ == "__main__":
