@@ -138,6 +138,33 @@ int rs_par_bcast(void *buf, size_t bytes, int root)
 }
 
 #ifdef RS_HAVE_MPI
+/* Elements of piece o (PIECE elements from offset o) of a shard of len elements: 0 past its end. */
+static size_t piece_len(size_t len, size_t o) { return o < len ? (len - o < PIECE ? len - o : PIECE) : 0; }
+
+/* Post a receive into rbuf (rc elements) from rank q and a send of sbuf (sc elements) to q,
+ * either skipped when its count is 0; requests appended at req[*nreq]. */
+static int post_pair(void *rbuf, size_t rc, const void *sbuf, size_t sc, MPI_Datatype t, int q, int tag,
+                     MPI_Request *req, int *nreq)
+{
+    int e;
+    if (rc && (e = MPI_Irecv(rbuf, (int)rc, t, q, tag, MPI_COMM_WORLD, &req[(*nreq)++])) != MPI_SUCCESS)
+        return mpi_fail(e, "MPI_Irecv");
+    if (sc && (e = MPI_Isend(sbuf, (int)sc, t, q, tag, MPI_COMM_WORLD, &req[(*nreq)++])) != MPI_SUCCESS)
+        return mpi_fail(e, "MPI_Isend");
+    return RS_OK;
+}
+
+/* d[0..c) = the R contributions summed in rank order (rank 0's first, then 1's, ...): src(q)
+ * is rank q's piece. One loop per element type. */
+#define SUM_IN_ORDER(T, d, c, src)                                         \
+    do {                                                                   \
+        for (int q_ = 0; q_ < R; q_++) {                                   \
+            const T *s_ = (const T *)(src(q_));                            \
+            if (q_ == 0) memcpy((d), s_, (c) * sizeof(T));                 \
+            else for (size_t i_ = 0; i_ < (c); i_++) (d)[i_] += s_[i_];    \
+        }                                                                  \
+    } while (0)
+
 /* Reduce-scatter of n elements of esz bytes (4: float, 8: double), fixed order. */
 static int reduce_scatter(const void *x, void *shard, size_t n, size_t esz)
 {
@@ -153,40 +180,20 @@ static int reduce_scatter(const void *x, void *shard, size_t n, size_t esz)
     int rc = RS_OK;
     for (size_t o = 0; o < maxlen && !rc; o += PIECE) {
         int nreq = 0;
-        size_t c = o < mylen ? (mylen - o < PIECE ? mylen - o : PIECE) : 0;
-        for (int q = 0; q < R; q++) {
-            if (q == r) continue;
-            size_t lq = rs_par_shard_len(n, q), cq = o < lq ? (lq - o < PIECE ? lq - o : PIECE) : 0;
-            if (c) {
-                int e = MPI_Irecv(tmp + (size_t)q * PIECE * esz, (int)c, t, q, 71, MPI_COMM_WORLD, &req[nreq++]);
-                if (e != MPI_SUCCESS) { rc = mpi_fail(e, "MPI_Irecv"); break; }
-            }
-            if (cq) {
-                const char *src = (const char *)x + (rs_par_shard_off(n, q) + o) * esz;
-                int e = MPI_Isend(src, (int)cq, t, q, 71, MPI_COMM_WORLD, &req[nreq++]);
-                if (e != MPI_SUCCESS) { rc = mpi_fail(e, "MPI_Isend"); break; }
-            }
-        }
+        const size_t c = piece_len(mylen, o);
+        /* from every other rank its values of my piece; to each its piece of my values */
+        for (int q = 0; q < R && !rc; q++)
+            if (q != r)
+                rc = post_pair(tmp + (size_t)q * PIECE * esz, c, (const char *)x + (rs_par_shard_off(n, q) + o) * esz,
+                               piece_len(rs_par_shard_len(n, q), o), t, q, 71, req, &nreq);
         int e = MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE);
         if (!rc && e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Waitall (reduce-scatter)");
         if (rc || !c) continue;
-        /* rank order: start from rank 0's values, add rank 1's, ... */
         const char *mine = (const char *)x + (myoff + o) * esz;
-        if (esz == 4) {
-            float *d = (float *)shard + o;
-            for (int q = 0; q < R; q++) {
-                const float *s = q == r ? (const float *)mine : (const float *)(tmp + (size_t)q * PIECE * esz);
-                if (q == 0) memcpy(d, s, c * esz);
-                else for (size_t i = 0; i < c; i++) d[i] += s[i];
-            }
-        } else {
-            double *d = (double *)shard + o;
-            for (int q = 0; q < R; q++) {
-                const double *s = q == r ? (const double *)mine : (const double *)(tmp + (size_t)q * PIECE * esz);
-                if (q == 0) memcpy(d, s, c * esz);
-                else for (size_t i = 0; i < c; i++) d[i] += s[i];
-            }
-        }
+#define SRC(q) ((q) == r ? mine : tmp + (size_t)(q) * PIECE * esz)
+        if (esz == 4) SUM_IN_ORDER(float, (float *)shard + o, c, SRC);
+        else SUM_IN_ORDER(double, (double *)shard + o, c, SRC);
+#undef SRC
     }
     free(tmp);
     free(req);
@@ -203,21 +210,12 @@ static int allgather(void *x, size_t n, size_t esz)
     int rc = RS_OK;
     for (size_t o = 0; o < maxlen && !rc; o += PIECE) {
         int nreq = 0;
-        size_t c = o < mylen ? (mylen - o < PIECE ? mylen - o : PIECE) : 0;
-        for (int q = 0; q < R; q++) {
-            if (q == r) continue;
-            size_t lq = rs_par_shard_len(n, q), cq = o < lq ? (lq - o < PIECE ? lq - o : PIECE) : 0;
-            if (cq) {
-                char *dst = (char *)x + (rs_par_shard_off(n, q) + o) * esz;
-                int e = MPI_Irecv(dst, (int)cq, t, q, 72, MPI_COMM_WORLD, &req[nreq++]);
-                if (e != MPI_SUCCESS) { rc = mpi_fail(e, "MPI_Irecv"); break; }
-            }
-            if (c) {
-                const char *src = (const char *)x + (rs_par_shard_off(n, r) + o) * esz;
-                int e = MPI_Isend(src, (int)c, t, q, 72, MPI_COMM_WORLD, &req[nreq++]);
-                if (e != MPI_SUCCESS) { rc = mpi_fail(e, "MPI_Isend"); break; }
-            }
-        }
+        /* from every other rank its piece of its shard; to each my piece of mine */
+        for (int q = 0; q < R && !rc; q++)
+            if (q != r)
+                rc = post_pair((char *)x + (rs_par_shard_off(n, q) + o) * esz, piece_len(rs_par_shard_len(n, q), o),
+                               (const char *)x + (rs_par_shard_off(n, r) + o) * esz, piece_len(mylen, o), t, q, 72, req,
+                               &nreq);
         int e = MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE);
         if (!rc && e != MPI_SUCCESS) rc = mpi_fail(e, "MPI_Waitall (all-gather)");
     }
