@@ -463,6 +463,8 @@ static int cmd_llm_eval(int argc, char **argv)
     const char *C = "llm eval";
     const char *model = NULL, *data = NULL, *preds = NULL, *backend = NULL, *intfile = NULL, *head_s = NULL;
     int batch = 4, max_len = 0, full_loss = 0, threads = 0, generate = 0, max_new = 32, no_stem = 0, use_int = 0;
+    int no_loss = 0, full_length = 0, gen_batch = 16;
+    double prog = 0;
     long limit = 0;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder (required)", 0},
@@ -476,6 +478,10 @@ static int cmd_llm_eval(int argc, char **argv)
         {"--limit", OPT_LONG, &limit, 0, 1000000000L, "N", "--generate: the first N examples only (0: all)", 0},
         {"--predictions", OPT_STRING, &preds, 0, -1, "FILE", "--generate: where predictions go (default MODEL/predictions.jsonl)", 0},
         {"--no-stemmer", OPT_FLAG, &no_stem, 0, -1, NULL, "--generate: ROUGE without the Porter stemmer", 0},
+        {"--no-loss", OPT_FLAG, &no_loss, 0, -1, NULL, "--generate: skip the loss pass over the whole file", 0},
+        {"--full-length", OPT_FLAG, &full_length, 0, -1, NULL, "--generate: decode every new token (default: stop once the first line ended; same predictions)", 0},
+        {"--gen-batch", OPT_INT, &gen_batch, 1, 4096, "N", "--generate, fake backend: prompts decoded together (1: one at a time)", 0},
+        {"--progress", OPT_DOUBLE, &prog, 0, 86400, "S", "--generate: a progress line (tokens/s, ETA) on stderr every S seconds (0: none)", 0},
         {"--backend", OPT_STRING, &backend, 0, -1, "fake|int", "fake: fp32 fake quantization (default); int: integer kernels (QAT/PTQ folder)", 0},
         {"--int-model", OPT_STRING, &intfile, 0, -1, "FILE", "an exported int model (llm export-int) instead of packing --model's weights", 0},
         {"--int-head", OPT_STRING, &head_s, 0, -1, "f32|q8", "--backend int from --model: embedding/LM head fp32 (default) or int8 (smaller, faster, not exact)", 0},
@@ -490,7 +496,12 @@ static int cmd_llm_eval(int argc, char **argv)
                    "text after the prompt, trimmed, and the reference the completion likewise. Prints the\n"
                    "mean ROUGE-1/2/L/Lsum F-measures (rouge-score semantics, Porter stemmer unless\n"
                    "--no-stemmer) and their mean, and writes one JSON line per example (line, prediction,\n"
-                   "reference, rougeL) to --predictions.\n\n"
+                   "reference, rougeL) to --predictions. Decoding of a prompt stops once its first line\n"
+                   "has ended (--full-length: all tokens; the predictions are the same). The fake backend\n"
+                   "decodes --gen-batch prompts together (each step's products as one: the weights are\n"
+                   "read once for all of them), the same greedy tokens as one at a time up to the\n"
+                   "rounding of those products. --no-loss skips the loss pass (over every row of the\n"
+                   "file, not only --limit's).\n\n"
                    "--backend int (a folder with rostesim_qat.json, or --int-model FILE): the integer path:\n"
                    "4-bit packed weights, per-token integer activations, integer GEMM, 4-bit packed KV\n"
                    "cache; the same numbers as the fake-quant path up to fp32 rounding (README).\n"
@@ -508,6 +519,7 @@ static int cmd_llm_eval(int argc, char **argv)
     if (pr == CLI_HELP) return 0;
     if (pr != CLI_OK) return 2;
     if (!data) return cli_error(C, "--data FILE is required (see --help)"), 2;
+    if (no_loss && !generate) return cli_error(C, "--no-loss: only with --generate (without it there is nothing to do)"), 2;
     int rc = check_model_dir(C, "--model", model);
     if (rc) return rc;
     if ((rc = parse_backend(C, backend, intfile, model, &use_int))) return rc;
@@ -531,18 +543,20 @@ static int cmd_llm_eval(int argc, char **argv)
     const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
     if (use_int) int_banner(iq, intfile);
     if ((rc = resolve_max_len(C, &max_len, cfg))) goto done;
-    if ((rc = load_data(C, data, model, cfg, tok, max_len, full_loss, eos, pad, &ds))) goto done;
-    if ((use_int ? llm_intq_eval_loss(iq, ds, &loss, &ntok) : llm_eval_loss(m, ds, batch, pad, &loss, &ntok)) != RS_OK) {
-        rc = lib_fail(C);
-        goto done;
+    if (!(generate && no_loss)) {
+        if ((rc = load_data(C, data, model, cfg, tok, max_len, full_loss, eos, pad, &ds))) goto done;
+        if ((use_int ? llm_intq_eval_loss(iq, ds, &loss, &ntok) : llm_eval_loss(m, ds, batch, pad, &loss, &ntok)) != RS_OK) {
+            rc = lib_fail(C);
+            goto done;
+        }
+        printf("loss %.6f  perplexity %.4f  (%zu target tokens, %zu rows, %zu truncated, %zu skipped; %.1f s)\n", loss,
+               exp(loss), ntok, ds->n, ds->ntrunc, ds->nskip, now_s() - t0);
     }
-    printf("loss %.6f  perplexity %.4f  (%zu target tokens, %zu rows, %zu truncated, %zu skipped; %.1f s)\n", loss,
-           exp(loss), ntok, ds->n, ds->ntrunc, ds->nskip, now_s() - t0);
     if (generate) {
         char pp[4300];
         if (!preds) snprintf(pp, sizeof pp, "%s/predictions.jsonl", model), preds = pp;
         if (eos < 0) { rc = (cli_error(C, "--generate: the model names no eos token"), 1); goto done; }
-        llm_generate_opts go = {m, iq, tok, eos, max_new, limit, !no_stem};
+        llm_generate_opts go = {m, iq, tok, eos, max_new, limit, !no_stem, full_length, gen_batch, prog};
         llm_generate_result gr;
         double tg = now_s();
         if (llm_eval_generate(data, preds, &go, &gr) != RS_OK) {
@@ -550,8 +564,10 @@ static int cmd_llm_eval(int argc, char **argv)
             goto done;
         }
         const rouge_scores *R = &gr.mean;
-        printf("generate: %ld examples (greedy, up to %d new tokens, %ld prompts cut from the left; %.1f s)\n", gr.n,
-               max_new, gr.ntrunc, now_s() - tg);
+        double tgs = now_s() - tg;
+        printf("generate: %ld examples (greedy, up to %d new tokens, %ld prompts cut from the left; %.1f s: %.0f prompt "
+               "+ %.1f new tokens/s)\n", gr.n, max_new, gr.ntrunc, tgs, (double)gr.prompt_tokens / tgs,
+               (double)gr.new_tokens / tgs);
         printf("ROUGE%s F: R1 %.4f  R2 %.4f  RL %.4f  RLsum %.4f  mean %.4f; predictions in %s\n", no_stem ? "" : " (stemmed)",
                R->r1.f, R->r2.f, R->rl.f, R->rlsum.f, (R->r1.f + R->r2.f + R->rl.f + R->rlsum.f) / 4, preds);
     }

@@ -79,6 +79,17 @@ if $B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --limi
 grep -qE "ROUGE \(stemmed\) F: R1 [0-9.]+  R2 [0-9.]+  RL [0-9.]+  RLsum [0-9.]+  mean [0-9.]+" "$T/out" && ok "ROUGE line printed" || bad "no ROUGE line: $(cat "$T/out")"
 $B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --limit 5 --max-new-tokens 8 --predictions "$T/pred2.jsonl" --threads 1 >/dev/null 2>&1
 cmp -s "$T/pred.jsonl" "$T/pred2.jsonl" && ok "eval --generate: same predictions twice" || bad "eval --generate is not deterministic"
+# one prompt at a time, every new token decoded, no loss pass: the same predictions
+$B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --limit 5 --max-new-tokens 8 --predictions "$T/pred3.jsonl" \
+  --threads 1 --gen-batch 1 --full-length >/dev/null 2>&1
+cmp -s "$T/pred.jsonl" "$T/pred3.jsonl" && ok "eval --generate: batched with the first-line stop = one at a time, every token" \
+  || bad "eval --generate: --gen-batch 1 --full-length gives other predictions"
+$B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --generate --no-loss --limit 5 --max-new-tokens 8 --gen-batch 3 \
+  --progress 0.001 --predictions "$T/pred4.jsonl" --threads 1 >"$T/out4" 2>"$T/err4"
+cmp -s "$T/pred.jsonl" "$T/pred4.jsonl" && ! grep -q "^loss" "$T/out4" && grep -q "generate: 5/5 prompts" "$T/err4" \
+  && ok "eval --generate --no-loss --gen-batch 3 --progress: same predictions, no loss line, progress to 5/5" \
+  || bad "eval --generate --no-loss: $(cat "$T/out4" "$T/err4")"
+expect_exit 2 "--no-loss: only with --generate" $B llm eval --model "$T/base" --data $FIX/sample_test.jsonl --no-loss
 expect_exit 2 "--generate: .* is not a .jsonl" $B llm eval --model "$T/base" --data "$T/dm/pretrain.txt" --generate
 # a line that is not a prompt/completion object: exit 1 naming file:line, the earlier predictions kept
 { head -2 $FIX/sample_test.jsonl; echo '{"prompt": "x"}'; } >"$T/bad.jsonl"

@@ -276,6 +276,56 @@ static void test_fixture(const char *fx, rs_rng *rng)
     }
     llm_kv_free(kv);
 
+    /* batched decoding: the B rows as B sequences at different lengths (row b prefilled with
+     * 1 + b % 3 tokens), then one token of every unfinished row per step, as one product */
+    {
+        llm_kv **kvs = calloc((size_t)B, sizeof *kvs), **act = calloc((size_t)B, sizeof *act), *work = NULL;
+        int *len = calloc((size_t)B, sizeof *len), *who = calloc((size_t)B, sizeof *who);
+        int32_t *nt = calloc((size_t)B, sizeof *nt);
+        float *lg = malloc((size_t)B * V * sizeof(float));
+        double e3 = 0, s = fx_max_abs(flogits, N * V);
+        int ok = kvs && act && len && who && nt && lg && llm_kv_alloc(&work, m, B) == RS_OK, steps = 0, maxrows = 0;
+        for (int b = 0; ok && b < B; b++) {
+            len[b] = 1 + b % 3 < T ? 1 + b % 3 : T;
+            ok &= llm_kv_alloc(&kvs[b], m, T) == RS_OK;
+            ok &= ok && llm_model_decode(m, kvs[b], tok + (size_t)b * T, len[b], lg) == RS_OK;
+        }
+        for (;;) {
+            int na = 0;
+            for (int b = 0; ok && b < B; b++)
+                if (len[b] < T) act[na] = kvs[b], who[na] = b, nt[na] = tok[(size_t)b * T + len[b]], na++;
+            if (!ok || na == 0) break;
+            if (na > maxrows) maxrows = na;
+            ok &= llm_model_decode_batch(m, work, act, na, nt, lg) == RS_OK;
+            for (int k = 0; ok && k < na; k++) {
+                const int b = who[k];
+                const float *f = flogits + ((size_t)b * T + len[b]) * V;
+                for (int v = 0; v < V; v++) e3 = fmax(e3, fabs((double)lg[(size_t)k * V + v] - f[v]));
+                len[b]++;
+            }
+            steps++;
+        }
+        CHECK(ok && steps > 0 && e3 / s <= 1e-5,
+              "%s: batched decode (%d sequences at lengths 1-3 then %d steps, up to %d rows) vs forward: max|diff|/max|ref| %.3g",
+              fx, B, steps, maxrows, e3 / s);
+        if (ok && B >= 2) {
+            act[0] = act[1] = kvs[0];
+            nt[0] = nt[1] = 0;
+            llm_kv_reset(kvs[0]);
+            st = llm_model_decode_batch(m, work, act, 2, nt, lg);
+            CHECK(st != RS_OK && strstr(rs_last_error(), "share a cache"), "%s: batched decode refuses one cache twice (%s)",
+                  fx, rs_last_error());
+        }
+        if (ok) {
+            st = llm_model_decode_batch(m, work, kvs + 1, 1, nt, lg);
+            CHECK(B < 2 || (st != RS_OK && strstr(rs_last_error(), "full")), "%s: batched decode past a full cache refused (%s)",
+                  fx, st ? rs_last_error() : "accepted");
+        }
+        for (int b = 0; kvs && b < B; b++) llm_kv_free(kvs[b]);
+        llm_kv_free(work);
+        free(kvs), free(act), free(len), free(who), free(nt), free(lg);
+    }
+
     /* finite differences */
     float *g = malloc(m->nparams * sizeof(float));
     memcpy(g, m->grads, m->nparams * sizeof(float));

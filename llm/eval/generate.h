@@ -2,7 +2,7 @@
  * --generate`). For each prompt/completion line of a JSONL file: greedy decoding of the prompt
  * (with the tokenizer's special tokens; a prompt too long for the model keeps its last tokens,
  * which hold "TL;DR:"), up to max_new tokens or eos; the prediction is the first line of the
- * generated text, trimmed, and the reference the completion likewise; ROUGE-1/2/L/Lsum of the
+ * generated text, trimmed (decoding stops once that line has ended), and the reference the completion likewise; ROUGE-1/2/L/Lsum of the
  * prediction against the reference (llm/eval/rouge.h). Either backend: the fp32 model (with
  * its fake quantizers, if attached) or the integer one (llm/quantize/intq.h). */
 #ifndef RS_LLM_GENERATE_H
@@ -21,12 +21,19 @@ typedef struct {
     int max_new;               /* most new tokens per prompt (>= 1, below the model's positions) */
     long limit;                /* the first `limit` lines only (0: all) */
     int stem;                  /* ROUGE with the Porter stemmer */
+    int full_length;           /* decode all max_new tokens (or to eos) even when the first line of
+                                  the text has ended (the default stops there: same predictions) */
+    int batch;                 /* fp32 model: prompts decoded together (continuous batching; 0 or 1:
+                                  one at a time); the integer backend decodes one at a time */
+    double progress;           /* > 0: a progress line on stderr every `progress` seconds (and at the end) */
 } llm_generate_opts;
 
 typedef struct {
     long n;                    /* examples scored */
     long ntrunc;               /* prompts cut from the left to leave room for max_new tokens */
     rouge_scores mean;         /* mean P, R and F of each ROUGE variant */
+    long prompt_tokens;        /* tokens fed (after the cut) */
+    long new_tokens;           /* tokens generated (eos excluded) */
 } llm_generate_result;
 
 /* Generate and score the lines of the JSONL file `data` ({"prompt": ..., "completion": ...});

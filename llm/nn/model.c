@@ -1052,3 +1052,67 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
     kv->len = len + n;
     return RS_OK;
 }
+
+int llm_model_decode_batch(llm_model *m, llm_kv *work, llm_kv *const *kv, int nb, const int32_t *tokens,
+                           float *logits)
+{
+    const llm_config *c = &m->cfg;
+    if (nb < 1 || nb > work->max_T)
+        return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: %d sequences for a work cache of %d rows", nb, work->max_T);
+    const int C = c->d, V = c->vocab, F = c->d_ff, QKV = qkv_dim(c), HD = hd_dim(c), F1 = f1_dim(c);
+    const int KVD = c->n_kv_head * c->head_dim, QD = c->n_head * c->head_dim;
+    if (work->n_layer != c->n_layer || work->kvd != KVD)
+        return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: the work cache was made for another model");
+    for (int b = 0; b < nb; b++) {
+        if (kv[b]->n_layer != c->n_layer || kv[b]->kvd != KVD)
+            return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: cache %d was made for another model", b);
+        if (kv[b]->len + 1 > kv[b]->max_T)
+            return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: sequence %d is full (%d tokens)", b, kv[b]->max_T);
+        if (kv[b] == work) return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: the work cache is also sequence %d", b);
+        for (int e = 0; e < b; e++)
+            if (kv[e] == kv[b]) return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: sequences %d and %d share a cache", e, b);
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: token %d outside the vocabulary (%d)", tokens[b], V);
+    }
+    const size_t NC = (size_t)nb * C;
+    llm_kv *w0 = work;
+    int st;
+    if (m->qat && (st = m->hooks->reserve(m->qat, m, nb))) return st;
+    lk_embedding_forward(w0->x, tokens, m->w.wte, nb, C);
+    for (int l = 0; l < c->n_layer; l++) {
+        const llm_layer *w = &m->w.layers[l];
+        norm_forward(c, block_ln(m), w0->ln, w0->mean, w0->rstd, w0->x, w->ln1_w, w->ln1_b, nb);
+        if ((st = linear_forward(m, SITE_QKV, l, w0->qkv, w0->ln, w->qkv_w, w->qkv_b, nb, C, QKV))) return st;
+        for (int b = 0; b < nb; b++) rope_forward(m, w0->qkv + (size_t)b * QKV, 1, 1, kv[b]->len);
+        if (m->qat && (st = m->hooks->qkv_forward(m->qat, m, l, w0->qkv, nb))) return st;
+        for (int b = 0; b < nb; b++) {
+            const size_t at = ((size_t)l * kv[b]->max_T + (size_t)kv[b]->len) * KVD;
+            const float *row = w0->qkv + (size_t)b * QKV;
+            memcpy(kv[b]->k + at, row + QD, (size_t)KVD * sizeof(float));
+            memcpy(kv[b]->v + at, row + QD + KVD, (size_t)KVD * sizeof(float));
+            /* each sequence's own scores scratch holds NH x max_T */
+            llm_decode_attention(w0->atty + (size_t)b * HD, kv[b]->scores, row, kv[b]->k + (size_t)l * kv[b]->max_T * KVD,
+                                 kv[b]->v + (size_t)l * kv[b]->max_T * KVD, kv[b]->len, 1, c->n_head, c->n_kv_head,
+                                 c->head_dim);
+        }
+        if ((st = linear_forward(m, SITE_O, l, w0->tmp, w0->atty, w->o_w, w->o_b, nb, HD, C))) return st;
+        if (c->parallel_residual) {
+            norm_forward(c, block_ln(m), w0->ln, w0->mean, w0->rstd, w0->x, w->ln2_w, w->ln2_b, nb);
+            lk_accumulate(w0->x, w0->tmp, (long)NC);
+        } else {
+            lk_accumulate(w0->x, w0->tmp, (long)NC);
+            norm_forward(c, block_ln(m), w0->ln, w0->mean, w0->rstd, w0->x, w->ln2_w, w->ln2_b, nb);
+        }
+        if ((st = linear_forward(m, SITE_UP, l, w0->fch, w0->ln, w->up_w, w->up_b, nb, C, F1))) return st;
+        act_forward(c, w0->fch_act, w0->fch, nb);
+        if ((st = linear_forward(m, SITE_DOWN, l, w0->tmp, w0->fch_act, w->down_w, w->down_b, nb, F, C))) return st;
+        lk_accumulate(w0->x, w0->tmp, (long)NC);
+    }
+    const float *xl = w0->x;
+    if (m->qat && !(xl = m->hooks->final_in(m->qat, xl, nb, C)))
+        return RS_ERROR(RS_ENOMEM, "llm_model_decode_batch: out of memory");
+    norm_forward(c, is_neox(c), w0->ln, w0->mean, w0->rstd, xl, m->w.lnf_w, m->w.lnf_b, nb);
+    linear_forward(m, SITE_HEAD, -1, logits, w0->ln, m->w.lm_head, NULL, nb, C, V);
+    for (int b = 0; b < nb; b++) kv[b]->len++;
+    return RS_OK;
+}

@@ -169,5 +169,13 @@ void llm_decode_attention(float *out, float *scores, const float *qkv, const flo
 /* Append n tokens at positions len..len+n-1 (n >= 1, len + n <= max_T) and write the
  * logits (V) of the last of them. Same numbers as llm_model_forward up to rounding. */
 int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, float *logits);
+/* One new token for each of nb sequences, each at its own length in its own cache kv[b]
+ * (kv[b] appended: len + 1 <= max_T), the matrix products of the nb rows as one product
+ * (every weight read once per step, not once per sequence): logits (nb, V). work is a cache
+ * with max_T >= nb whose scratch the step uses (its K/V stay untouched); the kv[b] must be
+ * distinct. The numbers of llm_model_decode of each sequence alone up to the rounding of the
+ * products (a row's result may depend on the other rows in the BLAS kernel). */
+int llm_model_decode_batch(llm_model *m, llm_kv *work, llm_kv *const *kv, int nb, const int32_t *tokens,
+                           float *logits);
 
 #endif
