@@ -29,6 +29,7 @@
 #include "cli/commands.h"
 #include "llm/quantize/ptq.h"
 #include "llm/eval/rouge.h"
+#include "llm/eval/stats.h"
 #include "par/par.h"
 #include "plots/plot.h"
 #include "sim/lsq_out.h"
@@ -341,6 +342,9 @@ static int eval_split(const char *C, paper_opts *o, const char *dir, const char 
     av_add(&a, "%d", o->max_len);
     av_add(&a, "--predictions");
     av_add(&a, "%s", pred);
+    av_add(&a, "--no-loss");
+    av_add(&a, "--progress");
+    av_add(&a, "60");
     av_add(&a, "--threads");
     av_add(&a, "%d", o->threads);
     double t = now_s();
@@ -524,27 +528,150 @@ static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi
     return eval_split(C, o, dir, pm->kind == K_BASE ? o->model : model, "test", s);
 }
 
+/* ---- statistics: bootstrap CIs and the paired bootstrap against RoSTE ------------------------- */
+
+#define NBOOT 2000
+#define NMET 5 /* R1, R2, RL, RLsum, mean */
+static const char *const met_name[NMET] = {"R1", "R2", "RL", "RLsum", "mean"};
+
+/* Per-prompt F of each metric (and their mean) of a cell's predictions file, in its line order,
+ * and the lines (to check that two cells saw the same prompts). */
+typedef struct {
+    double *v[NMET];
+    long *line;
+    long n;
+} pvec;
+
+static void pvec_free(pvec *p)
+{
+    for (int k = 0; k < NMET; k++) free(p->v[k]);
+    free(p->line);
+    memset(p, 0, sizeof *p);
+}
+
+static int pvec_load(const char *C, const char *pred, pvec *p)
+{
+    memset(p, 0, sizeof *p);
+    FILE *f = fopen(pred, "rb");
+    if (!f) return cli_error(C, "cannot read '%s' (the cell's predictions)", pred), 1;
+    char *line = NULL;
+    size_t cap = 0;
+    long nc = 0;
+    int rc = 0;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *pr = cJSON_GetObjectItem(o, "prediction"), *r = cJSON_GetObjectItem(o, "reference"),
+                    *ln = cJSON_GetObjectItem(o, "line");
+        rouge_scores sc;
+        if (!cJSON_IsString(pr) || !cJSON_IsString(r) || !cJSON_IsNumber(ln) ||
+            rouge_score(r->valuestring, pr->valuestring, 1, &sc) != 0)
+            rc = (cli_error(C, "%s:%ld: not a predictions line", pred, p->n + 1), 1);
+        else {
+            if (p->n == nc) {
+                nc = nc ? 2 * nc : 256;
+                for (int k = 0; k < NMET; k++) {
+                    double *t = realloc(p->v[k], (size_t)nc * sizeof *t);
+                    if (t) p->v[k] = t;
+                    else rc = 1;
+                }
+                long *t = realloc(p->line, (size_t)nc * sizeof *t);
+                if (t) p->line = t;
+                else rc = 1;
+                if (rc) cli_error(C, "out of memory");
+            }
+            if (!rc) {
+                const double v[4] = {sc.r1.f, sc.r2.f, sc.rl.f, sc.rlsum.f};
+                for (int k = 0; k < 4; k++) p->v[k][p->n] = v[k];
+                p->v[4][p->n] = (v[0] + v[1] + v[2] + v[3]) / 4;
+                p->line[p->n++] = (long)ln->valuedouble;
+            }
+        }
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    if (!rc && p->n == 0) rc = (cli_error(C, "%s: no predictions", pred), 1);
+    if (rc) pvec_free(p);
+    return rc;
+}
+
+/* A cell's intervals, and its paired comparison with the reference row (RoSTE at its bit
+ * setting; table3: the adaptive rotations). */
+typedef struct {
+    int ok;
+    double lo[NMET], hi[NMET];
+    int paired; /* 0: this is the reference, or the prompts differ */
+    double diff[NMET], dlo[NMET], dhi[NMET], p[NMET];
+    char ref[64];
+} pstat;
+
+/* Fill st[i][b] for every available cell (base/SFT rows: against each bit setting's
+ * reference). The bootstrap draws are seeded from --seed: same table, same intervals. */
+static int table_stats(const char *C, paper_opts *o, const paper_method *ms, size_t nm, char (*dirs)[MAXBITS][4300],
+                       const int *avail, size_t iref, pstat (*st)[MAXBITS])
+{
+    static pvec pv[16][MAXBITS];
+    int rc = 0;
+    memset(pv, 0, sizeof pv);
+    for (size_t i = 0; i < nm && !rc; i++)
+        for (int b = 0; b < o->nbits && !rc && avail[i]; b++) {
+            int bb = ms[i].kind <= K_SFT ? 0 : b;
+            if (bb != b) break;
+            char pred[4400];
+            snprintf(pred, sizeof pred, "%s/test_predictions.jsonl", dirs[i][b]);
+            rc = pvec_load(C, pred, &pv[i][b]);
+        }
+    for (size_t i = 0; i < nm && !rc; i++)
+        for (int b = 0; b < o->nbits && !rc && avail[i]; b++) {
+            const pvec *x = &pv[i][ms[i].kind <= K_SFT ? 0 : b];
+            pstat *t = &st[i][b];
+            double m;
+            for (int k = 0; k < NMET && !rc; k++)
+                if (rs_boot_mean_ci(x->v[k], x->n, NBOOT, (uint64_t)o->seed, 0.05, &m, &t->lo[k], &t->hi[k]) != RS_OK)
+                    rc = (cli_error(C, "bootstrap of %s: %s", dirs[i][b], rs_last_error()), 1);
+            t->ok = !rc;
+            const pvec *r = avail[iref] ? &pv[iref][b] : NULL;
+            snprintf(t->ref, sizeof t->ref, "%s %s", ms[iref].name, o->bname[b]);
+            if (rc || !r || i == iref || r->n != x->n || memcmp(r->line, x->line, (size_t)x->n * sizeof *x->line)) continue;
+            for (int k = 0; k < NMET && !rc; k++)
+                if (rs_boot_paired(x->v[k], r->v[k], x->n, NBOOT, (uint64_t)o->seed, 0.05, &t->diff[k], &t->dlo[k],
+                                   &t->dhi[k], &t->p[k]) != RS_OK)
+                    rc = (cli_error(C, "paired bootstrap of %s: %s", dirs[i][b], rs_last_error()), 1);
+            t->paired = !rc;
+        }
+    for (size_t i = 0; i < nm; i++)
+        for (int b = 0; b < MAXBITS; b++) pvec_free(&pv[i][b]);
+    return rc;
+}
+
 /* ---- outputs ----------------------------------------------------------------------------------- */
 
 static int write_outputs(const char *C, const char *name, paper_opts *o, const paper_method *ms, size_t nm,
-                         pscore (*sc)[MAXBITS], char (*dirs)[MAXBITS][4300], const int *avail)
+                         pscore (*sc)[MAXBITS], char (*dirs)[MAXBITS][4300], const int *avail, pstat (*pst)[MAXBITS])
 {
     char path[4300], tmp[4400];
     /* TSV: one line per method and bit setting */
     snprintf(path, sizeof path, "%s/%s.tsv", o->out, name);
     FILE *f = rs_atomic_open(path, tmp, sizeof tmp);
     if (!f) return cli_error(C, "cannot create '%s'", path), 1;
-    fprintf(f, "method\tbits\tR1\tR2\tRL\tRLsum\tmean\tn\tfolder\n");
+    /* base/SFT: one line per bit setting when there are several, for their comparison with
+     * each setting's reference; the scores are the same on each */
+    fprintf(f, "method\tbits\tR1\tR2\tRL\tRLsum\tmean\tn\tfolder\tmean_ci_lo\tmean_ci_hi\tvs\tvs_diff\tvs_ci_lo\t"
+               "vs_ci_hi\tvs_p\n");
     for (size_t i = 0; i < nm; i++)
         for (int b = 0; b < o->nbits; b++) {
             if (!avail[i]) {
-                fprintf(f, "%s\t%s\tNaN\tNaN\tNaN\tNaN\tNaN\t0\tnot available in this build\n", ms[i].name, o->bname[b]);
+                fprintf(f, "%s\t%s\tNaN\tNaN\tNaN\tNaN\tNaN\t0\tnot available in this build\tNaN\tNaN\t-\tNaN\tNaN\tNaN\tNaN\n",
+                        ms[i].name, o->bname[b]);
                 continue;
             }
             const pscore *s = &sc[i][ms[i].kind <= K_SFT ? 0 : b];
-            fprintf(f, "%s\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%ld\t%s\n", ms[i].name, ms[i].kind <= K_SFT ? "fp32" : o->bname[b],
-                    s->r1, s->r2, s->rl, s->rlsum, s->mean, s->n, dirs[i][ms[i].kind <= K_SFT ? 0 : b]);
-            if (ms[i].kind <= K_SFT) break;
+            const pstat *t = &pst[i][b];
+            fprintf(f, "%s\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%ld\t%s\t%.6f\t%.6f\t", ms[i].name,
+                    ms[i].kind <= K_SFT ? "fp32" : o->bname[b], s->r1, s->r2, s->rl, s->rlsum, s->mean, s->n,
+                    dirs[i][ms[i].kind <= K_SFT ? 0 : b], t->lo[4], t->hi[4]);
+            if (t->paired) fprintf(f, "%s\t%.6f\t%.6f\t%.6f\t%.6f\n", t->ref, t->diff[4], t->dlo[4], t->dhi[4], t->p[4]);
+            else fprintf(f, "-\tNaN\tNaN\tNaN\tNaN\n");
         }
     if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
     /* chart data: rows = methods, columns = bit settings (ROUGE mean) */
@@ -591,6 +718,34 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
                 cJSON_AddNumberToObject(r, "mean", s->mean);
                 cJSON_AddNumberToObject(r, "n", (double)s->n);
                 cJSON_AddStringToObject(r, "folder", dirs[i][bb]);
+                cJSON *ci = cJSON_AddObjectToObject(r, "ci95");
+                cJSON_AddNumberToObject(ci, "resamples", NBOOT);
+                for (int k = 0; k < NMET; k++) {
+                    cJSON *a = cJSON_AddArrayToObject(ci, met_name[k]);
+                    cJSON_AddItemToArray(a, cJSON_CreateNumber(pst[i][bb].lo[k]));
+                    cJSON_AddItemToArray(a, cJSON_CreateNumber(pst[i][bb].hi[k]));
+                }
+                /* "paired": against the reference at this bit setting; base/SFT rows (one row
+                 * for every setting): "paired_BITS" per setting */
+                for (int b2 = 0; b2 < o->nbits; b2++) {
+                    if (ms[i].kind > K_SFT && b2 != b) continue;
+                    const pstat *t = &pst[i][b2];
+                    if (!t->paired) continue;
+                    char key[96];
+                    if (ms[i].kind <= K_SFT) snprintf(key, sizeof key, "paired_%s", o->bname[b2]);
+                    else snprintf(key, sizeof key, "paired");
+                    cJSON *vs = cJSON_AddObjectToObject(r, key);
+                    cJSON_AddStringToObject(vs, "against", t->ref);
+                    cJSON_AddStringToObject(vs, "test", "paired bootstrap over the same prompts: this row minus the reference");
+                    for (int k = 0; k < NMET; k++) {
+                        cJSON *d = cJSON_AddObjectToObject(vs, met_name[k]);
+                        cJSON_AddNumberToObject(d, "diff", t->diff[k]);
+                        cJSON *a = cJSON_AddArrayToObject(d, "ci95");
+                        cJSON_AddItemToArray(a, cJSON_CreateNumber(t->dlo[k]));
+                        cJSON_AddItemToArray(a, cJSON_CreateNumber(t->dhi[k]));
+                        cJSON_AddNumberToObject(d, "p", t->p[k]);
+                    }
+                }
             }
             if (ms[i].paper >= 0) {
                 cJSON *p = cJSON_AddObjectToObject(r, "paper_W4A4KV4_mean");
@@ -615,24 +770,32 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
 }
 
 static void print_markdown(const char *title, paper_opts *o, const paper_method *ms, size_t nm, pscore (*sc)[MAXBITS],
-                           const int *avail, int with_paper)
+                           const int *avail, int with_paper, pstat (*pst)[MAXBITS], size_t iref)
 {
-    printf("\n%s (ROUGE F x 100, stemmed; first %ld test pairs)\n\n| method |", title, o->test_limit);
-    for (int b = 0; b < o->nbits; b++) printf(" %s R1 | R2 | RL | RLsum | mean |", o->bname[b]);
+    printf("\n%s (ROUGE F x 100, stemmed; first %ld test pairs; 95%% percentile bootstrap CIs over the prompts, "
+           "%d resamples; delta: paired bootstrap of the row minus %s at the same bits, two-sided p)\n\n| method |",
+           title, o->test_limit, NBOOT, ms[iref].label);
+    for (int b = 0; b < o->nbits; b++) printf(" %s R1 | R2 | RL | RLsum | mean [95%% CI] | delta vs %s [95%% CI], p |", o->bname[b], ms[iref].name);
     if (with_paper)
         for (size_t k = 0; k < NPAPER; k++) printf(" paper %s W4A4KV4 mean |", paper_rows[k].model);
     printf("\n|---|");
-    for (int b = 0; b < o->nbits * 5 + (with_paper ? (int)NPAPER : 0); b++) printf("---|");
+    for (int b = 0; b < o->nbits * 6 + (with_paper ? (int)NPAPER : 0); b++) printf("---|");
     printf("\n");
     for (size_t i = 0; i < nm; i++) {
         printf("| %s |", ms[i].label);
         for (int b = 0; b < o->nbits; b++) {
             if (!avail[i]) {
-                printf(" n/a | n/a | n/a | n/a | n/a |");
+                printf(" n/a | n/a | n/a | n/a | n/a | n/a |");
                 continue;
             }
             const pscore *s = &sc[i][ms[i].kind <= K_SFT ? 0 : b];
-            printf(" %.2f | %.2f | %.2f | %.2f | %.2f |", 100 * s->r1, 100 * s->r2, 100 * s->rl, 100 * s->rlsum, 100 * s->mean);
+            const pstat *t = &pst[i][b];
+            printf(" %.2f | %.2f | %.2f | %.2f | %.2f [%.2f, %.2f] |", 100 * s->r1, 100 * s->r2, 100 * s->rl, 100 * s->rlsum,
+                   100 * s->mean, 100 * t->lo[4], 100 * t->hi[4]);
+            if (t->paired)
+                printf(" %+.2f [%+.2f, %+.2f], p %s%.3g |", 100 * t->diff[4], 100 * t->dlo[4], 100 * t->dhi[4],
+                       t->p[4] <= 2.0 / (NBOOT + 1) ? "<= " : "", t->p[4]);
+            else printf(" %s |", i == iref ? "(reference)" : "-");
         }
         if (with_paper)
             for (size_t k = 0; k < NPAPER; k++)
@@ -1018,10 +1181,15 @@ static int paper_table(int argc, char **argv, int which)
     if (rc) return rc;
     printf("%s: all steps done in %.1f s\n", C, now_s() - o.t0);
     const char *name = which == 1 ? "table1" : "table3";
-    if ((rc = write_outputs(C, name, &o, ms, nm, sc, dirs, avail))) return rc;
+    /* the reference of the paired comparisons: RoSTE (table1), the adaptive rotations (table3) */
+    size_t iref = nm - 1;
+    static pstat pst[16][MAXBITS];
+    memset(pst, 0, sizeof pst);
+    if ((rc = table_stats(C, &o, ms, nm, dirs, avail, iref, pst))) return rc;
+    if ((rc = write_outputs(C, name, &o, ms, nm, sc, dirs, avail, pst))) return rc;
     print_markdown(which == 1 ? "Table 1: PTQ baselines and QA-SFT against full-precision SFT"
                               : "Table 3: RoSTE's rotations (none / every / adaptive)",
-                   &o, ms, nm, sc, avail, which == 1);
+                   &o, ms, nm, sc, avail, which == 1, pst, iref);
     printf("wrote %s/%s.tsv, %s/%s.json, %s/%s_chart.tsv\n", o.out, name, o.out, name, o.out, name);
     draw_chart(name, which == 1 ? "Table 1: ROUGE mean per method" : "Table 3: RoSTE rotation ablation, ROUGE mean", &o);
     return 0;

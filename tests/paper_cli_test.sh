@@ -26,8 +26,20 @@ for f in table1.tsv table1.json table1_chart.tsv settings.txt base/test.json sft
   [ -s "$T/t1/$f" ] || { bad "table1 did not write $f"; continue; }; ok "table1 wrote $f"; done
 for row in "Base" "SFT (full precision)" "RTN" "GPTQ" "QuaRot" "SpinQuant" "STE" "RoSTE"; do
   grep -q "^| $row" "$T/o1" && ok "markdown row: $row" || bad "markdown lacks the $row row"; done
-grep -q "^| method | W4A4KV4 R1 | R2 | RL | RLsum | mean | W4A8KV4 R1 |" "$T/o1" && ok "markdown header: R1/R2/RL/RLsum/mean per bit setting" \
+grep -q "^| method | W4A4KV4 R1 | R2 | RL | RLsum | mean \[95% CI\] | delta vs roste \[95% CI\], p | W4A8KV4 R1 |" "$T/o1" \
+  && ok "markdown header: R1/R2/RL/RLsum/mean with its CI and the paired delta vs RoSTE per bit setting" \
   || bad "markdown header: $(grep '^| method' "$T/o1")"
+# statistics: every row's bootstrap CI holds its mean; every row but RoSTE's has a paired
+# comparison with RoSTE at its bit setting (base/SFT: one line per setting)
+bad_ci=$(awk -F'\t' 'NR > 1 && $7 != "NaN" && !($10 <= $7 && $7 <= $11) { print $1, $2, $7, $10, $11 }' "$T/t1/table1.tsv")
+[ -z "$bad_ci" ] && [ "$(awk -F'\t' 'NR > 1 && $7 != "NaN"' "$T/t1/table1.tsv" | wc -l)" -ge 14 ] \
+  && ok "table1.tsv: every row's 95% CI holds its mean" || bad "table1.tsv: CIs: $bad_ci"
+np=$(awk -F'\t' 'NR > 1 && $12 ~ /^roste W4A[48]KV4$/ && $13 >= $14 - 1e-9 && $13 <= $15 + 1e-9 && $16 > 0 && $16 <= 1' "$T/t1/table1.tsv" | wc -l)
+nr=$(awk -F'\t' 'NR > 1 && $1 == "roste" && $12 == "-"' "$T/t1/table1.tsv" | wc -l)
+[ "$np" -ge 12 ] && [ "$nr" -eq 2 ] && grep -q '"against":[[:space:]]*"roste W4A4KV4"' "$T/t1/table1.json" \
+  && grep -q '"paired_W4A8KV4"' "$T/t1/table1.json" && grep -q '"ci95"' "$T/t1/table1.json" && grep -q "(reference)" "$T/o1" \
+  && ok "paired bootstrap vs RoSTE: $np rows (diff inside its CI, 0 < p <= 1), in table1.tsv, table1.json and the markdown" \
+  || bad "paired bootstrap: $np rows, $nr reference rows: $(cut -f1,2,12- "$T/t1/table1.tsv" | head -5)"
 for m in base sft rtn gptq quarot spinquant ste roste; do
   grep -q "^$m	" "$T/t1/table1.tsv" && ok "table1.tsv: $m" || bad "table1.tsv lacks $m"; done
 [ "$(grep -c '	W4A8KV4	' "$T/t1/table1.tsv")" -ge 5 ] && ok "table1.tsv: W4A8KV4 rows" || bad "table1.tsv: no W4A8KV4 rows"
