@@ -1133,6 +1133,16 @@ static int paper_table(int argc, char **argv, int which)
     snprintf(mc, sizeof mc, "%s/config.json", o.model);
     if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json%s", o.model,
                          strcmp(o.model, "data/base-tiny") ? "" : " (build the embedded default with 'make model')"), 2;
+    /* a partial folder (an interrupted copy or import) fails here, not hours later */
+    {
+        char wf[4300], wi[4300], tf[4300];
+        snprintf(wf, sizeof wf, "%s/model.safetensors", o.model);
+        snprintf(wi, sizeof wi, "%s/model.safetensors.index.json", o.model);
+        snprintf(tf, sizeof tf, "%s/tokenizer.json", o.model);
+        if (!is_file(wf) && !is_file(wi))
+            return cli_error(C, "--model: '%s' has config.json but no model.safetensors (a partial folder?)", o.model), 2;
+        if (!is_file(tf)) return cli_error(C, "--model: '%s' has no tokenizer.json (a partial folder?)", o.model), 2;
+    }
     snprintf(o.train, sizeof o.train, "%s/train.jsonl", o.data);
     snprintf(o.valid, sizeof o.valid, "%s/validation.jsonl", o.data);
     snprintf(o.test, sizeof o.test, "%s/test.jsonl", o.data);

@@ -102,6 +102,10 @@ grep -qE "\"is_rotate_R1\":[[:space:]]+true" "$T/t3/W4A4KV4/roste-all-lr0.0005-c
 [ -s "$T/t3/table3.tsv" ] && [ "$(wc -l <"$T/t3/table3.tsv")" -eq 4 ] && ok "table3.tsv: 3 rows" || bad "table3.tsv"
 
 # usage errors name the flag
+mkdir -p "$T/partial" && cp "$T/m0/config.json" "$T/partial/"
+expect_exit 2 "--model: .*partial.* has config.json but no model.safetensors" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
+cp "$T/m0/model.safetensors" "$T/partial/"
+expect_exit 2 "--model: .*partial.* has no tokenizer.json" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
 expect_exit 2 "--bits" $B paper table1 $A --bits W4X4 --out "$T/x"
 expect_exit 2 "--steps" $B paper table1 $A --steps 0 --out "$T/x"
 expect_exit 2 "--data" $B paper table1 --model "$T/m0" --data "$T/nodata" --out "$T/x"
