@@ -36,6 +36,7 @@
 
 #define MAXBITS 4
 #define MAXGRID 9
+#define MAXSEEDS 8
 
 static double now_s(void)
 {
@@ -107,7 +108,8 @@ static const struct {
 
 typedef struct {
     const char *model, *data, *out, *bits;
-    int steps, batch, max_len, calib, threads, sweep;
+    int steps, batch, max_len, calib, threads, sweep, seeds;
+    int si; /* the training seed in use: --seed + si */
     long test_limit, seed;
     double lr;
     int nbits, wb[MAXBITS], ab[MAXBITS], kb[MAXBITS];
@@ -394,7 +396,7 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
         av_add(&a, "--warmup");
         av_add(&a, "0.03");
         av_add(&a, "--seed");
-        av_add(&a, "%ld", o->seed);
+        av_add(&a, "%ld", o->seed + o->si);
         av_add(&a, "--quiet");
     }
     av_add(&a, "--out");
@@ -459,12 +461,21 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
 static const double sweep_lr_mult[3] = {0.5, 1, 2};
 static const double sweep_clip[3] = {1, 0.95, 0.9};
 
-static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double lr, double clip, int grid, char *d,
-                     size_t n)
+/* A cell's folder; a trained row's seed si > 0 (--seeds) gets "-sSEED" after it. */
+static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double lr, double clip, int grid, int si,
+                     char *d, size_t n)
 {
-    if (pm->kind == K_BASE || pm->kind == K_SFT) snprintf(d, n, "%s/%s", o->out, pm->name);
-    else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g", o->out, o->bname[bi], pm->name, lr, clip);
-    else snprintf(d, n, "%s/%s/%s", o->out, o->bname[bi], pm->name);
+    char sfx[32] = "";
+    if (si > 0 && (pm->kind == K_SFT || pm->kind == K_QAT)) snprintf(sfx, sizeof sfx, "-s%ld", o->seed + si);
+    if (pm->kind == K_BASE || pm->kind == K_SFT) snprintf(d, n, "%s/%s%s", o->out, pm->name, sfx);
+    else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g%s", o->out, o->bname[bi], pm->name, lr, clip, sfx);
+    else snprintf(d, n, "%s/%s/%s%s", o->out, o->bname[bi], pm->name, sfx);
+}
+
+/* Seeds a row trains with: --seeds for SFT and QA-SFT, one for the others. */
+static int row_seeds(const paper_opts *o, const paper_method *pm)
+{
+    return pm->kind == K_SFT || pm->kind == K_QAT ? o->seeds : 1;
 }
 
 /* The grid point chosen on validation: the best mean, ties to the first. */
@@ -483,7 +494,7 @@ static int grid_point(const char *C, paper_opts *o, const paper_method *pm, int 
 {
     char dir[4300], model[4400], what[256];
     double glr = o->lr * sweep_lr_mult[g / 3], gc = sweep_clip[g % 3];
-    cell_dir(o, pm, bi, glr, gc, 1, dir, sizeof dir);
+    cell_dir(o, pm, bi, glr, gc, 1, 0, dir, sizeof dir);
     o->cell++;
     snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train, ROUGE on validation", o->bname[bi], pm->name, glr, gc);
     progress(C, o, what, dir);
@@ -491,31 +502,58 @@ static int grid_point(const char *C, paper_opts *o, const paper_method *pm, int 
     return train_cell(C, o, pm, bi, glr, gc, sft_model, dir) || eval_split(C, o, dir, model, "validation", v);
 }
 
-/* One row-cell: train (or quantize) and evaluate on test; with --sweep for QA-SFT rows, the
- * nine grid points are each evaluated on validation and the best one (ties: first) on test. */
-static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, const char *sft_model, pscore *s,
-                    char *chosen, size_t nchosen)
+/* The validation mean of grid point g, read from its marker; 1 when it is not on disk. */
+static int grid_mean(const paper_opts *o, const paper_method *pm, int bi, int g, double *mean)
+{
+    char dir[4300], path[4400];
+    pscore v;
+    cell_dir(o, pm, bi, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, 0, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/validation.json", dir);
+    if (read_score(path, &v)) return 1;
+    *mean = v.mean;
+    return 0;
+}
+
+/* One row-cell at seed si: train (or quantize) and evaluate on test; with --sweep for QA-SFT
+ * rows, the nine grid points (first seed) are each evaluated on validation and the best one
+ * (ties: first) is scored on test, trained again with the other seeds. */
+static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, int si, const char *sft_model,
+                    pscore *s, char *chosen, size_t nchosen)
 {
     char dir[4300], model[4400];
     double lr = o->lr, clip = 1;
+    o->si = si;
     if (pm->kind == K_QAT && o->sweep) {
         double mean[MAXGRID];
         for (int g = 0; g < MAXGRID; g++) {
             pscore v;
-            if (grid_point(C, o, pm, bi, g, sft_model, &v)) return 1;
+            if (si > 0 && grid_mean(o, pm, bi, g, &mean[g]) == 0) continue;
+            o->si = 0;
+            int rc = grid_point(C, o, pm, bi, g, sft_model, &v);
+            o->si = si;
+            if (rc) return 1;
             mean[g] = v.mean;
         }
         int k = grid_choice(mean);
         double best = mean[k];
         lr = o->lr * sweep_lr_mult[k / 3], clip = sweep_clip[k % 3];
         printf("  chosen on validation: %s %s lr %g clip %g (mean %.4f)\n", o->bname[bi], pm->name, lr, clip, best);
-        cell_dir(o, pm, bi, lr, clip, 1, dir, sizeof dir);
+        cell_dir(o, pm, bi, lr, clip, 1, si, dir, sizeof dir);
+        if (si > 0) {
+            char what[256];
+            o->cell++;
+            snprintf(what, sizeof what, "%s %s lr %g clip %g seed %ld: train, ROUGE on test", o->bname[bi], pm->name, lr,
+                     clip, o->seed + si);
+            progress(C, o, what, dir);
+            if (train_cell(C, o, pm, bi, lr, clip, sft_model, dir)) return 1;
+        }
     } else {
-        cell_dir(o, pm, bi, lr, clip, 0, dir, sizeof dir);
+        cell_dir(o, pm, bi, lr, clip, 0, si, dir, sizeof dir);
         o->cell++;
-        char what[256];
-        snprintf(what, sizeof what, "%s%s%s: %s, ROUGE on test", pm->kind <= K_SFT ? "" : o->bname[bi],
-                 pm->kind <= K_SFT ? "" : " ", pm->name,
+        char what[256], sd[48] = "";
+        if (row_seeds(o, pm) > 1) snprintf(sd, sizeof sd, " seed %ld", o->seed + si);
+        snprintf(what, sizeof what, "%s%s%s%s: %s, ROUGE on test", pm->kind <= K_SFT ? "" : o->bname[bi],
+                 pm->kind <= K_SFT ? "" : " ", pm->name, sd,
                  pm->kind == K_BASE ? "no training" : pm->kind == K_PTQ ? "quantize the SFT model" : "train");
         progress(C, o, what, dir);
         if (pm->kind == K_BASE) {
@@ -603,23 +641,56 @@ typedef struct {
     int paired; /* 0: this is the reference, or the prompts differ */
     double diff[NMET], dlo[NMET], dhi[NMET], p[NMET];
     char ref[64];
+    int nseeds;                                 /* training seeds averaged (per prompt) */
+    double seed_mean[MAXSEEDS], seed_sd;        /* each seed's ROUGE mean; their sample sd */
 } pstat;
 
 /* Fill st[i][b] for every available cell (base/SFT rows: against each bit setting's
  * reference). The bootstrap draws are seeded from --seed: same table, same intervals. */
-static int table_stats(const char *C, paper_opts *o, const paper_method *ms, size_t nm, char (*dirs)[MAXBITS][4300],
-                       const int *avail, size_t iref, pstat (*st)[MAXBITS])
+static int table_stats(const char *C, paper_opts *o, const paper_method *ms, size_t nm,
+                       char (*sdirs)[MAXBITS][MAXSEEDS][4300], pscore (*ss)[MAXBITS][MAXSEEDS], const int *avail,
+                       size_t iref, pstat (*st)[MAXBITS])
 {
     static pvec pv[16][MAXBITS];
     int rc = 0;
     memset(pv, 0, sizeof pv);
+    char (*dirs)[MAXBITS][4300] = NULL; /* messages name the first seed's folder */
+    static char d0[16][MAXBITS][4300];
+    dirs = d0;
     for (size_t i = 0; i < nm && !rc; i++)
         for (int b = 0; b < o->nbits && !rc && avail[i]; b++) {
             int bb = ms[i].kind <= K_SFT ? 0 : b;
             if (bb != b) break;
-            char pred[4400];
-            snprintf(pred, sizeof pred, "%s/test_predictions.jsonl", dirs[i][b]);
-            rc = pvec_load(C, pred, &pv[i][b]);
+            /* a row trained with several seeds: each prompt's scores averaged over the seeds */
+            const int ns = row_seeds(o, &ms[i]);
+            for (int si = 0; si < ns && !rc; si++) {
+                char pred[4400];
+                pvec q;
+                snprintf(pred, sizeof pred, "%.4300s/test_predictions.jsonl", sdirs[i][b][si]);
+                if ((rc = pvec_load(C, pred, si ? &q : &pv[i][b]))) break;
+                if (!si) continue;
+                pvec *x = &pv[i][b];
+                if (q.n != x->n || memcmp(q.line, x->line, (size_t)x->n * sizeof *x->line))
+                    rc = (cli_error(C, "%s: other prompts than %s", pred, sdirs[i][b][0]), 1);
+                for (int k = 0; k < NMET && !rc; k++)
+                    for (long t = 0; t < x->n; t++) x->v[k][t] += q.v[k][t];
+                pvec_free(&q);
+            }
+            for (int k = 0; k < NMET && !rc && ns > 1; k++)
+                for (long t = 0; t < pv[i][b].n; t++) pv[i][b].v[k][t] /= ns;
+        }
+    for (size_t i = 0; i < nm; i++)
+        for (int b = 0; b < o->nbits; b++) snprintf(d0[i][b], sizeof d0[i][b], "%s", sdirs[i][ms[i].kind <= K_SFT ? 0 : b][0]);
+    for (size_t i = 0; i < nm && !rc; i++)
+        for (int b = 0; b < o->nbits && avail[i]; b++) {
+            pstat *t = &st[i][b];
+            const int bb = ms[i].kind <= K_SFT ? 0 : b, ns = row_seeds(o, &ms[i]);
+            double sm = 0, sq = 0;
+            t->nseeds = ns;
+            for (int si = 0; si < ns; si++) t->seed_mean[si] = ss[i][bb][si].mean, sm += t->seed_mean[si];
+            sm /= ns;
+            for (int si = 0; si < ns; si++) sq += (t->seed_mean[si] - sm) * (t->seed_mean[si] - sm);
+            t->seed_sd = ns > 1 ? sqrt(sq / (ns - 1)) : 0;
         }
     for (size_t i = 0; i < nm && !rc; i++)
         for (int b = 0; b < o->nbits && !rc && avail[i]; b++) {
@@ -657,11 +728,11 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
     /* base/SFT: one line per bit setting when there are several, for their comparison with
      * each setting's reference; the scores are the same on each */
     fprintf(f, "method\tbits\tR1\tR2\tRL\tRLsum\tmean\tn\tfolder\tmean_ci_lo\tmean_ci_hi\tvs\tvs_diff\tvs_ci_lo\t"
-               "vs_ci_hi\tvs_p\n");
+               "vs_ci_hi\tvs_p\tseeds\tseed_sd\n");
     for (size_t i = 0; i < nm; i++)
         for (int b = 0; b < o->nbits; b++) {
             if (!avail[i]) {
-                fprintf(f, "%s\t%s\tNaN\tNaN\tNaN\tNaN\tNaN\t0\tnot available in this build\tNaN\tNaN\t-\tNaN\tNaN\tNaN\tNaN\n",
+                fprintf(f, "%s\t%s\tNaN\tNaN\tNaN\tNaN\tNaN\t0\tnot available in this build\tNaN\tNaN\t-\tNaN\tNaN\tNaN\tNaN\t0\tNaN\n",
                         ms[i].name, o->bname[b]);
                 continue;
             }
@@ -670,8 +741,9 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
             fprintf(f, "%s\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%ld\t%s\t%.6f\t%.6f\t", ms[i].name,
                     ms[i].kind <= K_SFT ? "fp32" : o->bname[b], s->r1, s->r2, s->rl, s->rlsum, s->mean, s->n,
                     dirs[i][ms[i].kind <= K_SFT ? 0 : b], t->lo[4], t->hi[4]);
-            if (t->paired) fprintf(f, "%s\t%.6f\t%.6f\t%.6f\t%.6f\n", t->ref, t->diff[4], t->dlo[4], t->dhi[4], t->p[4]);
-            else fprintf(f, "-\tNaN\tNaN\tNaN\tNaN\n");
+            if (t->paired) fprintf(f, "%s\t%.6f\t%.6f\t%.6f\t%.6f", t->ref, t->diff[4], t->dlo[4], t->dhi[4], t->p[4]);
+            else fprintf(f, "-\tNaN\tNaN\tNaN\tNaN");
+            fprintf(f, "\t%d\t%.6f\n", t->nseeds, t->seed_sd);
         }
     if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
     /* chart data: rows = methods, columns = bit settings (ROUGE mean) */
@@ -701,6 +773,7 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
     cJSON_AddNumberToObject(st, "test_limit", (double)o->test_limit);
     cJSON_AddNumberToObject(st, "calib", o->calib);
     cJSON_AddNumberToObject(st, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(st, "seeds", o->seeds);
     cJSON_AddBoolToObject(st, "sweep", o->sweep);
     for (size_t i = 0; i < nm; i++)
         for (int b = 0; b < o->nbits; b++) {
@@ -718,6 +791,12 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
                 cJSON_AddNumberToObject(r, "mean", s->mean);
                 cJSON_AddNumberToObject(r, "n", (double)s->n);
                 cJSON_AddStringToObject(r, "folder", dirs[i][bb]);
+                cJSON_AddNumberToObject(r, "seeds", pst[i][bb].nseeds);
+                if (pst[i][bb].nseeds > 1) {
+                    cJSON *sm = cJSON_AddArrayToObject(r, "seed_means");
+                    for (int si = 0; si < pst[i][bb].nseeds; si++) cJSON_AddItemToArray(sm, cJSON_CreateNumber(pst[i][bb].seed_mean[si]));
+                    cJSON_AddNumberToObject(r, "seed_sd", pst[i][bb].seed_sd);
+                }
                 cJSON *ci = cJSON_AddObjectToObject(r, "ci95");
                 cJSON_AddNumberToObject(ci, "resamples", NBOOT);
                 for (int k = 0; k < NMET; k++) {
@@ -773,8 +852,10 @@ static void print_markdown(const char *title, paper_opts *o, const paper_method 
                            const int *avail, int with_paper, pstat (*pst)[MAXBITS], size_t iref)
 {
     printf("\n%s (ROUGE F x 100, stemmed; first %ld test pairs; 95%% percentile bootstrap CIs over the prompts, "
-           "%d resamples; delta: paired bootstrap of the row minus %s at the same bits, two-sided p)\n\n| method |",
-           title, o->test_limit, NBOOT, ms[iref].label);
+           "%d resamples; delta: paired bootstrap of the row minus %s at the same bits, two-sided p%s)\n\n| method |",
+           title, o->test_limit, NBOOT, ms[iref].label,
+           o->seeds > 1 ? "; SFT and QA-SFT rows: the mean over their seeds ± the seeds' sd, prompts' scores averaged over "
+                          "the seeds for the CIs" : "");
     for (int b = 0; b < o->nbits; b++) printf(" %s R1 | R2 | RL | RLsum | mean [95%% CI] | delta vs %s [95%% CI], p |", o->bname[b], ms[iref].name);
     if (with_paper)
         for (size_t k = 0; k < NPAPER; k++) printf(" paper %s W4A4KV4 mean |", paper_rows[k].model);
@@ -790,8 +871,9 @@ static void print_markdown(const char *title, paper_opts *o, const paper_method 
             }
             const pscore *s = &sc[i][ms[i].kind <= K_SFT ? 0 : b];
             const pstat *t = &pst[i][b];
-            printf(" %.2f | %.2f | %.2f | %.2f | %.2f [%.2f, %.2f] |", 100 * s->r1, 100 * s->r2, 100 * s->rl, 100 * s->rlsum,
-                   100 * s->mean, 100 * t->lo[4], 100 * t->hi[4]);
+            printf(" %.2f | %.2f | %.2f | %.2f | %.2f", 100 * s->r1, 100 * s->r2, 100 * s->rl, 100 * s->rlsum, 100 * s->mean);
+            if (t->nseeds > 1) printf(" ± %.2f", 100 * t->seed_sd);
+            printf(" [%.2f, %.2f] |", 100 * t->lo[4], 100 * t->hi[4]);
             if (t->paired)
                 printf(" %+.2f [%+.2f, %+.2f], p %s%.3g |", 100 * t->diff[4], 100 * t->dlo[4], 100 * t->dhi[4],
                        t->p[4] <= 2.0 / (NBOOT + 1) ? "<= " : "", t->p[4]);
@@ -944,26 +1026,29 @@ static int shared_out(const char *C, const paper_opts *o)
  * the nine validation scores for a choice). */
 enum { J_CELL = -1, J_CHOOSE = -2 }; /* else: grid point g */
 typedef struct {
-    int i, b, g, phase, cell; /* method, bit setting, J_* or g, 1 or 2, cells before it in table order */
+    int i, b, g, phase, cell, si; /* method, bit setting, J_* or g, 1 or 2, cells before it in table order, seed */
 } pjob;
 
 /* The cells in the order one process runs them (cell numbers as in its progress lines), each
  * in its phase; *n of them. NULL when out of memory. */
 static pjob *table_jobs(const paper_opts *o, const paper_method *ms, size_t nm, const int *avail, int *n)
 {
-    pjob *j = malloc((nm * MAXBITS * (MAXGRID + 1) + 1) * sizeof *j);
+    pjob *j = malloc((nm * MAXBITS * (MAXGRID + MAXSEEDS) + 1) * sizeof *j);
     if (!j) return NULL;
     int k = 0, cell = 0;
     for (size_t i = 0; i < nm; i++) {
         if (!avail[i]) continue;
         for (int b = 0; b < o->nbits; b++) {
+            const int ns = row_seeds(o, &ms[i]);
             if (ms[i].kind == K_QAT && o->sweep) {
-                for (int g = 0; g < MAXGRID; g++) j[k++] = (pjob){(int)i, b, g, 1, cell + g};
-                j[k++] = (pjob){(int)i, b, J_CHOOSE, 2, cell};
-                cell += MAXGRID;
+                for (int g = 0; g < MAXGRID; g++) j[k++] = (pjob){(int)i, b, g, 1, cell + g, 0};
+                /* the choice, then its other seeds (cells after the grid's) */
+                for (int si = 0; si < ns; si++)
+                    j[k++] = (pjob){(int)i, b, J_CHOOSE, 2, si ? cell + MAXGRID + si - 1 : cell, si};
+                cell += MAXGRID + ns - 1;
             } else {
-                j[k++] = (pjob){(int)i, b, J_CELL, ms[i].kind == K_PTQ ? 2 : 1, cell};
-                cell++;
+                /* the SFT model of the first seed is what the post-training rows quantize */
+                for (int si = 0; si < ns; si++) j[k++] = (pjob){(int)i, b, J_CELL, ms[i].kind == K_PTQ ? 2 : 1, cell++, si};
             }
             if (ms[i].kind <= K_SFT) break;
         }
@@ -984,15 +1069,15 @@ static int job_marker(const paper_opts *o, const paper_method *ms, const pjob *J
         double mean[MAXGRID];
         for (int k = 0; k < MAXGRID; k++) {
             pscore v;
-            cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[k / 3], sweep_clip[k % 3], 1, dir, sizeof dir);
+            cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[k / 3], sweep_clip[k % 3], 1, 0, dir, sizeof dir);
             snprintf(path, n, "%s/validation.json", dir);
             if (read_score(path, &v)) return 1;
             mean[k] = v.mean;
         }
         g = grid_choice(mean);
     }
-    if (g >= 0) cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, dir, sizeof dir);
-    else cell_dir(o, pm, J->b, o->lr, 1, 0, dir, sizeof dir);
+    if (g >= 0) cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, J->g >= 0 ? 0 : J->si, dir, sizeof dir);
+    else cell_dir(o, pm, J->b, o->lr, 1, 0, J->si, dir, sizeof dir);
     snprintf(path, n, "%s/%s.json", dir, J->g >= 0 ? "validation" : "test");
     return 0;
 }
@@ -1048,7 +1133,7 @@ static int run_spread(const char *C, paper_opts *o, const paper_method *ms, size
             char chosen[4300];
             o->cell = J->cell;
             if (J->g >= 0) rc = grid_point(C, o, pm, J->b, J->g, sft_model, &s);
-            else rc = run_cell(C, o, pm, J->b, sft_model, &s, chosen, sizeof chosen);
+            else rc = run_cell(C, o, pm, J->b, J->si, sft_model, &s, chosen, sizeof chosen);
         }
         if (rc) {
             cli_error(C, "rank %d of %d stops the job; the steps finished so far are kept: rerun the same command to resume",
@@ -1068,7 +1153,7 @@ static int paper_table(int argc, char **argv, int which)
     paper_opts o = {0};
     o.model = "data/base-tiny", o.data = "data/debian-tldr", o.out = which == 1 ? "out/table1" : "out/table3";
     o.bits = "W4A4KV4", o.steps = 600, o.batch = 8, o.max_len = 128, o.calib = 128, o.lr = 1e-3;
-    o.test_limit = 300, o.seed = 42;
+    o.test_limit = 300, o.seed = 42, o.seeds = 1;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &o.model, 0, -1, "DIR", "base model (Hugging Face checkpoint folder)", 0},
         {"--data", OPT_STRING, &o.data, 0, -1, "DIR", "folder with train.jsonl, validation.jsonl, test.jsonl", 0},
@@ -1081,6 +1166,7 @@ static int paper_table(int argc, char **argv, int which)
         {"--test-limit", OPT_LONG, &o.test_limit, 1, 1000000000L, "N", "ROUGE on the first N rows of test (and validation)", 0},
         {"--calib", OPT_INT, &o.calib, 1, 1000000, "N", "calibration rows (GPTQ, QuaRot, RoSTE's search)", 0},
         {"--seed", OPT_LONG, &o.seed, 0, 2147483647L, "S", "seed of the training order", 0},
+        {"--seeds", OPT_INT, &o.seeds, 1, MAXSEEDS, "K", "SFT and QA-SFT rows trained with seeds S..S+K-1: mean and spread", 0},
         {"--sweep", OPT_FLAG, &o.sweep, 0, -1, NULL, "QA-SFT rows: lr x clip grid, chosen on validation", 0},
         {"--threads", OPT_INT, &o.threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
@@ -1102,12 +1188,20 @@ static int paper_table(int argc, char **argv, int which)
         "--out (base/, sft/, BITS/METHOD/) and finish with a marker (train.done after training,\n"
         "test.json / validation.json holding the scores, written atomically); a step whose marker\n"
         "exists is skipped, so rerunning an interrupted command resumes it. --out/settings.txt\n"
-        "records the settings; a rerun with other ones (but --bits, --sweep, --threads) is refused.\n\n"
+        "records the settings; a rerun with other ones (but --bits, --sweep, --seeds, --threads) is\n"
+        "refused.\n\n"
+        "--seeds K: SFT and QA-SFT rows are trained K times, with --seed S, S+1, ... (seeds after\n"
+        "the first in folders METHOD-sSEED); a row reports the mean over its seeds and their\n"
+        "standard deviation, and its CIs resample the prompts' scores averaged over the seeds.\n"
+        "The post-training rows quantize the first seed's SFT model.\n\n"
+        "Statistics: every cell's ROUGE mean with a 95% percentile-bootstrap CI over the test\n"
+        "prompts, and every row's paired bootstrap (the same prompts) against RoSTE at the same\n"
+        "bits (table3: the adaptive rotations): mean difference, its 95% CI, two-sided p.\n\n"
         "--sweep (QA-SFT rows): lr in {0.5, 1, 2} x --lr and clipping factor c in {1, 0.95, 0.9}\n"
         "(--wclip = --aclip = --kvclip = c), nine runs per row and bit setting in folders\n"
-        "METHOD-lrLR-cC, each scored on the first --test-limit rows of DATA/validation.jsonl;\n"
-        "the best mean (ties: the first in that order) is then scored on test. Test is never\n"
-        "used for the choice.\n\n"
+        "METHOD-lrLR-cC (first seed), each scored on the first --test-limit rows of\n"
+        "DATA/validation.jsonl; the best mean (ties: the first in that order) is then scored on\n"
+        "test (and trained with the other seeds). Test is never used for the choice.\n\n"
         "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean,\n"
         "gnuplot) into --out, NAME being table1 or table3. Deterministic (fixed seeds).\n\n"
         "Under 'mpirun -np R' the steps are spread over the ranks (each a child process; the SFT\n"
@@ -1167,7 +1261,9 @@ static int paper_table(int argc, char **argv, int which)
     for (size_t i = 0; i < nm; i++) {
         avail[i] = ms[i].available();
         if (!avail[i] && me == 0) printf("%s: %s not available in this build: its row is left empty\n", C, ms[i].label);
-        else if (avail[i]) o.ncells += ms[i].kind <= K_SFT ? 1 : o.nbits * (ms[i].kind == K_QAT && o.sweep ? MAXGRID : 1);
+        else if (avail[i])
+            o.ncells += (ms[i].kind <= K_SFT ? 1 : o.nbits) *
+                        (ms[i].kind == K_QAT && o.sweep ? MAXGRID + row_seeds(&o, &ms[i]) - 1 : row_seeds(&o, &ms[i]));
     }
     o.t0 = now_s();
     if (me == 0)
@@ -1180,11 +1276,25 @@ static int paper_table(int argc, char **argv, int which)
         o.cell = 0;
     }
     char sft_model[4400] = "";
+    static char sdirs[16][MAXBITS][MAXSEEDS][4300];
+    static pscore ss[16][MAXBITS][MAXSEEDS];
     for (size_t i = 0; i < nm && !rc; i++) {
         if (!avail[i]) continue;
         for (int b = 0; b < o.nbits && !rc; b++) {
-            rc = run_cell(C, &o, &ms[i], b, sft_model, &sc[i][b], dirs[i][b], sizeof dirs[i][b]);
-            if (!rc && ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%.4300s/model", dirs[i][b]);
+            const int ns = row_seeds(&o, &ms[i]);
+            for (int si = 0; si < ns && !rc; si++)
+                rc = run_cell(C, &o, &ms[i], b, si, sft_model, &ss[i][b][si], sdirs[i][b][si], sizeof sdirs[i][b][si]);
+            if (rc) break;
+            /* the row's scores: the mean over its seeds */
+            pscore *m = &sc[i][b];
+            *m = ss[i][b][0];
+            for (int si = 1; si < ns; si++) {
+                m->r1 += ss[i][b][si].r1, m->r2 += ss[i][b][si].r2, m->rl += ss[i][b][si].rl;
+                m->rlsum += ss[i][b][si].rlsum, m->mean += ss[i][b][si].mean;
+            }
+            m->r1 /= ns, m->r2 /= ns, m->rl /= ns, m->rlsum /= ns, m->mean /= ns;
+            snprintf(dirs[i][b], sizeof dirs[i][b], "%s", sdirs[i][b][0]);
+            if (ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%.4300s/model", dirs[i][b]);
             if (ms[i].kind <= K_SFT) break;
         }
     }
@@ -1195,7 +1305,7 @@ static int paper_table(int argc, char **argv, int which)
     size_t iref = nm - 1;
     static pstat pst[16][MAXBITS];
     memset(pst, 0, sizeof pst);
-    if ((rc = table_stats(C, &o, ms, nm, dirs, avail, iref, pst))) return rc;
+    if ((rc = table_stats(C, &o, ms, nm, sdirs, ss, avail, iref, pst))) return rc;
     if ((rc = write_outputs(C, name, &o, ms, nm, sc, dirs, avail, pst))) return rc;
     print_markdown(which == 1 ? "Table 1: PTQ baselines and QA-SFT against full-precision SFT"
                               : "Table 3: RoSTE's rotations (none / every / adaptive)",

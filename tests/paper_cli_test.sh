@@ -102,6 +102,25 @@ grep -qE "\"is_rotate_R1\":[[:space:]]+true" "$T/t3/W4A4KV4/roste-all-lr0.0005-c
 [ -s "$T/t3/table3.tsv" ] && [ "$(wc -l <"$T/t3/table3.tsv")" -eq 4 ] && ok "table3.tsv: 3 rows" || bad "table3.tsv"
 
 # usage errors name the flag
+# --seeds 2 (table3, references with words the tiny model generates: scores that are not 0):
+# each row's second seed in its own folder, the row's mean the mean of its seeds' test.json
+mkdir -p "$T/ds" && cp "$T"/d/*.jsonl "$T/ds/" && sed -i 's/"}$/ lay question 4 win Frank"}/' "$T/ds/test.jsonl"
+if $B paper table3 --model "$T/m0" --data "$T/ds" --steps 2 --batch 2 --max-len 384 --test-limit 4 --calib 3 --threads 1 \
+     --seeds 2 --out "$T/s3" >"$T/os" 2>"$T/es"; then
+  jm() { grep -o '"mean": [0-9.eE+-]*' "$1" | cut -d' ' -f2; }
+  okrows=0
+  for m in roste-none roste-all roste-adaptive; do
+    a=$(jm "$T/s3/W4A4KV4/$m/test.json"); b=$(jm "$T/s3/W4A4KV4/$m-s43/test.json")
+    row=$(awk -F'\t' -v m=$m '$1 == m { print $7, $17, $18 }' "$T/s3/table3.tsv")
+    awk -v a="$a" -v b="$b" -v r="$row" 'BEGIN { split(r, x, " "); sd = sqrt((a - b) ^ 2 / 2);
+      exit !(x[2] == 2 && (x[1] - (a + b) / 2) ^ 2 < 1e-12 && (x[3] - sd) ^ 2 < 1e-12) }' && okrows=$((okrows + 1))
+  done
+  nz=$(awk -F'\t' 'NR > 1 && $7 > 0' "$T/s3/table3.tsv" | wc -l)
+  [ "$okrows" -eq 3 ] && [ "$nz" -ge 1 ] && grep -q '"seed_means"' "$T/s3/table3.json" && grep -q ' ± ' "$T/os" \
+    && ok "--seeds 2: 3 rows, each the mean and sd of its two seeds' cells ($nz rows not 0)" \
+    || bad "--seeds 2: $okrows rows agree; $(cut -f1,7,17,18 "$T/s3/table3.tsv")"
+else bad "paper table3 --seeds 2: $(tail -3 "$T/es")"; fi
+expect_exit 2 "--seeds" $B paper table1 $A --seeds 9 --out "$T/x"
 mkdir -p "$T/partial" && cp "$T/m0/config.json" "$T/partial/"
 expect_exit 2 "--model: .*partial.* has config.json but no model.safetensors" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
 cp "$T/m0/model.safetensors" "$T/partial/"
