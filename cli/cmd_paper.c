@@ -110,6 +110,10 @@ typedef struct {
     const char *model, *data, *out, *bits;
     int steps, batch, max_len, calib, threads, sweep, seeds;
     int si; /* the training seed in use: --seed + si */
+    const char *sweep_lr_s, *sweep_clip_s;
+    double glr[3], gclip[3]; /* --sweep grid: lr multipliers, clipping factors */
+    int nglr, ngclip, sweep_steps, cur_steps;
+    long valid_limit;
     long test_limit, seed;
     double lr;
     int nbits, wb[MAXBITS], ab[MAXBITS], kb[MAXBITS];
@@ -339,7 +343,7 @@ static int eval_split(const char *C, paper_opts *o, const char *dir, const char 
     av_add(&a, "%s", !strcmp(split, "test") ? o->test : o->valid);
     av_add(&a, "--generate");
     av_add(&a, "--limit");
-    av_add(&a, "%ld", o->test_limit);
+    av_add(&a, "%ld", !strcmp(split, "test") ? o->test_limit : o->valid_limit);
     av_add(&a, "--max-len");
     av_add(&a, "%d", o->max_len);
     av_add(&a, "--predictions");
@@ -390,7 +394,7 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
         av_add(&a, "--lr");
         av_add(&a, "%g", lr);
         av_add(&a, "--max-steps");
-        av_add(&a, "%d", o->steps);
+        av_add(&a, "%d", o->cur_steps ? o->cur_steps : o->steps);
         av_add(&a, "--batch");
         av_add(&a, "%d", o->batch);
         av_add(&a, "--warmup");
@@ -458,16 +462,36 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
 }
 
 /* ---- the sweep grid (--sweep) ----------------------------------------------------------------- */
-static const double sweep_lr_mult[3] = {0.5, 1, 2};
-static const double sweep_clip[3] = {1, 0.95, 0.9};
 
-/* A cell's folder; a trained row's seed si > 0 (--seeds) gets "-sSEED" after it. */
+/* Rows --sweep tunes: SFT (lr) and QA-SFT (lr x clip). */
+static int swept(const paper_opts *o, const paper_method *pm)
+{
+    return o->sweep && (pm->kind == K_SFT || pm->kind == K_QAT);
+}
+static int grid_n(const paper_opts *o, const paper_method *pm)
+{
+    return pm->kind == K_QAT ? o->nglr * o->ngclip : o->nglr;
+}
+static void grid_at(const paper_opts *o, const paper_method *pm, int g, double *lr, double *clip)
+{
+    const int nc = pm->kind == K_QAT ? o->ngclip : 1;
+    *lr = o->lr * o->glr[g / nc];
+    *clip = pm->kind == K_QAT ? o->gclip[g % nc] : 1;
+}
+/* Grid runs shorter than the final ones (--sweep-steps): the choice is trained again in full. */
+static int short_grid(const paper_opts *o) { return o->sweep_steps > 0 && o->sweep_steps != o->steps; }
+
+/* A cell's folder: grid 0 the row's own (base/, sft/, BITS/METHOD/), 1 a grid point
+ * (sft-lrLR/, BITS/METHOD-lrLR-cC/), 2 the full-length run of a short grid's choice (the grid
+ * point's name + "-full"); a trained row's seed si > 0 (--seeds) gets "-sSEED" after it. */
 static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double lr, double clip, int grid, int si,
                      char *d, size_t n)
 {
-    char sfx[32] = "";
-    if (si > 0 && (pm->kind == K_SFT || pm->kind == K_QAT)) snprintf(sfx, sizeof sfx, "-s%ld", o->seed + si);
-    if (pm->kind == K_BASE || pm->kind == K_SFT) snprintf(d, n, "%s/%s%s", o->out, pm->name, sfx);
+    char sfx[48] = "";
+    snprintf(sfx, sizeof sfx, "%s", grid == 2 ? "-full" : "");
+    if (si > 0 && (pm->kind == K_SFT || pm->kind == K_QAT)) snprintf(sfx + strlen(sfx), sizeof sfx - strlen(sfx), "-s%ld", o->seed + si);
+    if (pm->kind == K_BASE || (pm->kind == K_SFT && !grid)) snprintf(d, n, "%s/%s%s", o->out, pm->name, sfx);
+    else if (pm->kind == K_SFT) snprintf(d, n, "%s/%s-lr%g%s", o->out, pm->name, lr, sfx);
     else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g%s", o->out, o->bname[bi], pm->name, lr, clip, sfx);
     else snprintf(d, n, "%s/%s/%s%s", o->out, o->bname[bi], pm->name, sfx);
 }
@@ -478,72 +502,107 @@ static int row_seeds(const paper_opts *o, const paper_method *pm)
     return pm->kind == K_SFT || pm->kind == K_QAT ? o->seeds : 1;
 }
 
+/* Cells of a row at one bit setting, in progress-line numbering. */
+static int row_cells(const paper_opts *o, const paper_method *pm)
+{
+    const int ns = row_seeds(o, pm);
+    if (!swept(o, pm)) return ns;
+    return grid_n(o, pm) + ns - (short_grid(o) ? 0 : 1);
+}
+
 /* The grid point chosen on validation: the best mean, ties to the first. */
-static int grid_choice(const double *mean)
+static int grid_choice(const double *mean, int G)
 {
     int k = 0;
     double best = -1;
-    for (int g = 0; g < MAXGRID; g++)
+    for (int g = 0; g < G; g++)
         if (mean[g] > best) best = mean[g], k = g;
     return k;
 }
 
-/* Grid point g of a QA-SFT row's --sweep: train, evaluate on validation (*v). 0 or 1. */
+/* Grid point g of a swept row: train (--sweep-steps), evaluate on validation (*v). 0 or 1. */
 static int grid_point(const char *C, paper_opts *o, const paper_method *pm, int bi, int g, const char *sft_model,
                       pscore *v)
 {
     char dir[4300], model[4400], what[256];
-    double glr = o->lr * sweep_lr_mult[g / 3], gc = sweep_clip[g % 3];
+    double glr, gc;
+    grid_at(o, pm, g, &glr, &gc);
     cell_dir(o, pm, bi, glr, gc, 1, 0, dir, sizeof dir);
     o->cell++;
-    snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train, ROUGE on validation", o->bname[bi], pm->name, glr, gc);
+    if (pm->kind == K_SFT)
+        snprintf(what, sizeof what, "%s sweep lr %g: train%s, ROUGE on validation", pm->name, glr,
+                 short_grid(o) ? " (short)" : "");
+    else
+        snprintf(what, sizeof what, "%s %s sweep lr %g clip %g: train%s, ROUGE on validation", o->bname[bi], pm->name, glr,
+                 gc, short_grid(o) ? " (short)" : "");
     progress(C, o, what, dir);
     snprintf(model, sizeof model, "%s/model", dir);
-    return train_cell(C, o, pm, bi, glr, gc, sft_model, dir) || eval_split(C, o, dir, model, "validation", v);
+    o->cur_steps = short_grid(o) ? o->sweep_steps : o->steps;
+    int rc = train_cell(C, o, pm, bi, glr, gc, sft_model, dir);
+    o->cur_steps = 0;
+    return rc || eval_split(C, o, dir, model, "validation", v);
 }
 
 /* The validation mean of grid point g, read from its marker; 1 when it is not on disk. */
 static int grid_mean(const paper_opts *o, const paper_method *pm, int bi, int g, double *mean)
 {
     char dir[4300], path[4400];
+    double lr, clip;
     pscore v;
-    cell_dir(o, pm, bi, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, 0, dir, sizeof dir);
+    grid_at(o, pm, g, &lr, &clip);
+    cell_dir(o, pm, bi, lr, clip, 1, 0, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/validation.json", dir);
     if (read_score(path, &v)) return 1;
     *mean = v.mean;
     return 0;
 }
 
-/* One row-cell at seed si: train (or quantize) and evaluate on test; with --sweep for QA-SFT
- * rows, the nine grid points (first seed) are each evaluated on validation and the best one
- * (ties: first) is scored on test, trained again with the other seeds. */
+/* The folder of a swept row's chosen run at seed si (the grid's scores on disk); 1 if not yet. */
+static int chosen_dir(const paper_opts *o, const paper_method *pm, int bi, int si, char *dir, size_t n)
+{
+    double mean[MAXGRID] = {0}, lr, clip;
+    const int G = grid_n(o, pm);
+    for (int g = 0; g < G; g++)
+        if (grid_mean(o, pm, bi, g, &mean[g])) return 1;
+    grid_at(o, pm, grid_choice(mean, G), &lr, &clip);
+    cell_dir(o, pm, bi, lr, clip, short_grid(o) ? 2 : 1, si, dir, n);
+    return 0;
+}
+
+/* One row-cell at seed si: train (or quantize) and evaluate on test; a swept row's grid
+ * points (first seed) are each evaluated on validation and the best one (ties: first) is
+ * trained (again: other seeds, or a short grid's full-length run) and scored on test. */
 static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi, int si, const char *sft_model,
                     pscore *s, char *chosen, size_t nchosen)
 {
     char dir[4300], model[4400];
     double lr = o->lr, clip = 1;
     o->si = si;
-    if (pm->kind == K_QAT && o->sweep) {
-        double mean[MAXGRID];
-        for (int g = 0; g < MAXGRID; g++) {
+    if (swept(o, pm)) {
+        double mean[MAXGRID] = {0};
+        const int G = grid_n(o, pm);
+        for (int g = 0; g < G; g++) {
             pscore v;
-            if (si > 0 && grid_mean(o, pm, bi, g, &mean[g]) == 0) continue;
+            /* done already: another seed's cell ran it, or (mpirun) its own job */
+            if ((si > 0 || rs_par_size() > 1) && grid_mean(o, pm, bi, g, &mean[g]) == 0) continue;
             o->si = 0;
             int rc = grid_point(C, o, pm, bi, g, sft_model, &v);
             o->si = si;
             if (rc) return 1;
             mean[g] = v.mean;
         }
-        int k = grid_choice(mean);
-        double best = mean[k];
-        lr = o->lr * sweep_lr_mult[k / 3], clip = sweep_clip[k % 3];
-        printf("  chosen on validation: %s %s lr %g clip %g (mean %.4f)\n", o->bname[bi], pm->name, lr, clip, best);
-        cell_dir(o, pm, bi, lr, clip, 1, si, dir, sizeof dir);
-        if (si > 0) {
+        int k = grid_choice(mean, G);
+        grid_at(o, pm, k, &lr, &clip);
+        if (pm->kind == K_SFT)
+            printf("  chosen on validation: %s lr %g (mean %.4f)\n", pm->name, lr, mean[k]);
+        else
+            printf("  chosen on validation: %s %s lr %g clip %g (mean %.4f)\n", o->bname[bi], pm->name, lr, clip, mean[k]);
+        cell_dir(o, pm, bi, lr, clip, short_grid(o) ? 2 : 1, si, dir, sizeof dir);
+        if (si > 0 || short_grid(o)) {
             char what[256];
             o->cell++;
-            snprintf(what, sizeof what, "%s %s lr %g clip %g seed %ld: train, ROUGE on test", o->bname[bi], pm->name, lr,
-                     clip, o->seed + si);
+            snprintf(what, sizeof what, "%s%s%s lr %g clip %g seed %ld: train, ROUGE on test", pm->kind == K_SFT ? "" : o->bname[bi],
+                     pm->kind == K_SFT ? "" : " ", pm->name, lr, clip, o->seed + si);
             progress(C, o, what, dir);
             if (train_cell(C, o, pm, bi, lr, clip, sft_model, dir)) return 1;
         }
@@ -926,6 +985,25 @@ static int parse_bits(const char *C, paper_opts *o)
     return o->nbits ? 0 : (cli_error(C, "--bits: empty"), 2);
 }
 
+/* A --sweep grid list: 1 to 3 distinct numbers in [lo, hi], comma-separated. */
+static int parse_grid(const char *C, const char *flag, const char *s, double *v, int *n, double lo, double hi)
+{
+    char buf[256], *end;
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        errno = 0;
+        double x = strtod(t, &end);
+        if (end == t || *end || errno || !(x >= lo && x <= hi))
+            return cli_error(C, "%s: '%s' is not a number in [%g, %g]", flag, t, lo, hi), 2;
+        if (*n == 3) return cli_error(C, "%s: at most 3 values", flag), 2;
+        for (int k = 0; k < *n; k++)
+            if (v[k] == x) return cli_error(C, "%s: %g given twice", flag, x), 2;
+        v[(*n)++] = x;
+    }
+    return *n ? 0 : (cli_error(C, "%s: empty", flag), 2);
+}
+
 /* The cached steps are only valid for the settings that made them: OUT/settings.txt records
  * them on the first run and a rerun with different ones is refused (--bits, --sweep and
  * --threads may change: other bit settings and sweep cells live in their own folders). */
@@ -934,6 +1012,11 @@ static int check_settings(const char *C, const paper_opts *o)
     char want[8192], path[4300], have[8192];
     snprintf(want, sizeof want, "model %s\ndata %s\nsteps %d\nbatch %d\nlr %.17g\nmax-len %d\ntest-limit %ld\ncalib %d\nseed %ld\n",
              o->model, o->data, o->steps, o->batch, o->lr, o->max_len, o->test_limit, o->calib, o->seed);
+    /* grid runs of another length or scored on other validation rows are other cells; the
+     * lines appear only when set, so folders of earlier runs stay valid */
+    if (short_grid(o)) snprintf(want + strlen(want), sizeof want - strlen(want), "sweep-steps %d\n", o->sweep_steps);
+    if (o->sweep && o->valid_limit != o->test_limit)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "valid-limit %ld\n", o->valid_limit);
     snprintf(path, sizeof path, "%s/settings.txt", o->out);
     FILE *f = fopen(path, "rb");
     if (f) {
@@ -1020,13 +1103,14 @@ static int shared_out(const char *C, const paper_opts *o)
 }
 
 /* One unit of work of a table spread over the ranks: a cell (train or quantize, score on test),
- * a grid point of a QA-SFT row's --sweep (train, score on validation), or the choice of a
- * swept row (the grid's best on validation, scored on test). Phase 1 needs nothing but
- * --model; phase 2 needs phase 1's results (the SFT model for the post-training baselines,
- * the nine validation scores for a choice). */
+ * a grid point of a swept row (train, score on validation), or the choice of a swept row at a
+ * seed (the grid's best on validation, trained again if need be, scored on test). Phase 1
+ * needs nothing but --model; phase 2 the grid points' validation scores (the choices);
+ * phase 3 the SFT model (the post-training baselines quantize it). */
 enum { J_CELL = -1, J_CHOOSE = -2 }; /* else: grid point g */
+enum { NPHASE = 3 };
 typedef struct {
-    int i, b, g, phase, cell, si; /* method, bit setting, J_* or g, 1 or 2, cells before it in table order, seed */
+    int i, b, g, phase, cell, si; /* method, bit setting, J_* or g, phase, cells before it in table order, seed */
 } pjob;
 
 /* The cells in the order one process runs them (cell numbers as in its progress lines), each
@@ -1040,15 +1124,17 @@ static pjob *table_jobs(const paper_opts *o, const paper_method *ms, size_t nm, 
         if (!avail[i]) continue;
         for (int b = 0; b < o->nbits; b++) {
             const int ns = row_seeds(o, &ms[i]);
-            if (ms[i].kind == K_QAT && o->sweep) {
-                for (int g = 0; g < MAXGRID; g++) j[k++] = (pjob){(int)i, b, g, 1, cell + g, 0};
-                /* the choice, then its other seeds (cells after the grid's) */
+            if (swept(o, &ms[i])) {
+                const int G = grid_n(o, &ms[i]), sh = short_grid(o);
+                for (int g = 0; g < G; g++) j[k++] = (pjob){(int)i, b, g, 1, cell + g, 0};
+                /* the choice at each seed: its cell after the grid's (the first seed's choice
+                 * of a full-length grid is the grid point itself) */
                 for (int si = 0; si < ns; si++)
-                    j[k++] = (pjob){(int)i, b, J_CHOOSE, 2, si ? cell + MAXGRID + si - 1 : cell, si};
-                cell += MAXGRID + ns - 1;
+                    j[k++] = (pjob){(int)i, b, J_CHOOSE, 2, sh ? cell + G + si : si ? cell + G + si - 1 : cell, si};
+                cell += row_cells(o, &ms[i]);
             } else {
                 /* the SFT model of the first seed is what the post-training rows quantize */
-                for (int si = 0; si < ns; si++) j[k++] = (pjob){(int)i, b, J_CELL, ms[i].kind == K_PTQ ? 2 : 1, cell++, si};
+                for (int si = 0; si < ns; si++) j[k++] = (pjob){(int)i, b, J_CELL, ms[i].kind == K_PTQ ? 3 : 1, cell++, si};
             }
             if (ms[i].kind <= K_SFT) break;
         }
@@ -1058,27 +1144,39 @@ static pjob *table_jobs(const paper_opts *o, const paper_method *ms, size_t nm, 
 }
 
 /* The file a job writes last (its done-marker): the cell's test.json, a grid point's
- * validation.json, the chosen grid point's test.json. 0, or 1 while it cannot be named yet
- * (a grid point's validation score not on disk). */
+ * validation.json, the chosen run's test.json. 0, or 1 while it cannot be named yet (a grid
+ * point's validation score not on disk). */
 static int job_marker(const paper_opts *o, const paper_method *ms, const pjob *J, char *path, size_t n)
 {
     const paper_method *pm = &ms[J->i];
     char dir[4300];
-    int g = J->g;
-    if (g == J_CHOOSE) {
-        double mean[MAXGRID];
-        for (int k = 0; k < MAXGRID; k++) {
-            pscore v;
-            cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[k / 3], sweep_clip[k % 3], 1, 0, dir, sizeof dir);
-            snprintf(path, n, "%s/validation.json", dir);
-            if (read_score(path, &v)) return 1;
-            mean[k] = v.mean;
-        }
-        g = grid_choice(mean);
-    }
-    if (g >= 0) cell_dir(o, pm, J->b, o->lr * sweep_lr_mult[g / 3], sweep_clip[g % 3], 1, J->g >= 0 ? 0 : J->si, dir, sizeof dir);
-    else cell_dir(o, pm, J->b, o->lr, 1, 0, J->si, dir, sizeof dir);
+    double lr, clip;
+    if (J->g == J_CHOOSE) {
+        if (chosen_dir(o, pm, J->b, J->si, dir, sizeof dir)) return 1;
+    } else if (J->g >= 0) {
+        grid_at(o, pm, J->g, &lr, &clip);
+        cell_dir(o, pm, J->b, lr, clip, 1, 0, dir, sizeof dir);
+    } else
+        cell_dir(o, pm, J->b, o->lr, 1, 0, J->si, dir, sizeof dir);
     snprintf(path, n, "%s/%s.json", dir, J->g >= 0 ? "validation" : "test");
+    return 0;
+}
+
+/* The SFT model the post-training rows quantize: the first seed's (a swept SFT row: its
+ * choice, the grid's scores on disk). 0, or 1 when it cannot be named yet. */
+static int sft_model_path(const paper_opts *o, const paper_method *ms, size_t nm, char *path, size_t n)
+{
+    char dir[4300];
+    for (size_t i = 0; i < nm; i++) {
+        if (ms[i].kind != K_SFT) continue;
+        if (swept(o, &ms[i])) {
+            if (chosen_dir(o, &ms[i], 0, 0, dir, sizeof dir)) return 1;
+        } else
+            cell_dir(o, &ms[i], 0, o->lr, 1, 0, 0, dir, sizeof dir);
+        snprintf(path, n, "%s/model", dir);
+        return 0;
+    }
+    snprintf(path, n, "%s", "");
     return 0;
 }
 
@@ -1111,20 +1209,22 @@ static int run_spread(const char *C, paper_opts *o, const paper_method *ms, size
     pjob *jobs = table_jobs(o, ms, nm, avail, &n);
     if (!jobs) rc = 1, cli_error(C, "out of memory");
     char sft_model[4400] = "";
-    for (size_t i = 0; i < nm; i++)
-        if (ms[i].kind == K_SFT) snprintf(sft_model, sizeof sft_model, "%s/%s/model", o->out, ms[i].name);
     if (me == 0) {
-        int n1 = 0;
-        for (int k = 0; k < n; k++) n1 += jobs[k].phase == 1;
-        printf("%s: %d ranks: %d jobs before the SFT model is needed, then %d; job k of each phase on rank k mod %d\n", C, R,
-               n1, n - n1, R);
+        int np[NPHASE + 1] = {0};
+        for (int k = 0; k < n; k++) np[jobs[k].phase]++;
+        printf("%s: %d ranks: %d jobs before the SFT model is needed (%d of them choices on validation), then %d; job k of "
+               "each phase on rank k mod %d\n", C, R, np[1] + np[2], np[2], np[3], R);
         if (o->threads == 0)
             printf("%s: note: --threads 0: each step uses its rank's OpenMP default; GPTQ, QuaRot and RoSTE's search give "
                    "other bytes at another thread count, so give --threads to match a one-process run\n", C);
         fflush(stdout);
     }
-    for (int phase = 1; phase <= 2; phase++) {
+    for (int phase = 1; phase <= NPHASE; phase++) {
         int k = 0;
+        if (phase == NPHASE && sft_model_path(o, ms, nm, sft_model, sizeof sft_model)) {
+            rc = (cli_error(C, "the SFT row's choice on validation is not on disk"), 1);
+            break;
+        }
         for (int t = 0; t < n && !rc; t++) {
             const pjob *J = &jobs[t];
             if (J->phase != phase || k++ % R != me) continue;
@@ -1132,6 +1232,7 @@ static int run_spread(const char *C, paper_opts *o, const paper_method *ms, size
             pscore s;
             char chosen[4300];
             o->cell = J->cell;
+            o->si = 0;
             if (J->g >= 0) rc = grid_point(C, o, pm, J->b, J->g, sft_model, &s);
             else rc = run_cell(C, o, pm, J->b, J->si, sft_model, &s, chosen, sizeof chosen);
         }
@@ -1167,7 +1268,11 @@ static int paper_table(int argc, char **argv, int which)
         {"--calib", OPT_INT, &o.calib, 1, 1000000, "N", "calibration rows (GPTQ, QuaRot, RoSTE's search)", 0},
         {"--seed", OPT_LONG, &o.seed, 0, 2147483647L, "S", "seed of the training order", 0},
         {"--seeds", OPT_INT, &o.seeds, 1, MAXSEEDS, "K", "SFT and QA-SFT rows trained with seeds S..S+K-1: mean and spread", 0},
-        {"--sweep", OPT_FLAG, &o.sweep, 0, -1, NULL, "QA-SFT rows: lr x clip grid, chosen on validation", 0},
+        {"--sweep", OPT_FLAG, &o.sweep, 0, -1, NULL, "SFT: lr grid, QA-SFT: lr x clip grid, chosen on validation", 0},
+        {"--sweep-lr", OPT_STRING, &o.sweep_lr_s, 0, -1, "LIST", "--sweep: lr multipliers of --lr (1-3, default 0.5,1,2)", 0},
+        {"--sweep-clip", OPT_STRING, &o.sweep_clip_s, 0, -1, "LIST", "--sweep: clipping factors, QA-SFT (1-3, default 1,0.95,0.9)", 0},
+        {"--sweep-steps", OPT_INT, &o.sweep_steps, 0, 100000000, "N", "--sweep: steps of a grid run (0: --steps); fewer: the choice is trained again in full", 0},
+        {"--valid-limit", OPT_LONG, &o.valid_limit, 0, 1000000000L, "N", "--sweep: ROUGE on the first N rows of validation (0: --test-limit)", 0},
         {"--threads", OPT_INT, &o.threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
     const char *desc1 =
@@ -1223,6 +1328,12 @@ static int paper_table(int argc, char **argv, int which)
     if (pr != CLI_OK) return 2;
     int rc = parse_bits(C, &o);
     if (rc) return rc;
+    if ((rc = parse_grid(C, "--sweep-lr", o.sweep_lr_s ? o.sweep_lr_s : "0.5,1,2", o.glr, &o.nglr, 1e-6, 1e6)) ||
+        (rc = parse_grid(C, "--sweep-clip", o.sweep_clip_s ? o.sweep_clip_s : "1,0.95,0.9", o.gclip, &o.ngclip, 0.05, 1)))
+        return rc;
+    if (!o.sweep && (o.sweep_lr_s || o.sweep_clip_s || o.sweep_steps || o.valid_limit))
+        return cli_error(C, "--sweep-lr, --sweep-clip, --sweep-steps and --valid-limit only with --sweep"), 2;
+    if (!o.valid_limit) o.valid_limit = o.test_limit;
     char mc[4300];
     snprintf(mc, sizeof mc, "%s/config.json", o.model);
     if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json%s", o.model,
@@ -1263,7 +1374,7 @@ static int paper_table(int argc, char **argv, int which)
         if (!avail[i] && me == 0) printf("%s: %s not available in this build: its row is left empty\n", C, ms[i].label);
         else if (avail[i])
             o.ncells += (ms[i].kind <= K_SFT ? 1 : o.nbits) *
-                        (ms[i].kind == K_QAT && o.sweep ? MAXGRID + row_seeds(&o, &ms[i]) - 1 : row_seeds(&o, &ms[i]));
+                        row_cells(&o, &ms[i]);
     }
     o.t0 = now_s();
     if (me == 0)

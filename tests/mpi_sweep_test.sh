@@ -73,6 +73,17 @@ n1=$(grep -cE '^\[paper table1 [0-9]+/[0-9]+, rank 1, ' "$T/p2")
 cmp -s <(grep -v '^| method\|^|---' "$T/p1" | grep '^| ') <(grep '^| ' "$T/p2" | grep -v '^| method\|^|---') \
   && ok "paper table1 on 2 ranks: the printed table equals one process's" || bad "printed tables differ"
 
+# table1 with a short grid that sweeps SFT too (its choice is what the baselines quantize:
+# a phase between the grid and them), two seeds, on 2 ranks
+PG=(paper table1 --model m0 --data d --steps 2 --batch 2 --max-len 384 --test-limit 2 --calib 3 --threads 1 --sweep
+    --sweep-lr 1,2 --sweep-clip 1,0.9 --sweep-steps 1 --valid-limit 2 --seeds 2)
+$B "${PG[@]}" --out tg >"$T/g1" 2>"$T/ge1" || bad "paper table1 short grid, one process: $(tail -3 "$T/ge1")"
+rm -rf oneg; mv tg oneg
+$MPIRUN -np 2 $B "${PG[@]}" --out tg >"$T/g2" 2>"$T/ge2"; rc=$?
+if [ $rc -eq 0 ] && same oneg tg && grep -q "(6 of them choices on validation)" "$T/g2"; then
+  ok "paper table1 --sweep-steps --seeds 2 on 2 ranks: the $(wc -l <"$T/f1") files of --out equal one process's"
+else bad "paper table1 short grid on 2 ranks: exit $rc, $(head -c 400 "$T/diff") $(grep 'ranks:' "$T/g2") $(tail -3 "$T/ge2")"; fi
+
 # table3 --sweep on 3 ranks: nine grid points per row on validation, the choice on test
 P3=(paper table3 --model m0 --data d --steps 2 --batch 2 --max-len 384 --test-limit 2 --calib 3 --threads 1 --sweep --seeds 2)
 $B "${P3[@]}" --out t3 >"$T/q1" 2>"$T/qe1" || bad "paper table3 --sweep, one process: $(tail -3 "$T/qe1")"

@@ -121,6 +121,26 @@ if $B paper table3 --model "$T/m0" --data "$T/ds" --steps 2 --batch 2 --max-len 
     || bad "--seeds 2: $okrows rows agree; $(cut -f1,7,17,18 "$T/s3/table3.tsv")"
 else bad "paper table3 --seeds 2: $(tail -3 "$T/es")"; fi
 expect_exit 2 "--seeds" $B paper table1 $A --seeds 9 --out "$T/x"
+# a short grid (--sweep-steps) on fewer validation rows (--valid-limit), SFT swept too: grid
+# points in their own folders, the choice trained again in full (-full, and -full-s43 for the
+# second seed), the post-training rows quantizing the chosen SFT model
+G=(--sweep --sweep-lr 1,2 --sweep-clip 1 --sweep-steps 1 --valid-limit 2 --seeds 2)
+if $B paper table1 --model "$T/m0" --data "$T/d" --steps 2 --batch 2 --max-len 384 --test-limit 3 --calib 3 --threads 1 \
+     "${G[@]}" --out "$T/g1" >"$T/og" 2>"$T/eg"; then
+  sc=$(ls -d "$T"/g1/sft-lr0.00[12] 2>/dev/null | wc -l); qc=$(ls -d "$T"/g1/W4A4KV4/{ste,roste}-lr0.00[12]-c1 2>/dev/null | wc -l)
+  full=$(ls -d "$T"/g1/sft-lr*-full "$T"/g1/sft-lr*-full-s43 "$T"/g1/W4A4KV4/*-lr*-c1-full "$T"/g1/W4A4KV4/*-lr*-c1-full-s43 2>/dev/null | wc -l)
+  nv=$(wc -l <"$T/g1/sft-lr0.001/validation_predictions.jsonl")
+  chosen=$(ls -d "$T"/g1/sft-lr*-full | head -1)
+  grep -q -- "ptq --method rtn --model $chosen/model " "$T/og" && grep -q "^sweep-steps 1$" "$T/g1/settings.txt" \
+    && grep -q "^valid-limit 2$" "$T/g1/settings.txt" && [ "$sc" -eq 2 ] && [ "$qc" -eq 4 ] && [ "$full" -eq 6 ] && [ "$nv" -eq 2 ] \
+    && grep -q -- "--max-steps 1 " <(grep "sft-lr0.001/model" "$T/og") && grep -q -- "--max-steps 2 " <(grep -- "-full/model" "$T/og") \
+    && grep -q "^\[paper table1 $(grep -c '^\[paper table1 ' "$T/og")/$(grep -c '^\[paper table1 ' "$T/og"), " "$T/og" \
+    && ok "short grid: SFT $sc + QA-SFT $qc grid points (1 step, 2 validation rows), $full full-length runs of the choices, RTN quantizes $(basename "$chosen")" \
+    || bad "short grid: sft $sc, qat $qc, full $full, validation rows $nv, settings $(tr '\n' ' ' <"$T/g1/settings.txt")"
+else bad "paper table1 --sweep-steps: $(tail -3 "$T/eg")"; fi
+expect_exit 2 "--sweep-lr: at most 3 values" $B paper table1 $A --sweep --sweep-lr 1,2,3,4 --out "$T/x"
+expect_exit 2 "--sweep-clip: '1.5' is not a number" $B paper table1 $A --sweep --sweep-clip 1.5 --out "$T/x"
+expect_exit 2 "only with --sweep" $B paper table1 $A --sweep-steps 3 --out "$T/x"
 mkdir -p "$T/partial" && cp "$T/m0/config.json" "$T/partial/"
 expect_exit 2 "--model: .*partial.* has config.json but no model.safetensors" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
 cp "$T/m0/model.safetensors" "$T/partial/"
