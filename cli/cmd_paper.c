@@ -67,7 +67,7 @@ static int avail_always(void) { return 1; }
 static int avail_ptq(const char *m) { return llm_ptq_method_parse(m) >= 0; }
 static int avail_spinquant(void) { return avail_ptq("spinquant"); }
 
-typedef struct {
+typedef struct paper_method_s {
     const char *name;  /* folder and row key */
     const char *label; /* row label */
     int kind;
@@ -106,14 +106,28 @@ static const struct {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
+/* Seconds measured in this process, by row: training per token fed, scoring per prompt, a
+ * post-training quantization per run (the table's ETA). */
+typedef struct {
+    const char *name;
+    double train_s, train_tok, eval_s, eval_n, ptq_s, ptq_n;
+} prate;
+
 typedef struct {
     const char *model, *data, *out, *bits;
     int steps, batch, max_len, calib, threads, sweep, seeds;
+    const char *cur_row; /* the row whose cell runs (rates) */
     int si; /* the training seed in use: --seed + si */
     const char *sweep_lr_s, *sweep_clip_s;
     double glr[3], gclip[3]; /* --sweep grid: lr multipliers, clipping factors */
     int nglr, ngclip, sweep_steps, cur_steps;
     long valid_limit;
+    /* for the table's ETA: seconds measured in this process per training token, per scored
+     * prompt, per post-training quantization, by row name */
+    prate rate[16];
+    const struct paper_method_s *ms;
+    size_t nm;
+    const int *avail;
     long test_limit, seed;
     double lr;
     int nbits, wb[MAXBITS], ab[MAXBITS], kb[MAXBITS];
@@ -316,12 +330,40 @@ static int score_predictions(const char *C, const char *pred, const char *split,
     return 0;
 }
 
+static double table_eta(const paper_opts *o);
+
+/* "1 h 05 min", "12 min", "40 s" */
+static void fmt_dur(char *b, size_t n, double s)
+{
+    if (s >= 3600) snprintf(b, n, "%d h %02d min", (int)(s / 3600), (int)(fmod(s, 3600) / 60));
+    else if (s >= 60) snprintf(b, n, "%d min", (int)(s / 60 + 0.5));
+    else snprintf(b, n, "%.0f s", s);
+}
+
 static void progress(const char *C, paper_opts *o, const char *what, const char *dir)
 {
+    char eta[64] = "";
+    if (rs_par_size() == 1 && o->ms) {
+        double e = table_eta(o);
+        char d[32];
+        fmt_dur(d, sizeof d, e);
+        if (e > 0) snprintf(eta, sizeof eta, ", table ETA %s", d);
+        else if (e < 0) snprintf(eta, sizeof eta, ", table ETA after the first cells");
+    }
     if (rs_par_size() > 1)
         printf("[%s %d/%d, rank %d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, rs_par_rank(), now_s() - o->t0, what, dir);
-    else printf("[%s %d/%d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, now_s() - o->t0, what, dir);
+    else printf("[%s %d/%d, %.1f s%s] %s (%s)\n", C, o->cell, o->ncells, now_s() - o->t0, eta, what, dir);
     fflush(stdout);
+}
+
+/* The rate record of a row (by name), created on first use; NULL when the table is full. */
+static prate *rate_of(paper_opts *o, const char *name)
+{
+    for (int k = 0; k < 16; k++) {
+        if (!o->rate[k].name) o->rate[k].name = name;
+        if (!strcmp(o->rate[k].name, name)) return &o->rate[k];
+    }
+    return NULL;
 }
 
 /* Evaluate dir/model (or the base model) on a split: dir/SPLIT.json is the done-marker. */
@@ -356,6 +398,10 @@ static int eval_split(const char *C, paper_opts *o, const char *dir, const char 
     double t = now_s();
     int rc = av_run(&a);
     if (rc) return cli_error(C, "eval of %s on %s failed (exit %d)", model, split, rc), 1;
+    if (o->cur_row) {
+        prate *r = rate_of(o, o->cur_row);
+        if (r) r->eval_s += now_s() - t, r->eval_n += (double)(!strcmp(split, "test") ? o->test_limit : o->valid_limit);
+    }
     return score_predictions(C, pred, split, js, now_s() - t, s);
 }
 
@@ -451,10 +497,29 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
     }
     av_add(&a, "--threads");
     av_add(&a, "%d", o->threads);
+    double t0 = now_s();
     int rc = av_run(&a);
     if (rc) return cli_error(C, "%s failed (exit %d); rerun the same command to retry", pm->name, rc), 1;
-    char tmp[4400];
-    FILE *w = rs_atomic_open(done, tmp, sizeof tmp);
+    /* the cell's wall time beside its marker: train.json (tokens fed: steps x batch x max-len) */
+    const double el = now_s() - t0, steps = o->cur_steps ? o->cur_steps : o->steps;
+    const double tok = pm->kind == K_PTQ ? 0 : steps * o->batch * o->max_len;
+    prate *r = rate_of(o, pm->name);
+    if (r && pm->kind == K_PTQ) r->ptq_s += el, r->ptq_n += 1;
+    else if (r) r->train_s += el, r->train_tok += tok;
+    char tj[4400], tmp[4400];
+    snprintf(tj, sizeof tj, "%s/train.json", dir);
+    FILE *w = rs_atomic_open(tj, tmp, sizeof tmp);
+    if (!w) return cli_error(C, "cannot create '%s'", tj), 1;
+    if (tok > 0) {
+        fprintf(w, "{\"elapsed_s\": %.1f, \"steps\": %.0f, \"tokens_per_s\": %.1f, \"threads\": %d}\n", el, steps, tok / el,
+                o->threads);
+        printf("  trained in %.1f s (%.1f tokens/s fed, %d x %d tokens per step)\n", el, tok / el, o->batch, o->max_len);
+    } else {
+        fprintf(w, "{\"elapsed_s\": %.1f, \"threads\": %d}\n", el, o->threads);
+        printf("  quantized in %.1f s\n", el);
+    }
+    if (rs_atomic_close(w, tmp, tj)) return cli_error(C, "cannot write '%s'", tj), 1;
+    w = rs_atomic_open(done, tmp, sizeof tmp);
     if (!w) return cli_error(C, "cannot create '%s'", done), 1;
     fprintf(w, "done\n");
     if (rs_atomic_close(w, tmp, done)) return cli_error(C, "cannot write '%s'", done), 1;
@@ -529,6 +594,7 @@ static int grid_point(const char *C, paper_opts *o, const paper_method *pm, int 
     grid_at(o, pm, g, &glr, &gc);
     cell_dir(o, pm, bi, glr, gc, 1, 0, dir, sizeof dir);
     o->cell++;
+    o->cur_row = pm->name;
     if (pm->kind == K_SFT)
         snprintf(what, sizeof what, "%s sweep lr %g: train%s, ROUGE on validation", pm->name, glr,
                  short_grid(o) ? " (short)" : "");
@@ -578,6 +644,7 @@ static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi
     char dir[4300], model[4400];
     double lr = o->lr, clip = 1;
     o->si = si;
+    o->cur_row = pm->name;
     if (swept(o, pm)) {
         double mean[MAXGRID] = {0};
         const int G = grid_n(o, pm);
@@ -1162,6 +1229,42 @@ static int job_marker(const paper_opts *o, const paper_method *ms, const pjob *J
     return 0;
 }
 
+/* Seconds left for the cells from the current one on, from the rates measured so far in this
+ * process (a row's own, else the mean over the rows measured; a kind of work not yet measured
+ * counts 0); -1 while nothing is measured. Cells whose marker is on disk count 0. */
+static double table_eta(const paper_opts *o)
+{
+    double ts = 0, tt = 0, es = 0, en = 0, ps = 0, pn = 0;
+    for (int k = 0; k < 16 && o->rate[k].name; k++) {
+        ts += o->rate[k].train_s, tt += o->rate[k].train_tok, es += o->rate[k].eval_s, en += o->rate[k].eval_n;
+        ps += o->rate[k].ptq_s, pn += o->rate[k].ptq_n;
+    }
+    if (tt == 0 && en == 0 && pn == 0) return -1;
+    int n = 0;
+    pjob *jobs = table_jobs(o, o->ms, o->nm, o->avail, &n);
+    if (!jobs) return 0;
+    double eta = 0;
+    const double full = (double)o->steps * o->batch * o->max_len;
+    for (int t = 0; t < n; t++) {
+        const pjob *J = &jobs[t];
+        const paper_method *pm = &o->ms[J->i];
+        char path[4400];
+        if (J->cell < o->cell - 1 || (!job_marker(o, o->ms, J, path, sizeof path) && is_file(path))) continue;
+        const prate *r = NULL;
+        for (int k = 0; k < 16 && o->rate[k].name && !r; k++)
+            if (!strcmp(o->rate[k].name, pm->name)) r = &o->rate[k];
+        double tok = 0, prompts = J->g >= 0 ? (double)o->valid_limit : (double)o->test_limit;
+        if (J->g >= 0) tok = (double)(short_grid(o) ? o->sweep_steps : o->steps) * o->batch * o->max_len;
+        else if (pm->kind == K_SFT || pm->kind == K_QAT)
+            tok = J->g == J_CELL || short_grid(o) || J->si > 0 ? full : 0;
+        if (tok > 0) eta += tok * (r && r->train_tok > 0 ? r->train_s / r->train_tok : tt > 0 ? ts / tt : 0);
+        eta += prompts * (r && r->eval_n > 0 ? r->eval_s / r->eval_n : en > 0 ? es / en : 0);
+        if (pm->kind == K_PTQ) eta += r && r->ptq_n > 0 ? r->ptq_s / r->ptq_n : pn > 0 ? ps / pn : 0;
+    }
+    free(jobs);
+    return eta;
+}
+
 /* The SFT model the post-training rows quantize: the first seed's (a swept SFT row: its
  * choice, the grid's scores on disk). 0, or 1 when it cannot be named yet. */
 static int sft_model_path(const paper_opts *o, const paper_method *ms, size_t nm, char *path, size_t n)
@@ -1377,6 +1480,7 @@ static int paper_table(int argc, char **argv, int which)
                         row_cells(&o, &ms[i]);
     }
     o.t0 = now_s();
+    o.ms = ms, o.nm = nm, o.avail = avail;
     if (me == 0)
         printf("%s: %d steps into %s (model %s, data %s, %d steps x %d rows, lr %g, max-len %d, %ld test rows)\n", C,
                o.ncells, o.out, o.model, o.data, o.steps, o.batch, o.lr, o.max_len, o.test_limit);

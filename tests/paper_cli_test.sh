@@ -141,6 +141,12 @@ else bad "paper table1 --sweep-steps: $(tail -3 "$T/eg")"; fi
 expect_exit 2 "--sweep-lr: at most 3 values" $B paper table1 $A --sweep --sweep-lr 1,2,3,4 --out "$T/x"
 expect_exit 2 "--sweep-clip: '1.5' is not a number" $B paper table1 $A --sweep --sweep-clip 1.5 --out "$T/x"
 expect_exit 2 "only with --sweep" $B paper table1 $A --sweep-steps 3 --out "$T/x"
+# a cell's wall time beside its marker, and the table's ETA from the rates measured so far
+grep -q '"elapsed_s": [0-9.]*, "steps": 3, "tokens_per_s": [0-9.]*' "$T/t1/sft/train.json" && grep -q '"elapsed_s"' "$T/t1/W4A4KV4/rtn/train.json" \
+  && grep -q "^\[paper table1 1/[0-9]*, [0-9.]* s, table ETA after the first cells\] base" "$T/o1" \
+  && [ "$(grep -c '^\[paper table1 [0-9]*/[0-9]*, [0-9.]* s, table ETA [0-9]' "$T/o1")" -ge 10 ] \
+  && ok "train.json holds each cell's wall time; progress lines give the table's ETA" \
+  || bad "train.json / ETA: $(cat "$T/t1/sft/train.json"; grep -m3 '^\[paper' "$T/o1")"
 mkdir -p "$T/partial" && cp "$T/m0/config.json" "$T/partial/"
 expect_exit 2 "--model: .*partial.* has config.json but no model.safetensors" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
 cp "$T/m0/model.safetensors" "$T/partial/"
