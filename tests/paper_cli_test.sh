@@ -147,6 +147,17 @@ grep -q '"elapsed_s": [0-9.]*, "steps": 3, "tokens_per_s": [0-9.]*' "$T/t1/sft/t
   && [ "$(grep -c '^\[paper table1 [0-9]*/[0-9]*, [0-9.]* s, table ETA [0-9]' "$T/o1")" -ge 10 ] \
   && ok "train.json holds each cell's wall time; progress lines give the table's ETA" \
   || bad "train.json / ETA: $(cat "$T/t1/sft/train.json"; grep -m3 '^\[paper' "$T/o1")"
+# --preset smollm2 on the micro model: its values where no flag is given (lr 5e-5, the 1,0.9
+# clip grid, two seeds, the sweep), the flags given where they are
+if $B paper table3 --preset smollm2 --model "$T/m0" --data "$T/d" --out "$T/p3" --steps 2 --sweep-steps 1 --batch 2 \
+     --max-len 384 --test-limit 2 --valid-limit 2 --calib 3 --threads 1 >"$T/op" 2>"$T/ep"; then
+  ng=$(ls -d "$T"/p3/W4A4KV4/roste-adaptive-lr{5e-05,0.0001}-c{1,0.9} 2>/dev/null | wc -l)
+  grep -q "^lr 5.0000000000000002e-05$" "$T/p3/settings.txt" && grep -q "^steps 2$" "$T/p3/settings.txt" && [ "$ng" -eq 4 ] \
+    && [ -n "$(ls "$T"/p3/W4A4KV4/roste-adaptive-lr*-full-s43/test.json 2>/dev/null)" ] \
+    && ok "--preset smollm2: its lr, grid and seeds, the flags given override ($ng grid points of roste-adaptive)" \
+    || bad "--preset smollm2: $ng grid points; $(tr '\n' ' ' <"$T/p3/settings.txt")"
+else bad "paper table3 --preset smollm2: $(tail -3 "$T/ep")"; fi
+expect_exit 2 "--preset: 'big' is not a preset" $B paper table1 --preset big --out "$T/x"
 mkdir -p "$T/partial" && cp "$T/m0/config.json" "$T/partial/"
 expect_exit 2 "--model: .*partial.* has config.json but no model.safetensors" $B paper table1 --model "$T/partial" --data "$T/d" --out "$T/x"
 cp "$T/m0/model.safetensors" "$T/partial/"
