@@ -102,10 +102,14 @@ typedef struct llm_model {
     const llm_site_hooks *hooks; /* set together with qat */
     /* Optional observer of each quantized linear site's input (N,IC), before online rotations
      * and quantizers, called by the forward (llm/quantize/ptq.c builds GPTQ's Hessians with it);
-     * a non-zero return aborts the forward with that status. NULL = none. */
+     * a non-zero return aborts the forward with that status (LLM_TAP_STOP: the observer has
+     * what it needs; the forward's outputs are then undefined). NULL = none. */
     int (*tap)(void *ctx, int site, int layer, const float *inp, int N, int IC);
     void *tap_ctx;
 } llm_model;
+
+/* A tap's "stop here" (not an error: no message is set). */
+#define LLM_TAP_STOP (-1)
 
 /* Load a HF checkpoint folder: config.json + model.safetensors or sharded. Shapes are
  * checked against the config (error names tensor, file and both shapes); missing tensors

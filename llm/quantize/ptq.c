@@ -80,6 +80,7 @@ typedef struct {
     float *xr;                  /* (N, IC) rotated input (down with R4) */
     double *xd;                 /* (N, IC) in double */
     size_t cap;                 /* floats / doubles in xr, xd */
+    unsigned seen;              /* sites of `layer` seen in this forward (bit per site) */
 } hess_ctx;
 
 /* The model's forward calls this with every site's input: H_site += x^T x for `layer`. */
@@ -109,7 +110,10 @@ static int hess_tap(void *vctx, int site, int layer, const float *inp, int N, in
     for (size_t i = 0; i < n; i++) c->xd[i] = x[i];
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, IC, N, 1.0, c->xd, IC, 1.0, c->H[site], IC);
     c->ntok[site] += N;
-    return RS_OK;
+    /* every site of the layer seen: the rest of the forward (later layers, the head) is not
+     * needed for this layer's Hessians */
+    c->seen |= 1u << site;
+    return c->seen == (1u << LLM_NSITES) - 1 ? LLM_TAP_STOP : RS_OK;
 }
 
 /* The weight matrix (OC, IC) of a site of layer l. */
@@ -216,7 +220,9 @@ int llm_ptq_gptq(llm_model *m, const llm_ptq_opts *o, const llm_dataset *ds, llm
         }
         for (int i = 0; i < n && !st; i++) {
             int T = (int)(ds->off[i + 1] - ds->off[i]);
+            h.seen = 0;
             st = llm_model_forward(m, ds->ids + ds->off[i], NULL, 1, T, NULL, NULL);
+            if (st == LLM_TAP_STOP) st = RS_OK;
         }
         for (int site = 0; site < LLM_NSITES && !st; site++) {
             size_t oc, ic;
