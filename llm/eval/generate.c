@@ -302,6 +302,13 @@ int llm_eval_generate(const char *data, const char *pred_path, const llm_generat
         examples_free(ex, n);
         return RS_ERROR(RS_EINVAL, "%s: no examples", data);
     }
+    /* the predictions' temporary file exists from here to the commit (a kill leaves it, never
+     * a partial pred_path) */
+    llm_atomic a;
+    if (llm_atomic_open(&a, pred_path, 0)) {
+        examples_free(ex, n);
+        return llm_atomic_error(&a);
+    }
     double t0 = now_s(), tlast = t0;
     if (!o->intq && o->batch > 1) {
         st = generate_batched(o, max_pos, ex, n, t0, &r->prompt_tokens, &r->new_tokens);
@@ -319,9 +326,8 @@ int llm_eval_generate(const char *data, const char *pred_path, const llm_generat
         }
         free(gen);
     }
-    llm_atomic a;
-    if (!st && llm_atomic_open(&a, pred_path, 0)) st = llm_atomic_error(&a);
-    else if (!st) {
+    if (st) llm_atomic_abort(&a);
+    else {
         rouge_acc acc = {0};
         for (long i = 0; i < n && !st; i++) {
             if (write_prediction(a.f, ex[i].line, ex[i].pred, ex[i].ref, &ex[i].s))
