@@ -780,9 +780,7 @@ static int table_stats(const char *C, paper_opts *o, const paper_method *ms, siz
     static pvec pv[16][MAXBITS];
     int rc = 0;
     memset(pv, 0, sizeof pv);
-    char (*dirs)[MAXBITS][4300] = NULL; /* messages name the first seed's folder */
-    static char d0[16][MAXBITS][4300];
-    dirs = d0;
+    static char dirs[16][MAXBITS][4300]; /* messages name the first seed's folder */
     for (size_t i = 0; i < nm && !rc; i++)
         for (int b = 0; b < o->nbits && !rc && avail[i]; b++) {
             int bb = ms[i].kind <= K_SFT ? 0 : b;
@@ -806,7 +804,7 @@ static int table_stats(const char *C, paper_opts *o, const paper_method *ms, siz
                 for (long t = 0; t < pv[i][b].n; t++) pv[i][b].v[k][t] /= ns;
         }
     for (size_t i = 0; i < nm; i++)
-        for (int b = 0; b < o->nbits; b++) snprintf(d0[i][b], sizeof d0[i][b], "%s", sdirs[i][ms[i].kind <= K_SFT ? 0 : b][0]);
+        for (int b = 0; b < o->nbits; b++) snprintf(dirs[i][b], sizeof dirs[i][b], "%s", sdirs[i][ms[i].kind <= K_SFT ? 0 : b][0]);
     for (size_t i = 0; i < nm && !rc; i++)
         for (int b = 0; b < o->nbits && avail[i]; b++) {
             pstat *t = &st[i][b];
