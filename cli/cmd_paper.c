@@ -668,8 +668,11 @@ static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi
         if (si > 0 || short_grid(o)) {
             char what[256];
             o->cell++;
-            snprintf(what, sizeof what, "%s%s%s lr %g clip %g seed %ld: train, ROUGE on test", pm->kind == K_SFT ? "" : o->bname[bi],
-                     pm->kind == K_SFT ? "" : " ", pm->name, lr, clip, o->seed + si);
+            if (pm->kind == K_SFT)
+                snprintf(what, sizeof what, "%s lr %g seed %ld: train, ROUGE on test", pm->name, lr, o->seed + si);
+            else
+                snprintf(what, sizeof what, "%s %s lr %g clip %g seed %ld: train, ROUGE on test", o->bname[bi], pm->name, lr,
+                         clip, o->seed + si);
             progress(C, o, what, dir);
             if (train_cell(C, o, pm, bi, lr, clip, sft_model, dir)) return 1;
         }
