@@ -1001,6 +1001,31 @@ void llm_decode_attention(float *out, float *scores, const float *qkv, const flo
     }
 }
 
+/* The rest of decoder block l after attention, on the n rows of a cache's scratch: the output
+ * projection (from kv->atty), the residuals, ln2 and the MLP, into kv->x. */
+static int decode_block_tail(llm_model *m, llm_kv *kv, int l, int n)
+{
+    const llm_config *c = &m->cfg;
+    const llm_layer *w = &m->w.layers[l];
+    const int C = c->d, F = c->d_ff, HD = hd_dim(c), F1 = f1_dim(c);
+    const long NC = (long)n * C;
+    int st;
+    if ((st = linear_forward(m, SITE_O, l, kv->tmp, kv->atty, w->o_w, w->o_b, n, HD, C))) return st;
+    if (c->parallel_residual) {
+        /* x' = x + attn + mlp(ln2(x)): ln2 reads x before x changes */
+        norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
+        lk_accumulate(kv->x, kv->tmp, NC);
+    } else {
+        lk_accumulate(kv->x, kv->tmp, NC);
+        norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
+    }
+    if ((st = linear_forward(m, SITE_UP, l, kv->fch, kv->ln, w->up_w, w->up_b, n, C, F1))) return st;
+    act_forward(c, kv->fch_act, kv->fch, n);
+    if ((st = linear_forward(m, SITE_DOWN, l, kv->tmp, kv->fch_act, w->down_w, w->down_b, n, F, C))) return st;
+    lk_accumulate(kv->x, kv->tmp, NC);
+    return RS_OK;
+}
+
 int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, float *logits)
 {
     const llm_config *c = &m->cfg;
@@ -1009,12 +1034,11 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
                         kv->max_T);
     if (kv->n_layer != c->n_layer || kv->kvd != c->n_kv_head * c->head_dim)
         return RS_ERROR(RS_EINVAL, "llm_model_decode: the cache was made for another model");
-    const int C = c->d, V = c->vocab, F = c->d_ff, QKV = qkv_dim(c), HD = hd_dim(c), F1 = f1_dim(c);
+    const int C = c->d, V = c->vocab, QKV = qkv_dim(c);
     const int KVD = kv->kvd, QD = c->n_head * c->head_dim, len = kv->len;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return RS_ERROR(RS_EINVAL, "llm_model_decode: token %d outside the vocabulary (%d)", tokens[i], V);
-    const size_t NC = (size_t)n * C;
     int st;
     if (m->qat && (st = m->hooks->reserve(m->qat, m, n))) return st;
     lk_embedding_forward(kv->x, tokens, m->w.wte, n, C);
@@ -1030,19 +1054,7 @@ int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, flo
             memcpy(Vc + (size_t)(len + i) * KVD, kv->qkv + (size_t)i * QKV + QD + KVD, (size_t)KVD * sizeof(float));
         }
         llm_decode_attention(kv->atty, kv->scores, kv->qkv, K, Vc, len, n, c->n_head, c->n_kv_head, c->head_dim);
-        if ((st = linear_forward(m, SITE_O, l, kv->tmp, kv->atty, w->o_w, w->o_b, n, HD, C))) return st;
-        if (c->parallel_residual) {
-            /* x' = x + attn + mlp(ln2(x)): ln2 reads x before x changes */
-            norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
-            lk_accumulate(kv->x, kv->tmp, (long)NC);
-        } else {
-            lk_accumulate(kv->x, kv->tmp, (long)NC);
-            norm_forward(c, block_ln(m), kv->ln, kv->mean, kv->rstd, kv->x, w->ln2_w, w->ln2_b, n);
-        }
-        if ((st = linear_forward(m, SITE_UP, l, kv->fch, kv->ln, w->up_w, w->up_b, n, C, F1))) return st;
-        act_forward(c, kv->fch_act, kv->fch, n);
-        if ((st = linear_forward(m, SITE_DOWN, l, kv->tmp, kv->fch_act, w->down_w, w->down_b, n, F, C))) return st;
-        lk_accumulate(kv->x, kv->tmp, (long)NC);
+        if ((st = decode_block_tail(m, kv, l, n))) return st;
     }
     /* only the last token's logits */
     const float *xl = kv->x + (size_t)(n - 1) * C;
@@ -1059,7 +1071,7 @@ int llm_model_decode_batch(llm_model *m, llm_kv *work, llm_kv *const *kv, int nb
     const llm_config *c = &m->cfg;
     if (nb < 1 || nb > work->max_T)
         return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: %d sequences for a work cache of %d rows", nb, work->max_T);
-    const int C = c->d, V = c->vocab, F = c->d_ff, QKV = qkv_dim(c), HD = hd_dim(c), F1 = f1_dim(c);
+    const int C = c->d, V = c->vocab, QKV = qkv_dim(c), HD = hd_dim(c);
     const int KVD = c->n_kv_head * c->head_dim, QD = c->n_head * c->head_dim;
     if (work->n_layer != c->n_layer || work->kvd != KVD)
         return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: the work cache was made for another model");
@@ -1074,7 +1086,6 @@ int llm_model_decode_batch(llm_model *m, llm_kv *work, llm_kv *const *kv, int nb
         if (tokens[b] < 0 || tokens[b] >= V)
             return RS_ERROR(RS_EINVAL, "llm_model_decode_batch: token %d outside the vocabulary (%d)", tokens[b], V);
     }
-    const size_t NC = (size_t)nb * C;
     llm_kv *w0 = work;
     int st;
     if (m->qat && (st = m->hooks->reserve(m->qat, m, nb))) return st;
@@ -1095,18 +1106,7 @@ int llm_model_decode_batch(llm_model *m, llm_kv *work, llm_kv *const *kv, int nb
                                  kv[b]->v + (size_t)l * kv[b]->max_T * KVD, kv[b]->len, 1, c->n_head, c->n_kv_head,
                                  c->head_dim);
         }
-        if ((st = linear_forward(m, SITE_O, l, w0->tmp, w0->atty, w->o_w, w->o_b, nb, HD, C))) return st;
-        if (c->parallel_residual) {
-            norm_forward(c, block_ln(m), w0->ln, w0->mean, w0->rstd, w0->x, w->ln2_w, w->ln2_b, nb);
-            lk_accumulate(w0->x, w0->tmp, (long)NC);
-        } else {
-            lk_accumulate(w0->x, w0->tmp, (long)NC);
-            norm_forward(c, block_ln(m), w0->ln, w0->mean, w0->rstd, w0->x, w->ln2_w, w->ln2_b, nb);
-        }
-        if ((st = linear_forward(m, SITE_UP, l, w0->fch, w0->ln, w->up_w, w->up_b, nb, C, F1))) return st;
-        act_forward(c, w0->fch_act, w0->fch, nb);
-        if ((st = linear_forward(m, SITE_DOWN, l, w0->tmp, w0->fch_act, w->down_w, w->down_b, nb, F, C))) return st;
-        lk_accumulate(w0->x, w0->tmp, (long)NC);
+        if ((st = decode_block_tail(m, w0, l, nb))) return st;
     }
     const float *xl = w0->x;
     if (m->qat && !(xl = m->hooks->final_in(m->qat, xl, nb, C)))
