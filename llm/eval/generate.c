@@ -5,9 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "llm/io/fileio.h"
+#include "llm/nn/prof.h"
 #include "llm/nn/sample.h"
 #include "quant/status.h"
 
@@ -21,13 +21,6 @@ static void first_line(char *s)
     if (nl) *nl = 0;
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* The stop test of a generation: the prediction is the first line of the text, so decoding
@@ -172,7 +165,7 @@ static int read_examples(const char *data, long limit, example **out, long *n)
 
 static void report(const llm_generate_opts *o, long done, long total, long nin, long nout, double t0, double *tlast)
 {
-    double t = now_s();
+    double t = llm_prof_now();
     if (!o->progress || (t - *tlast < o->progress && done != total)) return;
     double el = t - t0;
     fprintf(stderr, "generate: %ld/%ld prompts, %.0f prompt + %.1f new tokens/s, %.0f s, ETA %.0f s\n", done, total,
@@ -309,7 +302,7 @@ int llm_eval_generate(const char *data, const char *pred_path, const llm_generat
         examples_free(ex, n);
         return llm_atomic_error(&a);
     }
-    double t0 = now_s(), tlast = t0;
+    double t0 = llm_prof_now(), tlast = t0;
     if (!o->intq && o->batch > 1) {
         st = generate_batched(o, max_pos, ex, n, t0, &r->prompt_tokens, &r->new_tokens);
         if (st) st = RS_ERROR(st, "%s:%s", data, rs_last_error());
