@@ -288,34 +288,87 @@ static void fmt_exact(char *buf, size_t n, double v)
     }
 }
 
+#define NBOOT 2000
+#define NMET 5 /* R1, R2, RL, RLsum, mean */
+static const char *const met_name[NMET] = {"R1", "R2", "RL", "RLsum", "mean"};
+
+/* Per-prompt F of each metric (and their mean) of a cell's predictions file, in its line order,
+ * and the lines (to check that two cells saw the same prompts). */
+typedef struct {
+    double *v[NMET];
+    long *line;
+    long n;
+} pvec;
+
+static void pvec_free(pvec *p)
+{
+    for (int k = 0; k < NMET; k++) free(p->v[k]);
+    free(p->line);
+    memset(p, 0, sizeof *p);
+}
+
+static int pvec_load(const char *C, const char *pred, pvec *p)
+{
+    memset(p, 0, sizeof *p);
+    FILE *f = fopen(pred, "rb");
+    if (!f) return cli_error(C, "cannot read '%s' (the cell's predictions)", pred), 1;
+    char *line = NULL;
+    size_t cap = 0;
+    long nc = 0;
+    int rc = 0;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *pr = cJSON_GetObjectItem(o, "prediction"), *r = cJSON_GetObjectItem(o, "reference"),
+                    *ln = cJSON_GetObjectItem(o, "line");
+        rouge_scores sc;
+        if (!cJSON_IsString(pr) || !cJSON_IsString(r) || !cJSON_IsNumber(ln) ||
+            rouge_score(r->valuestring, pr->valuestring, 1, &sc) != 0)
+            rc = (cli_error(C, "%s:%ld: not a predictions line", pred, p->n + 1), 1);
+        else {
+            if (p->n == nc) {
+                nc = nc ? 2 * nc : 256;
+                for (int k = 0; k < NMET; k++) {
+                    double *t = realloc(p->v[k], (size_t)nc * sizeof *t);
+                    if (t) p->v[k] = t;
+                    else rc = 1;
+                }
+                long *t = realloc(p->line, (size_t)nc * sizeof *t);
+                if (t) p->line = t;
+                else rc = 1;
+                if (rc) cli_error(C, "out of memory");
+            }
+            if (!rc) {
+                const double v[4] = {sc.r1.f, sc.r2.f, sc.rl.f, sc.rlsum.f};
+                for (int k = 0; k < 4; k++) p->v[k][p->n] = v[k];
+                p->v[4][p->n] = (v[0] + v[1] + v[2] + v[3]) / 4;
+                p->line[p->n++] = (long)ln->valuedouble;
+            }
+        }
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    if (!rc && p->n == 0) rc = (cli_error(C, "%s: no predictions", pred), 1);
+    if (rc) pvec_free(p);
+    return rc;
+}
+
 /* ROUGE of a predictions file of `llm eval --generate` (rouge library, stemmed, over the
  * prediction/reference pairs it holds), written to json_path atomically. */
 static int score_predictions(const char *C, const char *pred, const char *split, const char *json_path, double secs,
                              pscore *s)
 {
-    FILE *f = fopen(pred, "rb");
-    if (!f) return cli_error(C, "cannot read '%s'", pred), 1;
-    rouge_acc acc = {0};
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    while (getline(&line, &cap, f) > 0) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *p = cJSON_GetObjectItem(o, "prediction"), *r = cJSON_GetObjectItem(o, "reference");
-        rouge_scores sc;
-        if (!cJSON_IsString(p) || !cJSON_IsString(r) || rouge_score(r->valuestring, p->valuestring, 1, &sc) != 0) rc = 1;
-        else rouge_acc_add(&acc, &sc);
-        cJSON_Delete(o);
-        if (rc) break;
-    }
-    free(line);
-    fclose(f);
-    if (rc || acc.n == 0) return cli_error(C, "%s: no predictions to score", pred), 1;
-    rouge_scores m;
-    rouge_acc_mean(&acc, &m);
-    s->r1 = m.r1.f, s->r2 = m.r2.f, s->rl = m.rl.f, s->rlsum = m.rlsum.f;
+    /* the per-prompt scores the statistics use, summed in order as rouge_acc does */
+    pvec p;
+    if (pvec_load(C, pred, &p)) return 1;
+    double sum[4] = {0, 0, 0, 0};
+    for (long t = 0; t < p.n; t++)
+        for (int k = 0; k < 4; k++) sum[k] += p.v[k][t];
+    const double inv = 1.0 / (double)p.n;
+    s->r1 = sum[0] * inv, s->r2 = sum[1] * inv, s->rl = sum[2] * inv, s->rlsum = sum[3] * inv;
     s->mean = (s->r1 + s->r2 + s->rl + s->rlsum) / 4;
-    s->n = (long)acc.n, s->ok = 1;
+    s->n = p.n, s->ok = 1;
+    pvec_free(&p);
     char tmp[4400];
     FILE *o = rs_atomic_open(json_path, tmp, sizeof tmp);
     if (!o) return cli_error(C, "cannot create '%s'", json_path), 1;
@@ -696,71 +749,6 @@ static int run_cell(const char *C, paper_opts *o, const paper_method *pm, int bi
 }
 
 /* ---- statistics: bootstrap CIs and the paired bootstrap against RoSTE ------------------------- */
-
-#define NBOOT 2000
-#define NMET 5 /* R1, R2, RL, RLsum, mean */
-static const char *const met_name[NMET] = {"R1", "R2", "RL", "RLsum", "mean"};
-
-/* Per-prompt F of each metric (and their mean) of a cell's predictions file, in its line order,
- * and the lines (to check that two cells saw the same prompts). */
-typedef struct {
-    double *v[NMET];
-    long *line;
-    long n;
-} pvec;
-
-static void pvec_free(pvec *p)
-{
-    for (int k = 0; k < NMET; k++) free(p->v[k]);
-    free(p->line);
-    memset(p, 0, sizeof *p);
-}
-
-static int pvec_load(const char *C, const char *pred, pvec *p)
-{
-    memset(p, 0, sizeof *p);
-    FILE *f = fopen(pred, "rb");
-    if (!f) return cli_error(C, "cannot read '%s' (the cell's predictions)", pred), 1;
-    char *line = NULL;
-    size_t cap = 0;
-    long nc = 0;
-    int rc = 0;
-    while (!rc && getline(&line, &cap, f) > 0) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *pr = cJSON_GetObjectItem(o, "prediction"), *r = cJSON_GetObjectItem(o, "reference"),
-                    *ln = cJSON_GetObjectItem(o, "line");
-        rouge_scores sc;
-        if (!cJSON_IsString(pr) || !cJSON_IsString(r) || !cJSON_IsNumber(ln) ||
-            rouge_score(r->valuestring, pr->valuestring, 1, &sc) != 0)
-            rc = (cli_error(C, "%s:%ld: not a predictions line", pred, p->n + 1), 1);
-        else {
-            if (p->n == nc) {
-                nc = nc ? 2 * nc : 256;
-                for (int k = 0; k < NMET; k++) {
-                    double *t = realloc(p->v[k], (size_t)nc * sizeof *t);
-                    if (t) p->v[k] = t;
-                    else rc = 1;
-                }
-                long *t = realloc(p->line, (size_t)nc * sizeof *t);
-                if (t) p->line = t;
-                else rc = 1;
-                if (rc) cli_error(C, "out of memory");
-            }
-            if (!rc) {
-                const double v[4] = {sc.r1.f, sc.r2.f, sc.rl.f, sc.rlsum.f};
-                for (int k = 0; k < 4; k++) p->v[k][p->n] = v[k];
-                p->v[4][p->n] = (v[0] + v[1] + v[2] + v[3]) / 4;
-                p->line[p->n++] = (long)ln->valuedouble;
-            }
-        }
-        cJSON_Delete(o);
-    }
-    free(line);
-    fclose(f);
-    if (!rc && p->n == 0) rc = (cli_error(C, "%s: no predictions", pred), 1);
-    if (rc) pvec_free(p);
-    return rc;
-}
 
 /* A cell's intervals, and its paired comparison with the reference row (RoSTE at its bit
  * setting; table3: the adaptive rotations). */
