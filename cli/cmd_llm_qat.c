@@ -502,7 +502,7 @@ int cmd_llm_diagnose(int argc, char **argv)
         {"--out", OPT_STRING, &out, 0, -1, "DIR", "output folder for the tables and figures (required)", 0},
         {"--layer", OPT_INT, &layer, 0, 100000, "L", "layer of the per-channel figure", 0},
         {"--rows", OPT_INT, &calib, 1, 1000000, "N", "calibration rows", 0},
-        {"--runs", OPT_STRING, &runs, 0, -1, "A,B", "llm qat output folders (e.g. STE,RoSTE; at most 8) for Figs. 4 and 6", 0},
+        {"--runs", OPT_STRING, &runs, 0, -1, "A,B", "llm qat output folders (e.g. STE,RoSTE; at most 8) for Figs. 4 and 6, labelled by folder name (a paper cell's CELL/model by CELL)", 0},
         {"--max-len", OPT_INT, &max_len, 0, 1 << 20, "T", "tokens per row (0: min(512, model))", 0},
         {"--wbits", OPT_INT, &q.wbits, 1, 16, "B", "weight bits", 0},
         {"--abits", OPT_INT, &q.abits, 1, 16, "B", "activation bits", 0},
@@ -519,8 +519,8 @@ int cmd_llm_diagnose(int argc, char **argv)
                    "    (the paper's Fig. 7);\n"
                    "  fig3.tsv / fig3_channels.png: per-channel max |input| of q/k/v and of down_proj in\n"
                    "    --layer, without and with rotation (Fig. 3);\n"
-                   "  fig4.tsv / fig4_error.png, with --runs: the quantization error E per training step\n"
-                   "    recorded in each run's train_log.jsonl (STE vs RoSTE, Fig. 4);\n"
+                   "  fig4.tsv / fig4_error.png, with --runs: the quantization error E and the training\n"
+                   "    loss per step recorded in each run's train_log.jsonl (STE vs RoSTE, Fig. 4);\n"
                    "  fig6.tsv / fig6_channels.png, with --runs: per-channel max |input| of q/k/v and of\n"
                    "    down_proj in --layer for each run's final model (its folder, with its saved\n"
                    "    quantizers and rotations) on the same calibration rows (Fig. 6: STE keeps the\n"

@@ -100,6 +100,19 @@ awk -F'\t' 'NR==1 { ok = ($3 == "ste" && $4 == "ro") } NR>1 { n[$1]++; if (NF !=
   || bad "fig6.tsv: $(head -3 "$T/diag/fig6.tsv")"
 cmp -s <(cut -f3 "$T/diag/fig6.tsv") <(cut -f4 "$T/diag/fig6.tsv") && bad "fig6: STE and RoSTE columns identical" \
   || ok "fig6: the STE and RoSTE models differ"
+# Fig. 4: every step's E and training loss as the runs' logs recorded them
+head -1 "$T/diag/fig4.tsv" | grep -qx "$(printf 'run\tstep\tE\tloss')" && ok "fig4.tsv: run step E loss" \
+  || bad "fig4.tsv header: $(head -1 "$T/diag/fig4.tsv")"
+if paste <(awk -F'\t' 'NR>1 && $1==0 {print $2, $4}' "$T/diag/fig4.tsv") \
+         <(grep '"E"' "$T/ste/train_log.jsonl" | sed -E 's/.*"step": ([0-9]+).*"loss": ([-0-9.e+]+).*/\1 \2/') \
+   | awk '{ n++; d = $2 - $4; if ($1 != $3 || d > 1e-6 * (1 + ($4 < 0 ? -$4 : $4)) || -d > 1e-6 * (1 + ($4 < 0 ? -$4 : $4))) bad = 1 }
+          END { exit !(n > 0 && !bad) }'; then ok "fig4.tsv: the STE run's losses are its train_log's, step by step"
+else bad "fig4.tsv losses differ from $T/ste/train_log.jsonl"; fi
+# a paper cell's CELL/model is labelled CELL in the tables and legends
+mkdir -p "$T/cells/ste-cell" && ln -sfn "$T/ste" "$T/cells/ste-cell/model"
+$B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 2 --out "$T/diag3" --runs "$T/cells/ste-cell/model/,$T/ro" \
+  >/dev/null 2>&1 && head -1 "$T/diag3/fig6.tsv" | grep -qx "$(printf 'site\tchannel\tste-cell\tro')" \
+  && ok "--runs CELL/model is labelled CELL" || bad "label of CELL/model: $(head -1 "$T/diag3/fig6.tsv" 2>&1)"
 expect_exit 1 "--runs" $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 2 --out "$T/diag2" --runs "$T/ste,$T/none"
 if command -v gnuplot >/dev/null; then
   for f in fig7_reduction.png fig3_channels.png fig4_error.png fig6_channels.png; do [ -s "$T/diag/$f" ] && ok "diagnose drew $f" || bad "no $f"; done

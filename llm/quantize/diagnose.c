@@ -117,7 +117,8 @@ int llm_diag_write_runs(const char *path, llm_model *const *m, const char *const
     return table_close(&a);
 }
 
-/* The "run step E" rows of one run's train_log.jsonl into f; 0, or -1 without a log. */
+/* The "run step E loss" rows of one run's train_log.jsonl into f (loss NaN where a line has none);
+ * 0, or -1 without a log. */
 static int log_errors(FILE *f, const char *dir, int run)
 {
     char path[4200], *text = NULL;
@@ -126,7 +127,9 @@ static int log_errors(FILE *f, const char *dir, int run)
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *j = cJSON_Parse(line);
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step"), *e = cJSON_GetObjectItemCaseSensitive(j, "E");
-        if (cJSON_IsNumber(s) && cJSON_IsNumber(e)) fprintf(f, "%d\t%d\t%.9g\n", run, s->valueint, e->valuedouble);
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "loss");
+        if (cJSON_IsNumber(s) && cJSON_IsNumber(e))
+            fprintf(f, "%d\t%d\t%.9g\t%.9g\n", run, s->valueint, e->valuedouble, cJSON_IsNumber(l) ? l->valuedouble : NAN);
         cJSON_Delete(j);
     }
     free(text);
@@ -138,7 +141,7 @@ int llm_diag_write_errors(const char *path, const char *const *dirs, int n, int 
     llm_atomic a;
     int st = table_open(&a, path);
     if (st) return st;
-    fprintf(a.f, "run\tstep\tE\n");
+    fprintf(a.f, "run\tstep\tE\tloss\n");
     for (int k = 0; k < n; k++) {
         int ok = log_errors(a.f, dirs[k], k) == 0;
         if (found) found[k] = ok;
@@ -152,6 +155,14 @@ void llm_diag_run_label(const char *dir, char *out, size_t n)
     while (end > dir && end[-1] == '/') end--;
     const char *b = end;
     while (b > dir && b[-1] != '/') b--;
+    /* a paper cell's "CELL/model" is labelled CELL */
+    if (end - b == 5 && !strncmp(b, "model", 5) && b > dir) {
+        const char *e2 = b - 1;
+        while (e2 > dir && e2[-1] == '/') e2--;
+        const char *b2 = e2;
+        while (b2 > dir && b2[-1] != '/') b2--;
+        if (b2 < e2) b = b2, end = e2;
+    }
     size_t k = 0;
     for (; b < end && k + 1 < n; b++)
         if (*b != '"' && *b != '\\') out[k++] = *b;

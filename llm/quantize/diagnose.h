@@ -43,14 +43,15 @@ int llm_diag_load_runs(llm_model **m, const char *const *dirs, int n, int layer,
  * labels[k]. */
 int llm_diag_write_runs(const char *path, llm_model *const *m, const char *const *labels, int n);
 
-/* fig4.tsv, "run step E" rows: the quantization error E of every step recorded in each run's
- * train_log.jsonl (run = its index in dirs; records without a numeric step and E are
- * skipped). found[k] (may be NULL) is 1 when dirs[k] had a readable log, 0 when it had none
+/* fig4.tsv, "run step E loss" rows: the quantization error E and the training loss of every
+ * step recorded in each run's train_log.jsonl (run = its index in dirs; records without a
+ * numeric step and E are skipped; a record without a loss gets nan). found[k] (may be NULL) is 1 when dirs[k] had a readable log, 0 when it had none
  * (the table then has no rows of that run). */
 int llm_diag_write_errors(const char *path, const char *const *dirs, int n, int *found);
 
 /* A run's label in tables and figures: the last component of its folder (trailing '/'
- * ignored; quotes and backslashes dropped so that gnuplot strings stay intact). */
+ * ignored; a last component "model", as in a paper cell's CELL/model, gives the one before
+ * it; quotes and backslashes dropped so that gnuplot strings stay intact). */
 void llm_diag_run_label(const char *dir, char *out, size_t n);
 
 #endif
