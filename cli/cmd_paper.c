@@ -106,7 +106,7 @@ static const struct {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-/* Seconds measured in this process, by row: training per token fed, scoring per prompt, a
+/* Seconds measured in this process (or recorded beside the finished cells it skipped), by row: training per token fed, scoring per prompt, a
  * post-training quantization per run (the table's ETA). */
 typedef struct {
     const char *name;
@@ -400,7 +400,7 @@ static void progress(const char *C, paper_opts *o, const char *what, const char 
         double e = table_eta(o);
         char d[32];
         fmt_dur(d, sizeof d, e);
-        if (e > 0) snprintf(eta, sizeof eta, ", table ETA %s", d);
+        if (e >= 0) snprintf(eta, sizeof eta, ", table ETA %s", d);
         else if (e < 0) snprintf(eta, sizeof eta, ", table ETA after the first cells");
     }
     if (rs_par_size() > 1)
@@ -419,6 +419,27 @@ static prate *rate_of(paper_opts *o, const char *name)
     return NULL;
 }
 
+/* The numbers named by keys in the small JSON object of path (NaN where absent); 0, or 1 when
+ * the file cannot be read or parsed. */
+static int json_nums(const char *path, const char *const *keys, double *v, int n)
+{
+    for (int i = 0; i < n; i++) v[i] = NAN;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 1;
+    char buf[4096];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) return 1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (cJSON_IsNumber(x)) v[i] = x->valuedouble;
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
 /* Evaluate dir/model (or the base model) on a split: dir/SPLIT.json is the done-marker. */
 static int eval_split(const char *C, paper_opts *o, const char *dir, const char *model, const char *split, pscore *s)
 {
@@ -426,6 +447,11 @@ static int eval_split(const char *C, paper_opts *o, const char *dir, const char 
     snprintf(js, sizeof js, "%s/%s.json", dir, split);
     if (is_file(js) && read_score(js, s) == 0) {
         printf("  skip: %s already done (%s: mean %.4f)\n", split, js, s->mean);
+        /* a resumed table's ETA: the scoring time recorded beside the finished cell */
+        static const char *const k[] = {"eval_seconds", "n"};
+        double v[2];
+        prate *r = o->cur_row ? rate_of(o, o->cur_row) : NULL;
+        if (r && !json_nums(js, k, v, 2) && v[0] >= 0 && v[1] > 0) r->eval_s += v[0], r->eval_n += v[1];
         return 0;
     }
     snprintf(pred, sizeof pred, "%s/%s_predictions.jsonl", dir, split);
@@ -467,6 +493,17 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
     snprintf(model, sizeof model, "%s/model", dir);
     if (is_file(done)) {
         printf("  skip: %s already trained (%s)\n", pm->name, done);
+        /* a resumed table's ETA: the wall time recorded beside the finished cell, when it ran
+         * on as many threads as this run */
+        static const char *const k[] = {"elapsed_s", "steps", "threads"};
+        double v[3];
+        char tj[4400];
+        snprintf(tj, sizeof tj, "%s/train.json", dir);
+        prate *r = rate_of(o, pm->name);
+        if (r && !json_nums(tj, k, v, 3) && v[0] >= 0 && v[2] == o->threads) {
+            if (pm->kind == K_PTQ) r->ptq_s += v[0], r->ptq_n += 1;
+            else if (v[1] > 0) r->train_s += v[0], r->train_tok += v[1] * o->batch * o->max_len;
+        }
         return 0;
     }
     if (mkdir_p(C, dir)) return 1;
@@ -1219,8 +1256,9 @@ static int job_marker(const paper_opts *o, const paper_method *ms, const pjob *J
 }
 
 /* Seconds left for the cells from the current one on, from the rates measured so far in this
- * process (a row's own, else the mean over the rows measured; a kind of work not yet measured
- * counts 0); -1 while nothing is measured. Cells whose marker is on disk count 0. */
+ * process and those recorded beside the cells it skipped as finished (train.json, SPLIT.json):
+ * a row's own, else the mean over the rows measured; a kind of work not yet measured counts 0;
+ * -1 while nothing is measured. Cells whose marker is on disk count 0. */
 static double table_eta(const paper_opts *o)
 {
     double ts = 0, tt = 0, es = 0, en = 0, ps = 0, pn = 0;

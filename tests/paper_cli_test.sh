@@ -86,6 +86,10 @@ $B paper table1 $A --bits W4A4KV4,W4A8KV4 --out "$T/t2" >"$T/o4" 2>"$T/e4" || ba
 cmp -s <(cut -f1-8 "$T/tsv1") <(cut -f1-8 "$T/t2/table1.tsv") && grep -q "skip: " "$T/o4" \
   && ok "resumed after the kill: $(grep -c 'skip: ' "$T/o4") steps skipped, same scores as uninterrupted" \
   || bad "resume differs: $(diff <(cut -f1-8 "$T/tsv1") <(cut -f1-8 "$T/t2/table1.tsv") | head -5)"
+# the resumed run's ETA starts from the times recorded beside the cells finished before the kill
+sed -n 2p <(grep '^\[paper table1 ' "$T/o4") | grep -q "table ETA [0-9]" \
+  && ok "resumed: an ETA from the second cell on ($(sed -n 2p <(grep '^\[paper table1 ' "$T/o4") | cut -c1-60))" \
+  || bad "resumed: no ETA on the second cell: $(grep -m2 '^\[paper table1 ' "$T/o4")"
 
 # table3 with --sweep: nine cells per row on validation, the chosen one on test
 if $B paper table3 $A --steps 2 --test-limit 2 --sweep --out "$T/t3" >"$T/o5" 2>"$T/e5"; then ok "paper table3 --sweep"
