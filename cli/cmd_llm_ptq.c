@@ -49,7 +49,7 @@ int cmd_llm_ptq(int argc, char **argv)
     const char *method_s = NULL, *model = NULL, *out = NULL, *data = NULL, *scheme = "asym", *clipmode = "code";
     const char *qw = "rtn", *sw = "rtn";
     int spin_steps = 100, spin_rows = 4;
-    double spin_lr = 1.5, spin_mom = 0;
+    double spin_lr = 1.5, spin_mom = 0, prog = 30;
     int max_len = 0, threads = 0, calib = 128, act_order = 0, group = 0;
     int wbits = 4, abits = 4, kvbits = 4;
     double wclip = 1, aclip = 1, kvclip = 1, damp = 0.01;
@@ -78,6 +78,7 @@ int cmd_llm_ptq(int argc, char **argv)
         {"--spin-lr", OPT_DOUBLE, &spin_lr, 0, 1e6, "LR", "spinquant: initial learning rate, cosine decay (1.5)", 0},
         {"--spin-momentum", OPT_DOUBLE, &spin_mom, 0, 0.999999, "B", "spinquant: Cayley SGD momentum (0)", 0},
         {"--spin-rows", OPT_INT, &spin_rows, 1, 1000000, "N", "spinquant: calibration rows per step (4)", 0},
+        {"--progress", OPT_DOUBLE, &prog, 0, 86400, "S", "spinquant: a progress line (step, loss, ETA) on stderr every S seconds (0: none)", 0},
         {"--rot-seed", OPT_LONG, &rot_seed, 0, 2147483647L, "S", "quarot, spinquant: seed of the Hadamards' random signs", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default)", 0},
     };
@@ -111,13 +112,14 @@ int cmd_llm_ptq(int argc, char **argv)
         return cli_error(C, "--quarot-weights applies to --method quarot only"), 2;
     if (strcmp(sw, "rtn") && strcmp(sw, "gptq")) return cli_error(C, "--spinquant-weights: '%s' is not rtn or gptq", sw), 2;
     if (meth != LLM_PTQ_SPINQUANT) {
-        const char *so[] = {"--spinquant-weights", "--spin-steps", "--spin-lr", "--spin-momentum", "--spin-rows"};
-        for (int i = 0; i < 5; i++)
+        const char *so[] = {"--spinquant-weights", "--spin-steps", "--spin-lr", "--spin-momentum", "--spin-rows", "--progress"};
+        for (int i = 0; i < 6; i++)
             if (cli_find(&cmd, so[i])->seen) return cli_error(C, "%s applies to --method spinquant only", so[i]), 2;
     }
     o.gptq_weights = meth == LLM_PTQ_GPTQ || (meth == LLM_PTQ_QUAROT && !strcmp(qw, "gptq")) ||
                      (meth == LLM_PTQ_SPINQUANT && !strcmp(sw, "gptq"));
     o.spin.steps = spin_steps, o.spin.lr = spin_lr, o.spin.momentum = spin_mom, o.spin.rows = spin_rows;
+    o.spin.progress = prog;
     llm_spin_report srep = {0};
     if (meth == LLM_PTQ_SPINQUANT) o.spin_report = &srep;
     o.damp = damp, o.act_order = act_order, o.group = group, o.calib = calib;

@@ -31,7 +31,13 @@ run gptq --method gptq $D
 run quarot --method quarot
 run qg --method quarot --quarot-weights gptq $D --act-order --group 8
 run spin --method spinquant $D --spin-steps 4 --spin-rows 2
-run sg --method spinquant --spinquant-weights gptq $D --spin-steps 3 --spin-rows 2
+run sg --method spinquant --spinquant-weights gptq $D --spin-steps 3 --spin-rows 2 --progress 0.000001
+# progress: by default (every 30 s) only the last step's line on a run this short; every step's
+# with a tiny --progress
+[ "$(grep -c '^spinquant: step ' "$T/spin.err")" -eq 1 ] && grep -qE "^spinquant: step 4/4, loss [0-9.]+, lr [0-9.e-]+, [0-9]+ s, ETA 0 s$" "$T/spin.err" \
+  && [ "$(grep -cE '^spinquant: step [123]/3, loss [0-9.]+' "$T/sg.err")" -eq 3 ] \
+  && ok "spinquant progress lines (default: the last step's; --progress 1e-6: $(grep -c '^spinquant: step ' "$T/sg.err"))" \
+  || bad "spinquant progress: $(grep '^spinquant: step' "$T/spin.err" "$T/sg.err")"
 grep -qE "SpinQuant: R2 .*learned, 4 Cayley steps; calibration loss .* -> [0-9.]+; max \|R\^T R - I\| [0-9.e-]+" "$T/spin.err" \
   && ok "spinquant: reports the learning ($(grep SpinQuant "$T/spin.err" | cut -c1-160))" || bad "spinquant report: $(cat "$T/spin.err")"
 
@@ -67,6 +73,7 @@ expect_exit 2 "--data" $B llm ptq --method gptq --model "$T/m0" --out "$T/x"
 expect_exit 2 "--data" $B llm ptq --method quarot --quarot-weights gptq --model "$T/m0" --out "$T/x"
 expect_exit 2 "--data" $B llm ptq --method spinquant --model "$T/m0" --out "$T/x"
 expect_exit 2 "spinquant only" $B llm ptq --method quarot --spin-steps 3 --model "$T/m0" --out "$T/x"
+expect_exit 2 "--progress applies to --method spinquant only" $B llm ptq --method gptq $D --progress 5 --model "$T/m0" --out "$T/x"
 expect_exit 2 "--spinquant-weights" $B llm ptq --method spinquant --spinquant-weights awq $D --model "$T/m0" --out "$T/x"
 expect_exit 2 "--wbits" $B llm ptq --method rtn --wbits 17 --model "$T/m0" --out "$T/x"
 expect_exit 2 "--abits" $B llm ptq --method rtn --abits 0 --model "$T/m0" --out "$T/x"

@@ -4,9 +4,11 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/nn/prof.h"
 #include "quant/rotation.h"
 #include "quant/status.h"
 #include "solvers/stiefel.h"
@@ -344,10 +346,18 @@ int llm_spinquant(llm_model **m, const llm_qat_opts *q, const llm_spin_opts *o, 
     size_t nev = (size_t)o->eval_rows < ncyc ? (size_t)o->eval_rows : ncyc;
     double l0 = 0, l1 = 0;
     st = llm_spin_loss(s, ds, 0, nev, ncyc, 0, &l0);
+    const double t0 = llm_prof_now();
+    double tlast = t0;
     for (int t = 0; t < o->steps && !st; t++) {
         double lr = o->lr * 0.5 * (1 + cos(M_PI * t / o->steps)), l;
         st = llm_spin_loss(s, ds, (size_t)t * (size_t)o->rows, (size_t)o->rows, ncyc, 1, &l);
         if (!st) st = llm_spin_step(s, lr, o->momentum);
+        const double now = llm_prof_now(), el = now - t0;
+        if (!st && o->progress > 0 && (now - tlast >= o->progress || t + 1 == o->steps)) {
+            fprintf(stderr, "spinquant: step %d/%d, loss %.4f, lr %.3g, %.0f s, ETA %.0f s\n", t + 1, o->steps, l, lr, el,
+                    el / (t + 1) * (o->steps - t - 1));
+            tlast = now;
+        }
     }
     if (!st) st = llm_spin_loss(s, ds, 0, nev, ncyc, 0, &l1); /* also forms the final weights */
     if (!st && rep) {

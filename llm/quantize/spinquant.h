@@ -46,6 +46,7 @@ typedef struct {
     int calib;       /* rows cycled over (the data's first `calib`; 128) */
     int eval_rows;   /* rows of the before/after loss (the first; 16) */
     uint64_t seed;   /* seed of the Hadamards' random signs */
+    double progress; /* a "spinquant: step t/N" line on stderr every this many seconds (0: none) */
 } llm_spin_opts;
 
 void llm_spin_opts_default(llm_spin_opts *o);
