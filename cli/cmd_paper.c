@@ -60,7 +60,7 @@ static int mkdir_p(const char *C, const char *dir)
 /* ---- methods: one table, rows of the paper's Table 1 -------------------------------------- */
 
 enum { K_BASE, K_SFT, K_PTQ, K_QAT };
-enum { ROT_SEARCH, ROT_NONE, ROT_ALL }; /* RoSTE's rotations (table3) */
+enum { ROT_SEARCH, ROT_ALL }; /* RoSTE's rotations (table3) */
 
 static int avail_always(void) { return 1; }
 /* SpinQuant is one more entry: present when this build's `llm ptq` knows the method. */
@@ -68,7 +68,8 @@ static int avail_ptq(const char *m) { return llm_ptq_method_parse(m) >= 0; }
 static int avail_spinquant(void) { return avail_ptq("spinquant"); }
 
 typedef struct paper_method_s {
-    const char *name;  /* folder and row key */
+    const char *name;  /* row key */
+    const char *dir;   /* folder: rows that run the same commands share one, across tables */
     const char *label; /* row label */
     int kind;
     const char *method; /* llm ptq / llm qat --method */
@@ -78,19 +79,22 @@ typedef struct paper_method_s {
 } paper_method;
 
 static const paper_method table1_methods[] = {
-    {"base", "Base (pretrained, no fine-tuning)", K_BASE, NULL, 0, avail_always, -1},
-    {"sft", "SFT (full precision)", K_SFT, NULL, 0, avail_always, 0},
-    {"rtn", "RTN", K_PTQ, "rtn", 0, avail_always, 1},
-    {"gptq", "GPTQ", K_PTQ, "gptq", 0, avail_always, 2},
-    {"quarot", "QuaRot", K_PTQ, "quarot", 0, avail_always, 3},
-    {"spinquant", "SpinQuant", K_PTQ, "spinquant", 0, avail_spinquant, 4},
-    {"ste", "STE", K_QAT, "ste", 0, avail_always, 5},
-    {"roste", "RoSTE", K_QAT, "roste", ROT_SEARCH, avail_always, 6},
+    {"base", "base", "Base (pretrained, no fine-tuning)", K_BASE, NULL, 0, avail_always, -1},
+    {"sft", "sft", "SFT (full precision)", K_SFT, NULL, 0, avail_always, 0},
+    {"rtn", "rtn", "RTN", K_PTQ, "rtn", 0, avail_always, 1},
+    {"gptq", "gptq", "GPTQ", K_PTQ, "gptq", 0, avail_always, 2},
+    {"quarot", "quarot", "QuaRot", K_PTQ, "quarot", 0, avail_always, 3},
+    {"spinquant", "spinquant", "SpinQuant", K_PTQ, "spinquant", 0, avail_spinquant, 4},
+    {"ste", "ste", "STE", K_QAT, "ste", 0, avail_always, 5},
+    {"roste", "roste", "RoSTE", K_QAT, "roste", ROT_SEARCH, avail_always, 6},
 };
+/* RoSTE with no rotation is STE, byte for byte (tests/qat_cli_test.sh), and the adaptive row is
+ * table1's RoSTE: both run table1's commands in table1's folders, so table3 given table1's
+ * --out trains only the every-rotation row. */
 static const paper_method table3_methods[] = {
-    {"roste-none", "RoSTE, no rotation", K_QAT, "roste", ROT_NONE, avail_always, -1},
-    {"roste-all", "RoSTE, every rotation (R1-R4)", K_QAT, "roste", ROT_ALL, avail_always, -1},
-    {"roste-adaptive", "RoSTE, adaptive (searched)", K_QAT, "roste", ROT_SEARCH, avail_always, -1},
+    {"roste-none", "ste", "RoSTE, no rotation (= STE)", K_QAT, "ste", 0, avail_always, -1},
+    {"roste-all", "roste-all", "RoSTE, every rotation (R1-R4)", K_QAT, "roste", ROT_ALL, avail_always, -1},
+    {"roste-adaptive", "roste", "RoSTE, adaptive (searched)", K_QAT, "roste", ROT_SEARCH, avail_always, -1},
 };
 
 /* The paper's Table 1 at W4A4KV4, ROUGE average (ROSTE.md §6; also
@@ -557,7 +561,7 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
         if (!strcmp(pm->method, "roste")) {
             av_add(&a, "--calib"), av_add(&a, "%d", o->calib);
             if (pm->rot != ROT_SEARCH) {
-                /* a fixed rotation configuration: every R1-R4 on, or every one off */
+                /* a fixed rotation configuration: every R1-R4 on */
                 char cfg[4300], mc[4300];
                 snprintf(cfg, sizeof cfg, "%s/rotation_fixed.json", dir);
                 snprintf(mc, sizeof mc, "%s/config.json", o->model);
@@ -645,10 +649,10 @@ static void cell_dir(const paper_opts *o, const paper_method *pm, int bi, double
     char sfx[48] = "";
     snprintf(sfx, sizeof sfx, "%s", grid == 2 ? "-full" : "");
     if (si > 0 && (pm->kind == K_SFT || pm->kind == K_QAT)) snprintf(sfx + strlen(sfx), sizeof sfx - strlen(sfx), "-s%ld", o->seed + si);
-    if (pm->kind == K_BASE || (pm->kind == K_SFT && !grid)) snprintf(d, n, "%s/%s%s", o->out, pm->name, sfx);
-    else if (pm->kind == K_SFT) snprintf(d, n, "%s/%s-lr%g%s", o->out, pm->name, lr, sfx);
-    else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g%s", o->out, o->bname[bi], pm->name, lr, clip, sfx);
-    else snprintf(d, n, "%s/%s/%s%s", o->out, o->bname[bi], pm->name, sfx);
+    if (pm->kind == K_BASE || (pm->kind == K_SFT && !grid)) snprintf(d, n, "%s/%s%s", o->out, pm->dir, sfx);
+    else if (pm->kind == K_SFT) snprintf(d, n, "%s/%s-lr%g%s", o->out, pm->dir, lr, sfx);
+    else if (grid) snprintf(d, n, "%s/%s/%s-lr%g-c%g%s", o->out, o->bname[bi], pm->dir, lr, clip, sfx);
+    else snprintf(d, n, "%s/%s/%s%s", o->out, o->bname[bi], pm->dir, sfx);
 }
 
 /* Seeds a row trains with: --seeds for SFT and QA-SFT, one for the others. */
@@ -1396,7 +1400,7 @@ static int paper_table(int argc, char **argv, int which)
     if (preset) {
         /* SmolLM2-135M-Instruct (make smollm2) on the Debian TL;DR data, sized for about 3 hours
          * on 2 cores (README: the budget, cell by cell) */
-        o.model = "data/smollm2", o.out = which == 1 ? "out/table1-smollm2" : "out/table3-smollm2";
+        o.model = "data/smollm2", o.out = "out/smollm2"; /* both tables: table3 reuses table1's cells */
         o.steps = 50, o.batch = 8, o.max_len = 128, o.calib = 64, o.lr = 5e-5, o.test_limit = 500, o.seeds = 2;
         o.sweep = 1, o.sweep_lr_s = "1,2", o.sweep_clip_s = "1,0.9", o.sweep_steps = 15, o.valid_limit = 100;
     }
@@ -1432,7 +1436,10 @@ static int paper_table(int argc, char **argv, int which)
     const char *desc3 =
         "The paper's Table 3 (rotation ablation) at CPU scale: RoSTE QA-SFT from --model with\n"
         "no rotation, every rotation (R1-R4 in every layer) and the adaptive (searched)\n"
-        "rotations, per --bits setting, scored as in 'paper table1'.\n";
+        "rotations, per --bits setting, scored as in 'paper table1'. RoSTE with no rotation is\n"
+        "STE (the same weights, byte for byte) and the adaptive row is table1's RoSTE: those two\n"
+        "rows run table1's commands in table1's folders (BITS/ste, BITS/roste), so table3 given\n"
+        "the --out of a finished table1 with the same settings trains only the every-rotation row.\n";
     const char *common =
         "\nEvery step runs one 'rostesim llm ...' subcommand in-process and prints its exact\n"
         "command line, so any cell can be rerun by hand. Steps write into their own folder of\n"
@@ -1442,10 +1449,11 @@ static int paper_table(int argc, char **argv, int which)
         "records the settings; a rerun with other ones (but --bits, --sweep, --seeds, --threads) is\n"
         "refused.\n\n"
         "--preset smollm2: --model data/smollm2 (SmolLM2-135M-Instruct: 'make smollm2'), --out\n"
-        "out/TABLE-smollm2, --steps 50 --batch 8 --max-len 128 --lr 5e-5 --calib 64 --test-limit\n"
-        "500 --seeds 2 --sweep --sweep-lr 1,2 --sweep-clip 1,0.9 --sweep-steps 15 --valid-limit\n"
-        "100: lr (and the QA-SFT rows' clipping) chosen on 100 validation prompts after 15-step\n"
-        "runs, then 50 steps with two seeds, scored on 500 test prompts. Flags given override.\n\n"
+        "out/smollm2 (both tables), --steps 50 --batch 8 --max-len 128 --lr 5e-5 --calib 64\n"
+        "--test-limit 500 --seeds 2 --sweep --sweep-lr 1,2 --sweep-clip 1,0.9 --sweep-steps 15\n"
+        "--valid-limit 100: lr (and the QA-SFT rows' clipping) chosen on 100 validation prompts\n"
+        "after 15-step runs, then 50 steps with two seeds, scored on 500 test prompts. Flags\n"
+        "given override.\n\n"
         "--seeds K: SFT and QA-SFT rows are trained K times, with --seed S, S+1, ... (seeds after\n"
         "the first in folders METHOD-sSEED); a row reports the mean over its seeds and their\n"
         "standard deviation, and its CIs resample the prompts' scores averaged over the seeds.\n"
@@ -1464,7 +1472,7 @@ static int paper_table(int argc, char **argv, int which)
         "model first, then the baselines that quantize it), --out must be one folder every rank\n"
         "sees, and rank 0 writes the tables: the same files as one process with the same\n"
         "--threads (docs/MPI.md).";
-    char descbuf[4096];
+    char descbuf[8192];
     snprintf(descbuf, sizeof descbuf, "%s%s", which == 1 ? desc1 : desc3, common);
     cli_cmd cmd = {C, "[--model DIR] [--data DIR] [--out DIR] [--bits LIST] [options]", descbuf, opts,
                    sizeof opts / sizeof opts[0], 0, 0,

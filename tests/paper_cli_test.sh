@@ -96,14 +96,27 @@ if $B paper table3 $A --steps 2 --test-limit 2 --sweep --out "$T/t3" >"$T/o5" 2>
 else bad "paper table3: $(tail -5 "$T/e5")"; fi
 for row in "RoSTE, no rotation" "RoSTE, every rotation" "RoSTE, adaptive"; do
   grep -q "^| $row" "$T/o5" && ok "table3 row: $row" || bad "table3 lacks $row"; done
-[ "$(ls -d "$T"/t3/W4A4KV4/roste-*-lr*-c* | wc -l)" -eq 27 ] && [ "$(ls "$T"/t3/W4A4KV4/*/validation.json | wc -l)" -eq 27 ] \
+[ "$(ls -d "$T"/t3/W4A4KV4/*-lr*-c* | wc -l)" -eq 27 ] && [ "$(ls "$T"/t3/W4A4KV4/*/validation.json | wc -l)" -eq 27 ] \
   && ok "sweep: 27 cells scored on validation" || bad "sweep cells: $(ls "$T/t3/W4A4KV4" | tr '\n' ' ')"
 [ "$(ls "$T"/t3/W4A4KV4/*/test.json | wc -l)" -eq 3 ] && [ "$(grep -c 'chosen on validation' "$T/o5")" -eq 3 ] \
   && ok "sweep: only the 3 chosen cells scored on test" || bad "sweep: test.json in $(ls "$T"/t3/W4A4KV4/*/test.json | wc -l) cells"
 grep -qE "\"is_rotate_R1\":[[:space:]]+true" "$T/t3/W4A4KV4/roste-all-lr0.0005-c1/model/rostesim_qat.json" 2>/dev/null \
-  && grep -q '"is_rotate_R1": false' "$T/t3/W4A4KV4/roste-none-lr0.0005-c1/rotation_fixed.json" \
-  && ok "table3: every rotation on / off in the fixed configs" || bad "table3 rotation configs"
+  && grep -qE '"method":[[:space:]]+"ste"' "$T/t3/W4A4KV4/ste-lr0.0005-c1/model/rostesim_qat.json" \
+  && grep -q -- "--method roste .*--out $T/t3/W4A4KV4/roste-lr0.0005-c1/model" "$T/o5" \
+  && ok "table3: every rotation in roste-all's config; no rotation is STE (ste-*); adaptive is RoSTE's search (roste-*)" \
+  || bad "table3 rotation configs"
 [ -s "$T/t3/table3.tsv" ] && [ "$(wc -l <"$T/t3/table3.tsv")" -eq 4 ] && ok "table3.tsv: 3 rows" || bad "table3.tsv"
+# table3 in table1's --out: the no-rotation and adaptive rows are table1's STE and RoSTE cells,
+# reused; only the every-rotation row trains
+if $B paper table3 $A --out "$T/t1" >"$T/o6" 2>"$T/e6"; then
+  nq=$(grep -c '^  \$ rostesim llm qat' "$T/o6")
+  m1() { awk -F'\t' -v r="$1" -v b=W4A4KV4 '$1 == r && $2 == b { print $7 }' "$2"; }
+  [ "$nq" -eq 1 ] && grep -q -- "--out $T/t1/W4A4KV4/roste-all/model" "$T/o6" \
+    && [ -n "$(m1 ste "$T/t1/table1.tsv")" ] && [ "$(m1 roste-none "$T/t1/table3.tsv")" = "$(m1 ste "$T/t1/table1.tsv")" ] \
+    && [ "$(m1 roste-adaptive "$T/t1/table3.tsv")" = "$(m1 roste "$T/t1/table1.tsv")" ] \
+    && ok "table3 in table1's folder: $nq run trained (roste-all); no rotation = table1's STE, adaptive = table1's RoSTE" \
+    || bad "table3 in table1's folder: $nq qat runs; $(cut -f1,2,7 "$T/t1/table3.tsv" | tr '\n' ' ')"
+else bad "paper table3 in table1's folder: $(tail -3 "$T/e6")"; fi
 
 # usage errors name the flag
 # --seeds 2 (table3, references with words the tiny model generates: scores that are not 0):
@@ -113,8 +126,9 @@ if $B paper table3 --model "$T/m0" --data "$T/ds" --steps 2 --batch 2 --max-len 
      --seeds 2 --out "$T/s3" >"$T/os" 2>"$T/es"; then
   jm() { grep -o '"mean": [0-9.eE+-]*' "$1" | cut -d' ' -f2; }
   okrows=0
-  for m in roste-none roste-all roste-adaptive; do
-    a=$(jm "$T/s3/W4A4KV4/$m/test.json"); b=$(jm "$T/s3/W4A4KV4/$m-s43/test.json")
+  for md in roste-none:ste roste-all:roste-all roste-adaptive:roste; do
+    m=${md%%:*} d=${md#*:}
+    a=$(jm "$T/s3/W4A4KV4/$d/test.json"); b=$(jm "$T/s3/W4A4KV4/$d-s43/test.json")
     row=$(awk -F'\t' -v m=$m '$1 == m { print $7, $17, $18 }' "$T/s3/table3.tsv")
     awk -v a="$a" -v b="$b" -v r="$row" 'BEGIN { split(r, x, " "); sd = sqrt((a - b) ^ 2 / 2);
       exit !(x[2] == 2 && (x[1] - (a + b) / 2) ^ 2 < 1e-12 && (x[3] - sd) ^ 2 < 1e-12) }' && okrows=$((okrows + 1))
@@ -155,9 +169,9 @@ grep -q '"elapsed_s": [0-9.]*, "steps": 3, "tokens_per_s": [0-9.]*' "$T/t1/sft/t
 # clip grid, two seeds, the sweep), the flags given where they are
 if $B paper table3 --preset smollm2 --model "$T/m0" --data "$T/d" --out "$T/p3" --steps 2 --sweep-steps 1 --batch 2 \
      --max-len 384 --test-limit 2 --valid-limit 2 --calib 3 --threads 1 >"$T/op" 2>"$T/ep"; then
-  ng=$(ls -d "$T"/p3/W4A4KV4/roste-adaptive-lr{5e-05,0.0001}-c{1,0.9} 2>/dev/null | wc -l)
+  ng=$(ls -d "$T"/p3/W4A4KV4/roste-lr{5e-05,0.0001}-c{1,0.9} 2>/dev/null | wc -l)
   grep -q "^lr 5.0000000000000002e-05$" "$T/p3/settings.txt" && grep -q "^steps 2$" "$T/p3/settings.txt" && [ "$ng" -eq 4 ] \
-    && [ -n "$(ls "$T"/p3/W4A4KV4/roste-adaptive-lr*-full-s43/test.json 2>/dev/null)" ] \
+    && [ -n "$(ls "$T"/p3/W4A4KV4/roste-lr*-full-s43/test.json 2>/dev/null)" ] \
     && ok "--preset smollm2: its lr, grid and seeds, the flags given override ($ng grid points of roste-adaptive)" \
     || bad "--preset smollm2: $ng grid points; $(tr '\n' ' ' <"$T/p3/settings.txt")"
 else bad "paper table3 --preset smollm2: $(tail -3 "$T/ep")"; fi

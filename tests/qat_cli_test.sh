@@ -89,6 +89,19 @@ $B llm qat --method roste --rotation-config "$T/rot2.json" --model "$T/m0" $OPTS
   || bad "--r2-mode default is not online"
 expect_exit 2 "--r2-mode" $B llm qat --r2-mode sideways --model "$T/m0" $OPTS --out "$T/x"
 
+# RoSTE with every rotation off is STE, byte for byte, on GPT-NeoX and on Llama (paper table3's
+# no-rotation row runs STE on this ground)
+printf '{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 700, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": false, "initializer_range": 0.02, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"}\n' >"$T/llama.json"
+printf '{"is_rotate_R1": false, "in_block_rotation": {"0": {"is_rotate_R2": false, "is_rotate_R3": false, "is_rotate_R4": false}, "1": {"is_rotate_R2": false, "is_rotate_R3": false, "is_rotate_R4": false}}, "signs": "all", "seed": 0}\n' >"$T/rotoff.json"
+$B llm init --config "$T/llama.json" --tokenizer $TOK --out "$T/ll" --seed 1 >/dev/null 2>&1 || bad "llm init (tiny llama)"
+for m in m0 ll; do
+  $B llm qat --method ste --model "$T/$m" $OPTS --out "$T/eq-ste-$m" >/dev/null 2>&1
+  $B llm qat --method roste --calib 8 --rotation-config "$T/rotoff.json" --model "$T/$m" $OPTS --out "$T/eq-off-$m" >/dev/null 2>&1
+  [ -s "$T/eq-ste-$m/model.safetensors" ] && cmp -s "$T/eq-ste-$m/model.safetensors" "$T/eq-off-$m/model.safetensors" \
+    && ok "RoSTE with every rotation off = STE, byte for byte ($(grep -o '"model_type": *"[a-z_]*"' "$T/$m/config.json"))" \
+    || bad "RoSTE with rotations off differs from STE on $m"
+done
+
 # diagnose
 if $B llm diagnose --model "$T/m0" --data $FIX/train.jsonl --rows 4 --out "$T/diag" --runs "$T/ste,$T/ro" >"$T/o" 2>"$T/e"; then
   ok "diagnose: $(cat "$T/o")"; else bad "diagnose: $(cat "$T/e")"; fi
