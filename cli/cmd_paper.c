@@ -1382,6 +1382,59 @@ static int run_spread(const char *C, paper_opts *o, const paper_method *ms, size
     return rc;
 }
 
+/* NAME_times.tsv: every cell of the table in the order one process runs them, with the wall time
+ * recorded beside it when it ran (train.json: training or quantization; SPLIT.json: scoring),
+ * and their totals (*train_s, *score_s): where a table's time goes, also over interrupted and
+ * resumed runs or ranks. A folder listed twice (a full-length grid point that is also the
+ * choice) shows its training once; a cell another table ran first shows that run's times. */
+static int write_times(const char *C, const char *name, const paper_opts *o, const paper_method *ms, size_t nm,
+                       const int *avail, double *train_s, double *score_s)
+{
+    int n = 0;
+    pjob *jobs = table_jobs(o, ms, nm, avail, &n);
+    char (*seen)[4300] = jobs ? calloc((size_t)n + 1, sizeof *seen) : NULL;
+    if (!seen) return free(jobs), cli_error(C, "out of memory"), 1;
+    char path[4300], tmp[4400];
+    snprintf(path, sizeof path, "%s/%s_times.tsv", o->out, name);
+    FILE *f = rs_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return free(jobs), free(seen), cli_error(C, "cannot create '%s'", path), 1;
+    fprintf(f, "cell\trow\tsplit\ttrain_s\ttrain_tokens_per_s\tthreads\tscore_s\tprompts\n");
+    static const char *const kt[] = {"elapsed_s", "tokens_per_s", "threads"}, *const ks[] = {"eval_seconds", "n"};
+    double tt = 0, ts = 0;
+    int nseen = 0;
+    for (int t = 0; t < n; t++) {
+        char mk[4300], dir[4300], tj[4400];
+        if (job_marker(o, ms, &jobs[t], mk, sizeof mk)) continue;
+        snprintf(dir, sizeof dir, "%s", mk);
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        int dup = 0;
+        for (int k = 0; k < nseen && !dup; k++) dup = !strcmp(seen[k], dir);
+        if (!dup) snprintf(seen[nseen++], sizeof seen[0], "%s", dir);
+        double vt[3] = {NAN, NAN, NAN}, vs[2] = {NAN, NAN};
+        snprintf(tj, sizeof tj, "%s/train.json", dir);
+        if (!dup) json_nums(tj, kt, vt, 3);
+        json_nums(mk, ks, vs, 2);
+        size_t lo = strlen(o->out);
+        const char *rel = !strncmp(dir, o->out, lo) && dir[lo] == '/' ? dir + lo + 1 : dir;
+        fprintf(f, "%s\t%s\t%s", rel, ms[jobs[t].i].name, jobs[t].g >= 0 ? "validation" : "test");
+        const double v[5] = {vt[0], vt[1], vt[2], vs[0], vs[1]};
+        for (int k = 0; k < 5; k++) {
+            if (isnan(v[k])) fprintf(f, "\t-");
+            else if (k == 2 || k == 4) fprintf(f, "\t%.0f", v[k]);
+            else fprintf(f, "\t%.1f", v[k]);
+        }
+        fprintf(f, "\n");
+        if (vt[0] >= 0) tt += vt[0];
+        if (vs[0] >= 0) ts += vs[0];
+    }
+    fprintf(f, "total\t-\t-\t%.1f\t-\t-\t%.1f\t-\n", tt, ts);
+    free(jobs), free(seen);
+    if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
+    *train_s = tt, *score_s = ts;
+    return 0;
+}
+
 static int paper_table(int argc, char **argv, int which)
 {
     const char *C = which == 1 ? "paper table1" : "paper table3";
@@ -1467,7 +1520,9 @@ static int paper_table(int argc, char **argv, int which)
         "DATA/validation.jsonl; the best mean (ties: the first in that order) is then scored on\n"
         "test (and trained with the other seeds). Test is never used for the choice.\n\n"
         "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean,\n"
-        "gnuplot) into --out, NAME being table1 or table3. Deterministic (fixed seeds).\n\n"
+        "gnuplot) into --out, NAME being table1 or table3, and NAME_times.tsv: every cell's wall\n"
+        "time as recorded beside it (training or quantization, scoring) and their total, also\n"
+        "over interrupted and resumed runs. Deterministic (fixed seeds; but the times).\n\n"
         "Under 'mpirun -np R' the steps are spread over the ranks (each a child process; the SFT\n"
         "model first, then the baselines that quantize it), --out must be one folder every rank\n"
         "sees, and rank 0 writes the tables: the same files as one process with the same\n"
@@ -1582,10 +1637,17 @@ static int paper_table(int argc, char **argv, int which)
     memset(pst, 0, sizeof pst);
     if ((rc = table_stats(C, &o, ms, nm, sdirs, ss, avail, iref, pst))) return rc;
     if ((rc = write_outputs(C, name, &o, ms, nm, sc, dirs, avail, pst))) return rc;
+    double trs = 0, scs = 0;
+    if ((rc = write_times(C, name, &o, ms, nm, avail, &trs, &scs))) return rc;
     print_markdown(which == 1 ? "Table 1: PTQ baselines and QA-SFT against full-precision SFT"
                               : "Table 3: RoSTE's rotations (none / every / adaptive)",
                    &o, ms, nm, sc, avail, which == 1, pst, iref);
-    printf("wrote %s/%s.tsv, %s/%s.json, %s/%s_chart.tsv\n", o.out, name, o.out, name, o.out, name);
+    char dtr[32], dsc[32], dto[32];
+    fmt_dur(dtr, sizeof dtr, trs), fmt_dur(dsc, sizeof dsc, scs), fmt_dur(dto, sizeof dto, trs + scs);
+    printf("time recorded beside the cells: %s (training and quantization %s, scoring %s; per cell in %s_times.tsv)\n",
+           dto, dtr, dsc, name);
+    printf("wrote %s/%s.tsv, %s/%s.json, %s/%s_chart.tsv, %s/%s_times.tsv\n", o.out, name, o.out, name, o.out, name, o.out,
+           name);
     draw_chart(name, which == 1 ? "Table 1: ROUGE mean per method" : "Table 3: RoSTE rotation ablation, ROUGE mean", &o);
     return 0;
 }

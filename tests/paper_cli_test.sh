@@ -165,6 +165,17 @@ grep -q '"elapsed_s": [0-9.]*, "steps": 3, "tokens_per_s": [0-9.]*' "$T/t1/sft/t
   && [ "$(grep -c '^\[paper table1 [0-9]*/[0-9]*, [0-9.]* s, table ETA [0-9]' "$T/o1")" -ge 10 ] \
   && ok "train.json holds each cell's wall time; progress lines give the table's ETA" \
   || bad "train.json / ETA: $(cat "$T/t1/sft/train.json"; grep -m3 '^\[paper' "$T/o1")"
+# table1_times.tsv: every cell once with the times recorded beside it, and their total
+TT="$T/t1/table1_times.tsv"
+nc=$(grep -c '^\[paper table1 ' "$T/o1")
+if [ -s "$TT" ] && [ "$(wc -l <"$TT")" -eq $((nc + 2)) ] && head -1 "$TT" | grep -q "^cell	row	split	train_s	" \
+   && awk -F'\t' -v d="$T/t1" 'NR > 1 && $1 != "total" { f = d "/" $1 "/train.json"; e = "-"
+        while ((getline l < f) > 0) if (match(l, /"elapsed_s": [0-9.]+/)) e = sprintf("%.1f", substr(l, RSTART + 13, RLENGTH - 13))
+        close(f); if (e != $4) bad = 1; if ($4 != "-") sum += $4 }
+      $1 == "total" { tot = $4 } END { exit !(!bad && (sum - tot) ^ 2 < 0.01 && tot > 0) }' "$TT" \
+   && grep -q "^time recorded beside the cells: .*table1_times.tsv" "$T/o1"; then
+  ok "table1_times.tsv: $nc cells, each with its train.json's time, and their total ($(grep ^total "$TT" | cut -f4,7 | tr '\t' ' ') s)"
+else bad "table1_times.tsv: $(head -4 "$TT" 2>&1)"; fi
 # --preset smollm2 on the micro model: its values where no flag is given (lr 5e-5, the 1,0.9
 # clip grid, two seeds, the sweep), the flags given where they are
 if $B paper table3 --preset smollm2 --model "$T/m0" --data "$T/d" --out "$T/p3" --steps 2 --sweep-steps 1 --batch 2 \
