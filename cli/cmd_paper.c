@@ -110,8 +110,9 @@ static const struct {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-/* Seconds measured in this process (or recorded beside the finished cells it skipped), by row: training per token fed, scoring per prompt, a
- * post-training quantization per run (the table's ETA). */
+/* Seconds measured in this process, or recorded beside the finished cells it skipped, by row:
+ * training per token fed, scoring per prompt, a post-training quantization per run (the
+ * table's ETA). */
 typedef struct {
     const char *name;
     double train_s, train_tok, eval_s, eval_n, ptq_s, ptq_n;
@@ -405,7 +406,7 @@ static void progress(const char *C, paper_opts *o, const char *what, const char 
         char d[32];
         fmt_dur(d, sizeof d, e);
         if (e >= 0) snprintf(eta, sizeof eta, ", table ETA %s", d);
-        else if (e < 0) snprintf(eta, sizeof eta, ", table ETA after the first cells");
+        else snprintf(eta, sizeof eta, ", table ETA after the first cells");
     }
     if (rs_par_size() > 1)
         printf("[%s %d/%d, rank %d, %.1f s] %s (%s)\n", C, o->cell, o->ncells, rs_par_rank(), now_s() - o->t0, what, dir);
