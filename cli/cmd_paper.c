@@ -903,17 +903,20 @@ static int write_outputs(const char *C, const char *name, paper_opts *o, const p
             fprintf(f, "\t%d\t%.6f\n", t->nseeds, t->seed_sd);
         }
     if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
-    /* chart data: rows = methods, columns = bit settings (ROUGE mean) */
+    /* chart data: rows = methods, per bit setting the ROUGE mean and its 95% CI (error bars) */
     snprintf(path, sizeof path, "%s/%s_chart.tsv", o->out, name);
     f = rs_atomic_open(path, tmp, sizeof tmp);
     if (!f) return cli_error(C, "cannot create '%s'", path), 1;
     fprintf(f, "method");
-    for (int b = 0; b < o->nbits; b++) fprintf(f, "\t%s", o->bname[b]);
+    for (int b = 0; b < o->nbits; b++) fprintf(f, "\t%s\t%s_ci_lo\t%s_ci_hi", o->bname[b], o->bname[b], o->bname[b]);
     fprintf(f, "\n");
     for (size_t i = 0; i < nm; i++) {
         if (!avail[i]) continue;
         fprintf(f, "%s", ms[i].name);
-        for (int b = 0; b < o->nbits; b++) fprintf(f, "\t%.6f", sc[i][ms[i].kind <= K_SFT ? 0 : b].mean);
+        for (int b = 0; b < o->nbits; b++) {
+            const int bb = ms[i].kind <= K_SFT ? 0 : b;
+            fprintf(f, "\t%.6f\t%.6f\t%.6f", sc[i][bb].mean, pst[i][bb].lo[4], pst[i][bb].hi[4]);
+        }
         fprintf(f, "\n");
     }
     if (rs_atomic_close(f, tmp, path)) return cli_error(C, "cannot write '%s'", path), 1;
@@ -1520,8 +1523,8 @@ static int paper_table(int argc, char **argv, int which)
         "METHOD-lrLR-cC (first seed), each scored on the first --test-limit rows of\n"
         "DATA/validation.jsonl; the best mean (ties: the first in that order) is then scored on\n"
         "test (and trained with the other seeds). Test is never used for the choice.\n\n"
-        "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean,\n"
-        "gnuplot) into --out, NAME being table1 or table3, and NAME_times.tsv: every cell's wall\n"
+        "Writes NAME.tsv, NAME.json, NAME_chart.tsv and NAME.png (grouped bars of the ROUGE mean\n"
+        "with their 95% CIs as error bars, gnuplot) into --out, NAME being table1 or table3, and NAME_times.tsv: every cell's wall\n"
         "time as recorded beside it (training or quantization, scoring) and their total, also\n"
         "over interrupted and resumed runs. Deterministic (fixed seeds; but the times).\n\n"
         "Under 'mpirun -np R' the steps are spread over the ranks (each a child process; the SFT\n"

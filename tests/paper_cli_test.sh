@@ -165,6 +165,13 @@ grep -q '"elapsed_s": [0-9.]*, "steps": 3, "tokens_per_s": [0-9.]*' "$T/t1/sft/t
   && [ "$(grep -c '^\[paper table1 [0-9]*/[0-9]*, [0-9.]* s, table ETA [0-9]' "$T/o1")" -ge 10 ] \
   && ok "train.json holds each cell's wall time; progress lines give the table's ETA" \
   || bad "train.json / ETA: $(cat "$T/t1/sft/train.json"; grep -m3 '^\[paper' "$T/o1")"
+# the chart's data: per bit setting the mean and its CI (the error bars), as in table1.tsv
+awk -F'\t' 'NR == 1 { ok = (NF == 7 && $2 == "W4A4KV4" && $3 == "W4A4KV4_ci_lo" && $7 == "W4A8KV4_ci_hi") }
+  NR > 1 { n++; for (c = 2; c <= NF; c += 3) if (!($(c+1) <= $c && $c <= $(c+2))) ok = 0 } END { exit !(ok && n == 8) }' \
+  "$T/t1/table1_chart.tsv" && [ "$(awk -F'\t' '$1 == "rtn" { print $2, $3, $4 }' "$T/t1/table1_chart.tsv")" = \
+  "$(awk -F'\t' '$1 == "rtn" && $2 == "W4A4KV4" { print $7, $10, $11 }' "$T/t1/table1.tsv")" ] \
+  && ok "table1_chart.tsv: mean and 95% CI per bit setting (8 rows), those of table1.tsv" \
+  || bad "table1_chart.tsv: $(head -3 "$T/t1/table1_chart.tsv")"
 # table1_times.tsv: every cell once with the times recorded beside it, and their total
 TT="$T/t1/table1_times.tsv"
 nc=$(grep -c '^\[paper table1 ' "$T/o1")
