@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     llm_intq *iq = NULL, *iq8 = NULL;
     if (llm_intq_build(&iq, m)) die("pack");
     if (llm_intq_build_head(&iq8, m, LLM_INTQ_HEAD_Q8)) die("pack (q8 head)");
+    llm_qat_freeze(m); /* as llm eval / generate run it: Q_w(W) quantized once, not per forward */
     rs_rng *dr = rs_rng_alloc(2, RS_STREAM_DATA);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(P + D));
     for (int i = 0; i < P + D; i++) tok[i] = (int32_t)rs_rng_uint(dr, (unsigned long)c->vocab);

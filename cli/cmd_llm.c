@@ -538,7 +538,7 @@ static int cmd_llm_eval(int argc, char **argv)
     size_t ntok = 0;
     double t0 = now_s();
     if (use_int) rc = load_int(C, model, intfile, head, &iq, &tok, &eos, &pad);
-    else rc = load_model(C, model, &m, &tok, &eos, &pad);
+    else if (!(rc = load_model(C, model, &m, &tok, &eos, &pad))) llm_qat_freeze(m); /* Q_w(W) once */
     if (rc) goto done;
     const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
     if (use_int) int_banner(iq, intfile);
@@ -630,7 +630,7 @@ static int cmd_llm_generate(int argc, char **argv)
     rs_rng *rng = NULL;
     int eos = -1, pad = -1;
     if (use_int) rc = load_int(C, model, intfile, head, &iq, &tok, &eos, &pad);
-    else rc = load_model(C, model, &m, &tok, &eos, &pad);
+    else if (!(rc = load_model(C, model, &m, &tok, &eos, &pad))) llm_qat_freeze(m); /* Q_w(W) once */
     if (rc) goto done;
     const llm_config *cfg = use_int ? llm_intq_config(iq) : &m->cfg;
     if (use_int) int_banner(iq, intfile);

@@ -251,6 +251,54 @@ static void test_fast_vs_ref(const char *name, qz_ste ste, int r2_online)
     llm_model_free(m);
 }
 
+/* llm_qat_freeze (inference): forwards after the first take Q_w(W) from the cache; the logits
+ * equal those of the unfrozen model bit for bit (R1-R4 on, R2 online or merged), and a freeze
+ * after a change of the weights uses the new ones. */
+static void test_freeze(const char *name, int r2_online)
+{
+    llm_model *m = NULL;
+    llm_rot_config rc;
+    llm_qat_opts o;
+    llm_qat_opts_default(&o);
+    int st = load(name, &m) || llm_qat_attach(m, &o) || llm_rot_config_init(&rc, m->cfg.n_layer, 1, 1, 1, 1, LLM_SIGNS_ALL, 5);
+    if (!st) rc.r2_online = r2_online, st = llm_rotate(&m, &rc);
+    if (st) {
+        CHECK(0, "%s: set up W4A4KV4 R1-R4 (%s)", name, rs_last_error());
+        llm_model_free(m);
+        return;
+    }
+    size_t NV = (size_t)B * T * m->cfg.vocab;
+    float *l[5], loss[5];
+    int ntok = 0;
+    for (int i = 0; i < 5; i++) l[i] = malloc(NV * 4);
+    for (int i = 0; i < 3 && !st; i++) {
+        if (i == 1) llm_qat_freeze(m);
+        st = llm_model_forward(m, tok, tgt, B, T, &loss[i], &ntok);
+        if (!st) memcpy(l[i], m->logits, NV * 4);
+    }
+    /* a weight changed after the freeze: stale until frozen again, then the new weights */
+    m->w.layers[0].up_w[0] += 0.5f;
+    st = st || llm_model_forward(m, tok, tgt, B, T, &loss[3], &ntok);
+    if (!st) memcpy(l[3], m->logits, NV * 4);
+    llm_qat_freeze(m);
+    st = st || llm_model_forward(m, tok, tgt, B, T, &loss[4], &ntok);
+    if (!st) memcpy(l[4], m->logits, NV * 4);
+    m->qat->frozen = 0;
+    float ref = 0;
+    float *lr = malloc(NV * 4);
+    st = st || llm_model_forward(m, tok, tgt, B, T, &ref, &ntok);
+    if (!st) memcpy(lr, m->logits, NV * 4);
+    CHECK(!st && loss[0] == loss[1] && loss[1] == loss[2] && !memcmp(l[0], l[1], NV * 4) && !memcmp(l[0], l[2], NV * 4),
+          "%s%s: frozen forwards (cached Q_w) give the unfrozen logits bit for bit", name, r2_online ? " (R2 online)" : "");
+    CHECK(!st && !memcmp(l[3], l[0], NV * 4) && loss[4] == ref && !memcmp(l[4], lr, NV * 4) && memcmp(l[4], l[0], NV * 4),
+          "%s%s: a weight changed after the freeze: the cache until frozen again, then the new weights", name,
+          r2_online ? " (R2 online)" : "");
+    for (int i = 0; i < 5; i++) free(l[i]);
+    free(lr);
+    llm_rot_config_free(&rc);
+    llm_model_free(m);
+}
+
 /* A fixture with quantizers o (NULL: 16 bits) and rotations (R1, R2, R3, R4 as given),
  * R2 online or merged. */
 static int setup(const char *name, llm_model **m, const llm_qat_opts *o, int r1, int r3r4, int r2_online,
@@ -344,6 +392,7 @@ int main(void)
     for (int i = 0; i < NFIX; i++) test_fast_vs_ref(FIXTURES[i], i == 2 ? QZ_STE_CLIPPED : QZ_STE_IDENTITY, 0);
     for (int i = 0; i < NFIX; i++) test_fast_vs_ref(FIXTURES[i], i == 2 ? QZ_STE_CLIPPED : QZ_STE_IDENTITY, 1);
     for (int i = 0; i < NFIX; i++) test_invariance(FIXTURES[i]);
+    for (int i = 0; i < NFIX; i++) test_freeze(FIXTURES[i], 0), test_freeze(FIXTURES[i], 1);
     for (int i = 0; i < NFIX; i++) test_r2_online(FIXTURES[i]);
     for (int i = 0; i < NFIX; i++) test_fd_decode(FIXTURES[i], rng, 0);
     for (int i = 0; i < NFIX; i++) test_fd_decode(FIXTURES[i], rng, 1);

@@ -160,6 +160,14 @@ static size_t max_in(const llm_config *c)
     return F > r ? F : r;
 }
 
+void llm_qat_freeze(llm_model *m)
+{
+    llm_qat *q = m ? m->qat : NULL;
+    if (!q) return;
+    for (int k = 0; k < q->n_layer * LLM_NSITES; k++) q->wc_src[k] = NULL;
+    q->frozen = 1;
+}
+
 int llm_qat_reserve(llm_qat *q, const llm_model *m, int N)
 {
     if ((size_t)N <= q->capN && q->xa) return RS_OK;
@@ -368,14 +376,17 @@ static const float *prep_weight(llm_qat *q, int site, int layer, const float *w,
     const int r2 = r2_here(q, site, layer);
     if (qz_is_identity(&q->w) && !r2) return w;
     size_t n = (size_t)OC * (size_t)IC;
+    int cached = q->fast && layer >= 0 && layer < q->n_layer && site >= 0 && site < LLM_NSITES;
+    size_t k = cached ? (size_t)layer * LLM_NSITES + (size_t)site : 0;
+    /* inference: the weights are those the cache was computed from (the statistics of
+     * llm_qat_collect need the quantizer's input, so they take the long way) */
+    if (cached && q->frozen && !q->collect && q->wc_src[k] == w) return q->wc[k];
     const float *src = w;
     if (r2 && (!bwd || need_pre || !q->fast)) {
         memcpy(q->weff, w, n * sizeof(float));
         if ((*st = r2_weight(q, site, q->weff, OC, IC, 0))) return NULL;
         src = *pre = q->weff;
     }
-    int cached = q->fast && layer >= 0 && layer < q->n_layer && site >= 0 && site < LLM_NSITES;
-    size_t k = cached ? (size_t)layer * LLM_NSITES + (size_t)site : 0;
     if (cached && bwd && q->wc_src[k] == w) return q->wc[k];
     if (r2 && src == w) { /* a backward that missed the cache */
         memcpy(q->weff, w, n * sizeof(float));

@@ -104,6 +104,8 @@ typedef struct llm_qat {
     size_t rws_len;
     /* forward -> backward caches (fast = 1, the default) */
     int fast;
+    int frozen;                     /* the weights no longer change (inference: llm_qat_freeze):
+                                     * a forward takes Q_w(W) from the cache too */
     float **wc;                     /* n_layer * LLM_NSITES: Q_w(W) */
     size_t *wc_cap;
     const float **wc_src;           /* the weights each was computed from (NULL = none) */
@@ -119,6 +121,13 @@ int llm_qat_attach(llm_model *m, const llm_qat_opts *o);
 void llm_qat_free(llm_qat *q); /* NULL is a no-op */
 /* Workspace for N tokens of model m (forward and decode call it; grows only). */
 int llm_qat_reserve(llm_qat *q, const llm_model *m, int N);
+
+/* For inference: the weights of m no longer change, so every forward after the first takes
+ * Q_w(W) (with an online R2, of the rotated form) of each site from the cache instead of
+ * quantizing the weights again (the same values, bit for bit: the same computation, done
+ * once). Costs one copy of the linear weights. Call it again after changing the weights
+ * (it drops the cache). No-op without quantizers. */
+void llm_qat_freeze(llm_model *m);
 
 /* Workspace of the online R2 (llm_rotate calls it when rc->r2_online). */
 int llm_qat_r2_reserve(llm_qat *q);
