@@ -141,6 +141,7 @@ typedef struct {
     long ninput, ntok;
     int tty, quiet;
     const llm_sft_hooks *hooks; /* llm qat */
+    double every;               /* seconds between progress lines (--progress) */
 } sft_ctx;
 
 static void fmt_eta(char *buf, size_t n, double s)
@@ -181,7 +182,7 @@ static int sft_progress(void *vctx, const llm_train_stats *s)
     char extra[512] = "";
     int stop = c->hooks && c->hooks->after_step ? c->hooks->after_step(c->hooks->ctx, s, extra, sizeof extra) : 0;
     if (c->log) log_record(c->log, s, tps, el, extra); /* rank 0 alone logs */
-    if (!c->quiet && (c->steps_run == 1 || s->step == s->total || t - c->last_print >= 0.5)) {
+    if (!c->quiet && (c->steps_run == 1 || s->step == s->total || t - c->last_print >= c->every)) {
         c->last_print = t;
         char eta[32];
         fmt_eta(eta, sizeof eta, el / (double)c->steps_run * (double)(s->total - s->step));
@@ -237,6 +238,7 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     double lr = 2e-5, warmup = 0.0, wd = 0.0, clip = 1.0;
     int epochs = 1, batch = 1, accum = 1, max_len = 0, resume = 0, full_loss = 0, threads = 0, quiet = 0, zero1 = 0;
     long max_steps = 0, seed = 42, save_every = 0;
+    double every = 0.5;
     cli_opt opts[] = {
         {"--model", OPT_STRING, &model, 0, -1, "DIR", "Hugging Face checkpoint folder to fine-tune (required)", 0},
         {"--data", OPT_STRING, &data, 0, -1, "FILE", ".jsonl with prompt/completion lines, or .txt (required)", 0},
@@ -257,6 +259,7 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
         {"--full-loss", OPT_FLAG, &full_loss, 0, -1, NULL, "JSONL: prompt tokens in the loss too (default: completion only)", 0},
         {"--threads", OPT_INT, &threads, 0, 1024, "N", "threads (0: OpenMP default; per rank under mpirun)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, -1, NULL, "no progress lines on stderr", 0},
+        {"--progress", OPT_DOUBLE, &every, 0, 86400, "S", "a progress line (loss, tokens/s, ETA) every S seconds (the first and last step always)", 0},
         {"--zero1", OPT_FLAG, &zero1, 0, -1, NULL, "under mpirun: shard the AdamW moments over the ranks (ZeRO-1)", 0},
     };
     cli_cmd cmd = {
@@ -362,7 +365,7 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     if (R > 1) fprintf(stderr, "rostesim %s: data parallel on %d ranks%s\n", C, R, zero1 ? ", AdamW moments sharded (ZeRO-1)" : "");
     if (resume) fprintf(stderr, "rostesim %s: resuming after step %ld\n", C, llm_trainer_step_no(tr));
 run:;
-    sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h};
+    sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h, every};
     long start_step = llm_trainer_step_no(tr);
     if ((st = llm_trainer_run(tr, ckpt, sft_progress, &ctx)) != RS_OK) {
         /* a non-finite loss or norm is the same on every rank: rank 0 says it; any other failure

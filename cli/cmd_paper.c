@@ -542,7 +542,8 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
         av_add(&a, "0.03");
         av_add(&a, "--seed");
         av_add(&a, "%ld", o->seed + o->si);
-        av_add(&a, "--quiet");
+        av_add(&a, "--progress"); /* the cell's loss, tokens/s and ETA once a minute */
+        av_add(&a, "60");
     }
     av_add(&a, "--out");
     av_add(&a, "%s", model);

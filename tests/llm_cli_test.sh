@@ -42,6 +42,13 @@ awk -v a="$l1" -v b="$l2" 'BEGIN{exit !(b < a - 1.0)}' && ok "loss falls: $l1 ->
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
   [ -s "$T/r1/$f" ] && ok "sft wrote $f" || bad "sft did not write $f"; done
 [ -z "$(ls "$T/r1" | grep -E '\.tmp$|trainer_state')" ] && ok "no temporary files or stale checkpoint left" || bad "left: $(ls "$T/r1")"
+# --progress S: a line every S seconds, the first and last step's always (stderr not a tty)
+$B llm sft --model "$T/m0" ${OPTS/--quiet/} --max-steps 12 --progress 1000 --out "$T/rp" >/dev/null 2>"$T/rp.err"
+$B llm sft --model "$T/m0" ${OPTS/--quiet/} --max-steps 12 --progress 0 --out "$T/rp0" >/dev/null 2>"$T/rp0.err"
+[ "$(grep -cE '^step [0-9]+/12 +loss [0-9.]+ .* tok/s +ETA ' "$T/rp.err")" -eq 2 ] && grep -q '^step 1/12 ' "$T/rp.err" \
+  && grep -q '^step 12/12 ' "$T/rp.err" && [ "$(grep -c '^step ' "$T/rp0.err")" -eq 12 ] \
+  && ok "sft --progress 1000: the first and last step's lines; --progress 0: all 12" \
+  || bad "sft --progress: $(grep -c '^step ' "$T/rp.err") and $(grep -c '^step ' "$T/rp0.err") lines"
 
 # eval: trained model has a lower completion loss than the initial one
 $B llm eval --model "$T/m0" --data $FIX/train.jsonl --threads 1 >"$T/e0" 2>&1
