@@ -117,8 +117,8 @@ int llm_diag_write_runs(const char *path, llm_model *const *m, const char *const
     return table_close(&a);
 }
 
-/* The "run step E loss" rows of one run's train_log.jsonl into f (loss NaN where a line has none);
- * 0, or -1 without a log. */
+/* The "run step E loss" rows of one run's train_log.jsonl into f (loss nan where a record has
+ * none); 0, or -1 without a log. */
 static int log_errors(FILE *f, const char *dir, int run)
 {
     char path[4200], *text = NULL;

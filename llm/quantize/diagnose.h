@@ -45,8 +45,9 @@ int llm_diag_write_runs(const char *path, llm_model *const *m, const char *const
 
 /* fig4.tsv, "run step E loss" rows: the quantization error E and the training loss of every
  * step recorded in each run's train_log.jsonl (run = its index in dirs; records without a
- * numeric step and E are skipped; a record without a loss gets nan). found[k] (may be NULL) is 1 when dirs[k] had a readable log, 0 when it had none
- * (the table then has no rows of that run). */
+ * numeric step and E are skipped; a record without a loss gets nan). found[k] (may be NULL)
+ * is 1 when dirs[k] had a readable log, 0 when it had none (the table then has no rows of
+ * that run). */
 int llm_diag_write_errors(const char *path, const char *const *dirs, int n, int *found);
 
 /* A run's label in tables and figures: the last component of its folder (trailing '/'
