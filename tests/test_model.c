@@ -585,12 +585,65 @@ static void test_init_random(void)
     rs_rng_free(rng);
 }
 
+/* Every site's input, in the order the forward visits them. */
+typedef struct {
+    float *buf;
+    size_t n, cap;
+} tap_rec;
+
+static int rec_tap(void *ctx, int site, int layer, const float *inp, int N, int IC)
+{
+    (void)site, (void)layer;
+    tap_rec *r = ctx;
+    size_t k = (size_t)N * IC;
+    if (r->n + k > r->cap) return RS_ERROR(RS_EINVAL, "rec_tap: full");
+    memcpy(r->buf + r->n, inp, k * sizeof(float));
+    r->n += k;
+    return RS_OK;
+}
+
+/* llm_model_embed + llm_model_block_forward for l = 0..L-1 reproduce the forward's hidden
+ * states bit for bit: every site's input, seen by a tap, equal byte for byte; a bad layer and
+ * a token outside the vocabulary are refused. */
+static void test_blocks(const char *fx)
+{
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/%s", fixture_root, fx);
+    llm_model *m = NULL;
+    if (llm_model_load(&m, dir)) {
+        CHECK(0, "%s: load (%s)", fx, rs_last_error());
+        return;
+    }
+    const int B = 2, T = 7, N = B * T, C = m->cfg.d;
+    int32_t tok[14];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7919 + 13) % m->cfg.vocab);
+    size_t cap = (size_t)N * m->cfg.n_layer * (size_t)(3 * C + 2 * m->cfg.d_ff + m->cfg.n_head * m->cfg.head_dim);
+    tap_rec a = {malloc(cap * sizeof(float)), 0, cap}, b = {malloc(cap * sizeof(float)), 0, cap};
+    float *x = malloc((size_t)N * C * sizeof(float));
+    m->tap = rec_tap, m->tap_ctx = &a;
+    int st = llm_model_forward(m, tok, NULL, B, T, NULL, NULL);
+    m->tap_ctx = &b;
+    st = st || llm_model_embed(m, tok, N, x);
+    for (int l = 0; l < m->cfg.n_layer && !st; l++) st = llm_model_block_forward(m, l, x, x, B, T);
+    CHECK(!st && a.n == b.n && a.n > 0 && !memcmp(a.buf, b.buf, a.n * sizeof(float)),
+          "%s: embed + %d blocks one at a time = the forward's site inputs, bit for bit (%zu floats)", fx, m->cfg.n_layer,
+          a.n);
+    m->tap = NULL;
+    int32_t bad = m->cfg.vocab;
+    CHECK(llm_model_block_forward(m, m->cfg.n_layer, x, NULL, B, T) == RS_EINVAL &&
+              llm_model_block_forward(m, -1, x, NULL, B, T) == RS_EINVAL && llm_model_embed(m, &bad, 1, x) == RS_EINVAL,
+          "%s: block_forward refuses layers -1 and L, embed a token outside the vocabulary", fx);
+    free(a.buf), free(b.buf), free(x);
+    llm_model_free(m);
+}
+
 int main(void)
 {
     const char *env = getenv("LLM_FIXTURES");
     if (env && *env) snprintf(fixture_root, sizeof fixture_root, "%s", env);
     rs_rng *rng = rs_rng_alloc(2024, RS_STREAM_DATA);
     for (size_t i = 0; i < NFIX; i++) test_fixture(FIXTURES[i], rng);
+    for (size_t i = 0; i < NFIX; i++) test_blocks(FIXTURES[i]);
     rs_rng_free(rng);
     test_errors();
     test_init_random();

@@ -755,13 +755,60 @@ static void rope_backward(const llm_model *m, float *dqkv, int B, int T)
 /* ---------------------------------------------------------------------------------------- */
 /* forward / backward                                                                        */
 
+/* The activations' views and the quantizers' workspace for a (B, T) batch (the forward's and
+ * llm_model_block_forward's set-up). */
+static int forward_setup(llm_model *m, int B, int T)
+{
+    int st = llm_model_reserve(m, B, T);
+    if (st) return st;
+    if (m->qat && (st = m->hooks->reserve(m->qat, m, B * T))) return st;
+    m->B = B;
+    m->T = T;
+    m->have_targets = 0;
+    set_views(m, B, T);
+    return RS_OK;
+}
+
+/* Block l of the forward over the batch forward_setup prepared: its input in resid[l], its
+ * output into resid[l + 1]. */
+static int block_forward(llm_model *m, int l, int B, int T)
+{
+    const llm_config *c = &m->cfg;
+    model_priv *p = m->priv;
+    const int N = B * T, C = c->d, F = c->d_ff, QKV = qkv_dim(c), HD = hd_dim(c), F1 = f1_dim(c);
+    const size_t NC = (size_t)N * C;
+    const llm_layer *w = &m->w.layers[l];
+    layer_acts *a = &p->L[l];
+    float *x = p->resid + (size_t)l * NC, *xn = x + NC;
+    int st;
+    norm_forward(c, block_ln(m), a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
+    if ((st = linear_forward(m, SITE_QKV, l, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV))) return st;
+    rope_forward(m, a->qkv, B, T, 0);
+    if (m->qat && (st = m->hooks->qkv_forward(m->qat, m, l, a->qkv, N))) return st;
+    lk_attention_forward(a->atty, a->att, a->qkv, B, T, c->n_head, c->n_kv_head, c->head_dim);
+    if ((st = linear_forward(m, SITE_O, l, p->scratch, a->atty, w->o_w, w->o_b, N, HD, C))) return st;
+    const float *ln2_in;
+    if (c->parallel_residual) {
+        lk_add(xn, x, p->scratch, (long)NC);
+        ln2_in = x;
+    } else {
+        lk_add(a->mid, x, p->scratch, (long)NC);
+        ln2_in = a->mid;
+    }
+    norm_forward(c, block_ln(m), a->ln2, a->ln2_mean, a->ln2_rstd, ln2_in, w->ln2_w, w->ln2_b, N);
+    if ((st = linear_forward(m, SITE_UP, l, a->fch, a->ln2, w->up_w, w->up_b, N, C, F1))) return st;
+    act_forward(c, a->fch_act, a->fch, N);
+    if ((st = linear_forward(m, SITE_DOWN, l, p->scratch, a->fch_act, w->down_w, w->down_b, N, F, C))) return st;
+    if (c->parallel_residual) lk_accumulate(xn, p->scratch, (long)NC);
+    else lk_add(xn, a->mid, p->scratch, (long)NC);
+    return RS_OK;
+}
+
 int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
                       int *ntok)
 {
     const llm_config *c = &m->cfg;
-    int st = llm_model_reserve(m, B, T);
-    if (st) return st;
-    const int N = B * T, C = c->d, V = c->vocab, F = c->d_ff, QKV = qkv_dim(c), HD = hd_dim(c), F1 = f1_dim(c);
+    const int N = B * T, C = c->d, V = c->vocab;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)
             return RS_ERROR(RS_EINVAL, "llm_model_forward: token %d at position %d outside the vocabulary (%d)",
@@ -770,41 +817,15 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
             return RS_ERROR(RS_EINVAL, "llm_model_forward: target %d at position %d outside the vocabulary (%d)",
                             targets[i], i, V);
     }
-    if (m->qat && (st = m->hooks->reserve(m->qat, m, N))) return st;
-    m->B = B;
-    m->T = T;
-    m->have_targets = 0;
-    set_views(m, B, T);
+    int st = forward_setup(m, B, T);
+    if (st) return st;
     model_priv *p = m->priv;
     memcpy(p->tokens, tokens, (size_t)N * sizeof(int32_t));
     const size_t NC = (size_t)N * C;
 
     lk_embedding_forward(p->resid, tokens, m->w.wte, N, C);
-    for (int l = 0; l < c->n_layer; l++) {
-        const llm_layer *w = &m->w.layers[l];
-        layer_acts *a = &p->L[l];
-        float *x = p->resid + (size_t)l * NC, *xn = x + NC;
-        norm_forward(c, block_ln(m), a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N);
-        if ((st = linear_forward(m, SITE_QKV, l, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, QKV))) return st;
-        rope_forward(m, a->qkv, B, T, 0);
-        if (m->qat && (st = m->hooks->qkv_forward(m->qat, m, l, a->qkv, N))) return st;
-        lk_attention_forward(a->atty, a->att, a->qkv, B, T, c->n_head, c->n_kv_head, c->head_dim);
-        if ((st = linear_forward(m, SITE_O, l, p->scratch, a->atty, w->o_w, w->o_b, N, HD, C))) return st;
-        const float *ln2_in;
-        if (c->parallel_residual) {
-            lk_add(xn, x, p->scratch, (long)NC);
-            ln2_in = x;
-        } else {
-            lk_add(a->mid, x, p->scratch, (long)NC);
-            ln2_in = a->mid;
-        }
-        norm_forward(c, block_ln(m), a->ln2, a->ln2_mean, a->ln2_rstd, ln2_in, w->ln2_w, w->ln2_b, N);
-        if ((st = linear_forward(m, SITE_UP, l, a->fch, a->ln2, w->up_w, w->up_b, N, C, F1))) return st;
-        act_forward(c, a->fch_act, a->fch, N);
-        if ((st = linear_forward(m, SITE_DOWN, l, p->scratch, a->fch_act, w->down_w, w->down_b, N, F, C))) return st;
-        if (c->parallel_residual) lk_accumulate(xn, p->scratch, (long)NC);
-        else lk_add(xn, a->mid, p->scratch, (long)NC);
-    }
+    for (int l = 0; l < c->n_layer; l++)
+        if ((st = block_forward(m, l, B, T))) return st;
     const float *xf = p->resid + (size_t)c->n_layer * NC;
     if (m->qat && !(xf = m->hooks->final_in(m->qat, xf, N, C))) return RS_ERROR(RS_ENOMEM, "llm_model_forward: out of memory");
     norm_forward(c, is_neox(c), p->lnf, p->lnf_mean, p->lnf_rstd, xf, m->w.lnf_w, m->w.lnf_b, N);
@@ -822,6 +843,30 @@ int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *target
         if (loss) *loss = 0.0f;
         if (ntok) *ntok = 0;
     }
+    return RS_OK;
+}
+
+int llm_model_embed(const llm_model *m, const int32_t *tokens, int N, float *x)
+{
+    for (int i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab)
+            return RS_ERROR(RS_EINVAL, "llm_model_embed: token %d at position %d outside the vocabulary (%d)", tokens[i],
+                            i, m->cfg.vocab);
+    lk_embedding_forward(x, tokens, m->w.wte, N, m->cfg.d);
+    return RS_OK;
+}
+
+int llm_model_block_forward(llm_model *m, int l, const float *x, float *y, int B, int T)
+{
+    if (l < 0 || l >= m->cfg.n_layer)
+        return RS_ERROR(RS_EINVAL, "llm_model_block_forward: layer %d outside 0..%d", l, m->cfg.n_layer - 1);
+    int st = forward_setup(m, B, T);
+    if (st) return st;
+    model_priv *p = m->priv;
+    const size_t NC = (size_t)B * T * m->cfg.d;
+    memcpy(p->resid + (size_t)l * NC, x, NC * sizeof(float));
+    if ((st = block_forward(m, l, B, T))) return st;
+    if (y) memcpy(y, p->resid + (size_t)(l + 1) * NC, NC * sizeof(float));
     return RS_OK;
 }
 

@@ -152,6 +152,15 @@ int llm_model_alloc_grads(llm_model *m);
 int llm_model_forward(llm_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
                       float *loss, int *ntok);
 
+/* The forward one block at a time, for layer-wise passes over calibration data (GPTQ): the
+ * embedding of tokens (N) into x (N, d); and block l on the hidden states x (B, T, d) that
+ * enter it, its output into y (may be NULL; y may be x), with the same code and order of
+ * operations as llm_model_forward (so chaining blocks 0..l gives its hidden states bit for
+ * bit). Taps are called as in the forward (LLM_TAP_STOP returned as is). Overwrites the
+ * forward's activations: no backward after it. */
+int llm_model_embed(const llm_model *m, const int32_t *tokens, int N, float *x);
+int llm_model_block_forward(llm_model *m, int l, const float *x, float *y, int B, int T);
+
 /* Backward of the last forward (which must have had targets). Every position's loss
  * term is weighted by `scale`: scale = 1/ntok gives the gradient of the mean loss; a
  * trainer accumulating micro-batches passes 1/(tokens in the whole step).

@@ -210,7 +210,15 @@ int llm_ptq_gptq(llm_model *m, const llm_ptq_opts *o, const llm_dataset *ds, llm
     q->o.wbits = q->o.abits = q->o.kvbits = 16;
     q->collect = 0;
     int n = o->calib < (int)ds->n ? o->calib : (int)ds->n;
-    m->tap = hess_tap;
+    /* every calibration row's hidden states entering the current layer, carried from layer to
+     * layer (each block runs twice per layer: once for the Hessians, once more with its
+     * weights quantized for the next layer's input), not a forward from the embedding per
+     * layer: the same states bit for bit (llm_model_block_forward), O(L) blocks, not O(L^2) */
+    const size_t C = (size_t)m->cfg.d, ntok_all = n > 0 ? ds->off[n] - ds->off[0] : 0;
+    float *hs = !st ? malloc((ntok_all ? ntok_all : 1) * C * sizeof *hs) : NULL;
+    if (!st && !hs) st = RS_ERROR(RS_ENOMEM, "ptq: out of memory for the hidden states of %d calibration rows", n);
+    for (int i = 0; i < n && !st; i++)
+        st = llm_model_embed(m, ds->ids + ds->off[i], (int)(ds->off[i + 1] - ds->off[i]), hs + (ds->off[i] - ds->off[0]) * C);
     m->tap_ctx = &h;
     for (int l = 0; l < L && !st; l++) {
         h.layer = l;
@@ -218,12 +226,14 @@ int llm_ptq_gptq(llm_model *m, const llm_ptq_opts *o, const llm_dataset *ds, llm
             memset(h.H[site], 0, h.ic[site] * h.ic[site] * sizeof(double));
             h.ntok[site] = 0;
         }
+        m->tap = hess_tap;
         for (int i = 0; i < n && !st; i++) {
             int T = (int)(ds->off[i + 1] - ds->off[i]);
             h.seen = 0;
-            st = llm_model_forward(m, ds->ids + ds->off[i], NULL, 1, T, NULL, NULL);
+            st = llm_model_block_forward(m, l, hs + (ds->off[i] - ds->off[0]) * C, NULL, 1, T);
             if (st == LLM_TAP_STOP) st = RS_OK;
         }
+        m->tap = NULL;
         for (int site = 0; site < LLM_NSITES && !st; site++) {
             size_t oc, ic;
             float *W = site_weight(m, l, site, &oc, &ic);
@@ -231,7 +241,12 @@ int llm_ptq_gptq(llm_model *m, const llm_ptq_opts *o, const llm_dataset *ds, llm
             st = gptq_site(o, W, oc, ic, h.H[site], wk, wk + maxw, wk + 2 * maxw, wk + 3 * maxw, wk + 4 * maxw, &re, &ge);
             if (!st && err) err[l].rtn[site] = re, err[l].gptq[site] = ge, err[l].ntok = h.ntok[site];
         }
+        for (int i = 0; i < n && !st && l + 1 < L; i++) {
+            float *x = hs + (ds->off[i] - ds->off[0]) * C;
+            st = llm_model_block_forward(m, l, x, x, 1, (int)(ds->off[i + 1] - ds->off[i]));
+        }
     }
+    free(hs);
     m->tap = NULL;
     m->tap_ctx = NULL;
     q->a = sa, q->kv = skv;
