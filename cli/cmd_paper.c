@@ -257,29 +257,39 @@ static int av_run(const argvb *a)
     return rc;
 }
 
-static int read_score(const char *path, pscore *s)
+/* The numbers named by keys in the small JSON object of path (NaN where absent); 0, or 1 when
+ * the file cannot be read or parsed. */
+static int json_nums(const char *path, const char *const *keys, double *v, int n)
 {
-    memset(s, 0, sizeof *s);
+    for (int i = 0; i < n; i++) v[i] = NAN;
     FILE *f = fopen(path, "rb");
     if (!f) return 1;
     char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    buf[n] = 0;
-    cJSON *o = cJSON_Parse(buf);
-    const char *k[] = {"R1", "R2", "RL", "RLsum", "mean"};
-    double *d[] = {&s->r1, &s->r2, &s->rl, &s->rlsum, &s->mean};
-    int ok = o != NULL;
-    for (int i = 0; i < 5 && ok; i++) {
-        const cJSON *x = cJSON_GetObjectItem(o, k[i]);
-        if (cJSON_IsNumber(x)) *d[i] = x->valuedouble;
-        else ok = 0;
+    buf[len] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) return 1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (cJSON_IsNumber(x)) v[i] = x->valuedouble;
     }
-    const cJSON *nn = cJSON_GetObjectItem(o, "n");
-    if (ok && cJSON_IsNumber(nn)) s->n = (long)nn->valuedouble;
-    cJSON_Delete(o);
-    s->ok = ok;
-    return !ok;
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int read_score(const char *path, pscore *s)
+{
+    memset(s, 0, sizeof *s);
+    static const char *const k[] = {"R1", "R2", "RL", "RLsum", "mean", "n"};
+    double v[6];
+    if (json_nums(path, k, v, 6)) return 1;
+    for (int i = 0; i < 5; i++)
+        if (isnan(v[i])) return 1;
+    s->r1 = v[0], s->r2 = v[1], s->rl = v[2], s->rlsum = v[3], s->mean = v[4];
+    if (!isnan(v[5])) s->n = (long)v[5];
+    s->ok = 1;
+    return 0;
 }
 
 /* v in the fewest significant digits (15 to 17) that read back as the same double: a score
@@ -422,27 +432,6 @@ static prate *rate_of(paper_opts *o, const char *name)
         if (!strcmp(o->rate[k].name, name)) return &o->rate[k];
     }
     return NULL;
-}
-
-/* The numbers named by keys in the small JSON object of path (NaN where absent); 0, or 1 when
- * the file cannot be read or parsed. */
-static int json_nums(const char *path, const char *const *keys, double *v, int n)
-{
-    for (int i = 0; i < n; i++) v[i] = NAN;
-    FILE *f = fopen(path, "rb");
-    if (!f) return 1;
-    char buf[4096];
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    if (!j) return 1;
-    for (int i = 0; i < n; i++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-        if (cJSON_IsNumber(x)) v[i] = x->valuedouble;
-    }
-    cJSON_Delete(j);
-    return 0;
 }
 
 /* Evaluate dir/model (or the base model) on a split: dir/SPLIT.json is the done-marker. */
