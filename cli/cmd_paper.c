@@ -566,7 +566,7 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
                 int L = cJSON_IsNumber(nl) ? nl->valueint : -1;
                 cJSON_Delete(j);
                 if (L <= 0) return cli_error(C, "--model: no num_hidden_layers in '%s'", mc), 1;
-                const char *on = pm->rot == ROT_ALL ? "true" : "false";
+                const char *on = "true"; /* the only fixed configuration: ROT_ALL */
                 char tmp[4400];
                 FILE *w = rs_atomic_open(cfg, tmp, sizeof tmp);
                 if (!w) return cli_error(C, "cannot create '%s'", cfg), 1;
