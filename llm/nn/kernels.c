@@ -1,6 +1,6 @@
 /* rostesim LLM: the fast layer kernels (kernels.h).
  *
- * Every matrix product goes through OpenBLAS cblas_sgemm; the remaining loops are
+ * Every matrix product goes through OpenBLAS (cblas_sgemm; cblas_sgemv for a single row); the remaining loops are
  * parallelised with OpenMP over rows (or over columns for the reductions over rows)
  * with vectorisable inner loops. Determinism: no atomics and no OpenMP reduction across
  * threads: every output element is produced by exactly one thread, and each sum is taken
@@ -140,7 +140,10 @@ void lk_matmul_forward(float *out, const float *inp, const float *w, const float
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof *out);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    if (N == 1) /* one token (decode): sgemv reads w once; sgemm would first pack all of w */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, inp, 1, beta, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
     if (llm_prof_on) llm_prof_s[LLM_PH_MATMUL] += llm_prof_now() - prof_t0;
 }
 
