@@ -140,9 +140,11 @@ void lk_matmul_forward(float *out, const float *inp, const float *w, const float
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof *out);
         beta = 1.0f;
     }
-    if (N == 1) /* one token (decode): sgemv reads w once; sgemm would first pack all of w */
+    if (N == 1) { /* one token (decode): sgemv reads w once; sgemm would first pack all of w */
+        /* beta 0 scales y by 0, which some OpenBLAS versions let a NaN in y survive: start from 0 */
+        if (!bias) memset(out, 0, (size_t)OC * sizeof *out);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, inp, 1, beta, out, 1);
-    else
+    } else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
     if (llm_prof_on) llm_prof_s[LLM_PH_MATMUL] += llm_prof_now() - prof_t0;
 }
