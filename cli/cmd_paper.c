@@ -9,6 +9,7 @@
  * skipped, so an interrupted run resumes. Deterministic: fixed seeds throughout. */
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -264,7 +265,7 @@ static int json_nums(const char *path, const char *const *keys, double *v, int n
     for (int i = 0; i < n; i++) v[i] = NAN;
     FILE *f = fopen(path, "rb");
     if (!f) return 1;
-    char buf[4096];
+    static char buf[65536]; /* up to an HF config.json; the command is single-threaded */
     size_t len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[len] = 0;
@@ -556,24 +557,17 @@ static int train_cell(const char *C, paper_opts *o, const paper_method *pm, int 
                 char cfg[4300], mc[4300];
                 snprintf(cfg, sizeof cfg, "%s/rotation_fixed.json", dir);
                 snprintf(mc, sizeof mc, "%s/config.json", o->model);
-                FILE *f = fopen(mc, "rb");
-                char buf[65536];
-                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-                if (f) fclose(f);
-                buf[n] = 0;
-                cJSON *j = cJSON_Parse(buf);
-                const cJSON *nl = cJSON_GetObjectItem(j, "num_hidden_layers");
-                int L = cJSON_IsNumber(nl) ? nl->valueint : -1;
-                cJSON_Delete(j);
+                static const char *const kl[] = {"num_hidden_layers"};
+                double nl;
+                const int L = !json_nums(mc, kl, &nl, 1) && nl >= 1 && nl <= INT_MAX ? (int)nl : -1;
                 if (L <= 0) return cli_error(C, "--model: no num_hidden_layers in '%s'", mc), 1;
-                const char *on = "true"; /* the only fixed configuration: ROT_ALL */
                 char tmp[4400];
                 FILE *w = rs_atomic_open(cfg, tmp, sizeof tmp);
                 if (!w) return cli_error(C, "cannot create '%s'", cfg), 1;
-                fprintf(w, "{\"is_rotate_R1\": %s, \"in_block_rotation\": {", on);
+                fprintf(w, "{\"is_rotate_R1\": true, \"in_block_rotation\": {");
                 for (int l = 0; l < L; l++)
-                    fprintf(w, "%s\"%d\": {\"is_rotate_R2\": %s, \"is_rotate_R3\": %s, \"is_rotate_R4\": %s}", l ? ", " : "",
-                            l, on, on, on);
+                    fprintf(w, "%s\"%d\": {\"is_rotate_R2\": true, \"is_rotate_R3\": true, \"is_rotate_R4\": true}",
+                            l ? ", " : "", l);
                 fprintf(w, "}, \"signs\": \"all\", \"seed\": 0}\n");
                 if (rs_atomic_close(w, tmp, cfg)) return cli_error(C, "cannot write '%s'", cfg), 1;
                 av_add(&a, "--rotation-config"), av_add(&a, "%s", cfg);

@@ -1,9 +1,9 @@
 /* rostesim LLM: the fast layer kernels (kernels.h).
  *
- * Every matrix product goes through OpenBLAS (cblas_sgemm; cblas_sgemv for a single row); the remaining loops are
- * parallelised with OpenMP over rows (or over columns for the reductions over rows)
- * with vectorisable inner loops. Determinism: no atomics and no OpenMP reduction across
- * threads: every output element is produced by exactly one thread, and each sum is taken
+ * Every matrix product goes through OpenBLAS (cblas_sgemm, cblas_sgemv for one row); the
+ * remaining loops are parallelised with OpenMP over rows (or over columns for the reductions
+ * over rows) with vectorisable inner loops. Determinism: no atomics and no OpenMP
+ * reduction across threads: every output element is produced by exactly one thread, and each sum is taken
  * in an order fixed by the code (a sum over rows runs over the rows in order inside the
  * thread that owns the column), so results depend neither on the thread schedule nor on
  * the number of threads (the GEMMs are OpenBLAS's: reproducible for a fixed thread count).
