@@ -12,7 +12,11 @@
  * inference; R1 would untie the head). --model DIR takes a QAT/PTQ folder instead.
  * Each measurement is run twice, interleaved, and the faster kept (a shared machine).
  *
- * usage: bench_intq [--model DIR] [--prefill P] [--decode D] [--threads N] */
+ * The integer GEMM of each site's shape is timed under each kernel the CPU has (VNNI on the
+ * IL16 layout and on packed rows, AVX2, the portable loop) beside sgemm; --kernel pins the
+ * family the whole run uses (avx512vnni runs the IL16 kernel, as the int model does).
+ *
+ * usage: bench_intq [--model DIR] [--prefill P] [--decode D] [--threads N] [--kernel NAME] */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -87,24 +91,38 @@ static void run_int(llm_intq *iq, const int32_t *tok, int P, int D, float *logit
     llm_intq_kv_free(kv);
 }
 
-/* The integer GEMM against sgemm on one site's shape, N tokens: seconds each (best of 3). */
-static void gemm_vs_sgemm(int N, int IC, int OC, int amax, double *ti, double *ts)
+/* The integer GEMM against sgemm on one site's shape, N tokens: seconds each (best of 3).
+ * ti[k] for each kernel of KNAMES the CPU has (else 0): the VNNI kernel on the IL16 layout
+ * (what the int model runs with AVX-512 VNNI), the VNNI kernel on packed rows, AVX2, and the
+ * portable loop (the last three pinned by iq_set_kernel). */
+#define NK 4
+static const char *const KNAMES[NK] = {"vnni-il16", "vnni-rows", "avx2", "ref"};
+static const char *const KPIN[NK] = {"avx512vnni", "avx512vnni", "avx2", "ref"};
+static void gemm_vs_sgemm(int N, int IC, int OC, int amax, double ti[NK], double *ts)
 {
     int ICp = (int)iq_padded((size_t)IC);
     uint8_t *a = calloc((size_t)N * ICp, 1), *w = calloc((size_t)OC * ICp / 2, 1);
+    uint8_t *wil = calloc(iq_il16_bytes(OC, ICp), 1);
     int32_t *acc = malloc((size_t)N * OC * sizeof *acc);
     float *x = calloc((size_t)N * IC, sizeof(float)), *W = calloc((size_t)OC * IC, sizeof(float));
     float *y = malloc((size_t)N * OC * sizeof(float));
-    *ti = *ts = 1e30;
+    const char *keep = iq_kernel_name();
+    *ts = 1e30;
+    for (int k = 0; k < NK; k++) ti[k] = iq_set_kernel(KPIN[k]) ? 0 : 1e30;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
-        iq_gemm_u8u4(acc, a, w, N, ICp, OC, amax);
+        for (int k = 0; k < NK; k++) {
+            if (ti[k] == 0 || iq_set_kernel(KPIN[k])) continue;
+            double t0 = now();
+            if (k == 0) iq_gemm_u8u4_il16_vnni(acc, a, wil, N, ICp, OC);
+            else iq_gemm_u8u4(acc, a, w, N, ICp, OC, amax);
+            ti[k] = mind(ti[k], now() - t0);
+        }
         double t1 = now();
         lk_matmul_forward(y, x, W, NULL, N, IC, OC);
-        double t2 = now();
-        *ti = mind(*ti, t1 - t0), *ts = mind(*ts, t2 - t1);
+        *ts = mind(*ts, now() - t1);
     }
-    free(a), free(w), free(acc), free(x), free(W), free(y);
+    iq_set_kernel(keep);
+    free(a), free(w), free(wil), free(acc), free(x), free(W), free(y);
 }
 
 int main(int argc, char **argv)
@@ -116,8 +134,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--prefill") && i + 1 < argc) P = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) D = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [--model DIR] [--prefill P] [--decode D] [--threads N]\n", argv[0]);
+        else if (!strcmp(argv[i], "--kernel") && i + 1 < argc) {
+            if (iq_set_kernel(argv[++i])) return fprintf(stderr, "bench_intq: --kernel: %s\n", rs_last_error()), 2;
+        } else {
+            fprintf(stderr, "usage: %s [--model DIR] [--prefill P] [--decode D] [--threads N] [--kernel auto|avx512vnni|avx2|ref]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -218,12 +239,16 @@ int main(int argc, char **argv)
     const char *nm[4] = {"qkv", "o", "up", "down"};
     const int amax = qz_qmax(&m->qat->a) - qz_qmin(&m->qat->a);
     for (int k = 0; k < 4; k++) {
-        double gi, gs, gi1, gs1;
-        gemm_vs_sgemm(P, ICs[k], OCs[k], amax, &gi, &gs);
-        gemm_vs_sgemm(1, ICs[k], OCs[k], amax, &gi1, &gs1);
-        printf("gemm %-4s %4dx%-4d N=%d: int %.2f GOP/s, sgemm %.2f GFLOP/s -> %.2fx;  N=1: int %.2f, sgemm %.2f -> %.2fx\n",
-               nm[k], OCs[k], ICs[k], P, 2e-9 * P * OCs[k] * ICs[k] / gi, 2e-9 * P * OCs[k] * ICs[k] / gs, gs / gi,
-               2e-9 * OCs[k] * ICs[k] / gi1, 2e-9 * OCs[k] * ICs[k] / gs1, gs1 / gi1);
+        double gi[NK], gs, gi1[NK], gs1;
+        gemm_vs_sgemm(P, ICs[k], OCs[k], amax, gi, &gs);
+        gemm_vs_sgemm(1, ICs[k], OCs[k], amax, gi1, &gs1);
+        const double op = 2e-9 * OCs[k] * ICs[k];
+        printf("gemm %-4s %4dx%-4d sgemm N=%d %.2f GFLOP/s, N=1 %.2f;", nm[k], OCs[k], ICs[k], P, op * P / gs, op / gs1);
+        for (int j = 0; j < NK; j++)
+            if (gi[j] > 0)
+                printf("  %s N=%d %.2f GOP/s (%.2fx sgemm), N=1 %.2f (%.2fx)", KNAMES[j], P, op * P / gi[j], gs / gi[j],
+                       op / gi1[j], gs1 / gi1[j]);
+        printf("\n");
     }
     printf("last logits: max|int - fake decode| %.3g; the fake path's own max|forward - decode| %.3g (max|logit| %.3g)\n",
            dmax, pmax, lmax);

@@ -44,7 +44,7 @@
 static void test_gemm(rs_rng *rng)
 {
     const int Ns[] = {1, 3, 4, 5, 9}, ICs[] = {1, 63, 64, 72, 130, 576, 1536}, OCs[] = {1, 7, 33};
-    int bad_pack = 0, bad_ref = 0, runs = 0, runs_a4 = 0;
+    int bad_pack = 0, bad_ref = 0, bad_il = 0, runs = 0, runs_a4 = 0;
     for (int mode = 0; mode < 3; mode++) /* random, all maximal, zeros mixed with maximal */
         for (size_t a = 0; a < sizeof Ns / sizeof *Ns; a++)
             for (size_t b = 0; b < sizeof ICs / sizeof *ICs; b++)
@@ -74,22 +74,38 @@ static void test_gemm(rs_rng *rng)
                     if (memcmp(r0, r1, (size_t)N * OC * 4) || memcmp(r0, r2, (size_t)N * OC * 4) ||
                         (have && memcmp(r0, r3, (size_t)N * OC * 4)))
                         bad_ref++;
+                    if (iq_gemm_u8u4_vnni(r3, x, w, N, ICp, OC) && memcmp(r0, r3, (size_t)N * OC * 4)) bad_ref++;
+                    /* the IL16 layout: repacked, its naive loop and its VNNI kernel */
+                    uint8_t *wil = malloc(iq_il16_bytes(OC, ICp));
+                    iq_repack_il16(wil, w, OC, ICp);
+                    iq_gemm_u8u4_il16_ref(r3, x, wil, N, ICp, OC);
+                    if (memcmp(r0, r3, (size_t)N * OC * 4)) bad_il++;
+                    memset(r3, 0x55, (size_t)N * OC * 4);
+                    if (iq_gemm_u8u4_il16_vnni(r3, x, wil, N, ICp, OC) && memcmp(r0, r3, (size_t)N * OC * 4)) bad_il++;
                     /* the A4 kernel: on codes <= 15 (these, or the all-15 edge case) */
                     for (size_t e = 0; e < (size_t)N * ICp; e++) if (amax == 255 && mode) x[e] = x[e] ? 15 : 0;
                     if (amax == 15 || mode) {
                         iq_gemm_u8u4_ref(r4, x, w, N, ICp, OC);
                         if (iq_gemm_u4u4_avx2(r5, x, w, N, ICp, OC) && memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        if (iq_gemm_u8u4_vnni(r5, x, w, N, ICp, OC) && memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
+                        if (iq_gemm_u8u4_il16_vnni(r5, x, wil, N, ICp, OC) && memcmp(r4, r5, (size_t)N * OC * 4)) bad_il++;
                         iq_gemm_u8u4(r5, x, w, N, ICp, OC, 15);
                         if (memcmp(r4, r5, (size_t)N * OC * 4)) bad_ref++;
                         runs_a4++;
                     }
                     if (mode == 1 && r0[0] != 255 * 15 * IC) bad_ref++; /* the closed form of all-maximal codes */
                     runs++;
-                    free(x), free(w), free(u), free(u2), free(r0), free(r1), free(r2), free(r3), free(r4), free(r5);
+                    free(x), free(w), free(wil), free(u), free(u2), free(r0), free(r1), free(r2), free(r3), free(r4), free(r5);
                 }
     CHECK(bad_pack == 0, "iq_pack4/iq_unpack4 round trip (%d mismatches)", bad_pack);
-    CHECK(bad_ref == 0, "u8 x u4 GEMM: portable, dispatcher (%s) and AVX2 (%s) equal the _ref loop on %d shapes, the A4 kernel on %d",
-          iq_kernel_name(), iq_have_avx2() ? "tested" : "not on this CPU", runs, runs_a4);
+    CHECK(bad_ref == 0,
+          "u8 x u4 GEMM: portable, dispatcher (%s), AVX2 (%s) and AVX-512 VNNI (%s) equal the _ref loop on %d shapes, "
+          "the A4 kernels on %d",
+          iq_kernel_name(), iq_have_avx2() ? "tested" : "not on this CPU", iq_have_vnni() ? "tested" : "not on this CPU", runs,
+          runs_a4);
+    CHECK(bad_il == 0, "u8 x u4 GEMM on the IL16 layout (repacked from the rows): its naive loop and its VNNI kernel (%s) "
+          "equal the _ref loop on the same %d shapes (OC 1, 7, 33: partial 16-channel groups), the A4 codes too",
+          iq_have_vnni() ? "tested" : "not on this CPU", runs);
     /* the largest width the kernels accept: all-maximal codes must not overflow int32 */
     int ICp = (int)IQ_MAX_IC;
     uint8_t *x = malloc((size_t)ICp), *w = malloc((size_t)ICp / 2);
@@ -102,6 +118,20 @@ static void test_gemm(rs_rng *rng)
     iq_gemm_u8u4_ref(&r0, x, w, 1, ICp, 1);
     iq_gemm_u8u4(&r2, x, w, 1, ICp, 1, 15);
     CHECK(r0 == r2 && r0 == 225 * ICp, "IQ_MAX_IC all-maximal 4-bit codes (A4 kernel): %d = 15*15*%d, no s16 overflow", r2, ICp);
+    /* each kernel the CPU has, at the largest width, all-maximal codes */
+    memset(x, 255, (size_t)ICp);
+    int32_t r3 = 0, r4 = 0;
+    int hv = iq_gemm_u8u4_vnni(&r3, x, w, 1, ICp, 1), ha = iq_gemm_u8u4_avx2(&r4, x, w, 1, ICp, 1);
+    uint8_t *wil = malloc(iq_il16_bytes(1, ICp));
+    iq_repack_il16(wil, w, 1, ICp);
+    int32_t r5 = 0;
+    int hi = iq_gemm_u8u4_il16_vnni(&r5, x, wil, 1, ICp, 1);
+    free(wil);
+    CHECK(!hi || (int64_t)r5 == (int64_t)255 * 15 * ICp, "IQ_MAX_IC all-maximal codes, the IL16 VNNI kernel: %s",
+          hi ? "exact" : "not on this CPU");
+    CHECK((!hv || (int64_t)r3 == (int64_t)255 * 15 * ICp) && (!ha || (int64_t)r4 == (int64_t)255 * 15 * ICp),
+          "IQ_MAX_IC all-maximal codes, each kernel alone: VNNI %s, AVX2 %s", hv ? "exact" : "not on this CPU",
+          ha ? "exact" : "not on this CPU");
     free(x), free(w);
 }
 
@@ -136,6 +166,7 @@ static void test_gemm_s8(rs_rng *rng)
                     int have = iq_gemm_s8s8_avx2(r3, x, w, N, ICp, OC);
                     const size_t nb = (size_t)N * OC * 4;
                     if (memcmp(r0, r1, nb) || memcmp(r0, r2, nb) || (have && memcmp(r0, r3, nb))) bad++;
+                    if (iq_gemm_s8s8_vnni(r3, x, w, N, ICp, OC) && memcmp(r0, r3, nb)) bad++;
                     if (mode == 1 || mode == 2) { /* closed form: every element -+127*127*IC */
                         closed++;
                         for (size_t e = 0; e < (size_t)N * OC; e++)
@@ -144,9 +175,9 @@ static void test_gemm_s8(rs_rng *rng)
                     runs++;
                     free(x), free(w), free(r0), free(r1), free(r2), free(r3);
                 }
-    CHECK(bad == 0, "s8 x s8 GEMM: portable, dispatcher and AVX2 (%s) equal the _ref loop on %d shapes x modes "
-          "(random, +-127 extremes, zeros), %d of them also the closed form +-16129 IC",
-          iq_have_avx2() ? "tested" : "not on this CPU", runs, closed);
+    CHECK(bad == 0, "s8 x s8 GEMM: portable, dispatcher, AVX2 (%s) and AVX-512 VNNI (%s) equal the _ref loop on %d shapes x "
+          "modes (random, +-127 extremes, zeros), %d of them also the closed form +-16129 IC",
+          iq_have_avx2() ? "tested" : "not on this CPU", iq_have_vnni() ? "tested" : "not on this CPU", runs, closed);
     /* the largest width: all -127 x +127 must not overflow int32 (16129 * 131072 < 2^31) */
     const int ICp = (int)IQ_S8_MAX_IC;
     int8_t *x = malloc((size_t)ICp * 5), *w = malloc((size_t)ICp * 5);
@@ -158,6 +189,16 @@ static void test_gemm_s8(rs_rng *rng)
     for (int e = 0; e < 25; e++) ok &= (int64_t)r2[e] == -(int64_t)16129 * ICp;
     CHECK(ok, "IQ_S8_MAX_IC (%d) all 127 x -127: %d = -16129*%d, no overflow, 5 x 5 (4-row block and remainder)", ICp, r2[0],
           ICp);
+    /* the VNNI kernel's offset sum (x + 128) * w passes 2^31 here: its modulo-2^32 correction
+     * must still give the exact products, with both signs */
+    int hv = iq_gemm_s8s8_vnni(r2, x, w, 5, ICp, 5);
+    ok = 1;
+    for (int e = 0; e < 25; e++) ok &= (int64_t)r2[e] == -(int64_t)16129 * ICp;
+    memset(x, 0x81, (size_t)ICp * 5); /* -127 x -127 */
+    hv &= iq_gemm_s8s8_vnni(r2, x, w, 5, ICp, 5);
+    for (int e = 0; e < 25; e++) ok &= (int64_t)r2[e] == (int64_t)16129 * ICp;
+    CHECK(!hv || ok, "IQ_S8_MAX_IC, the VNNI kernel alone (%s): +-16129*%d exact though (x + 128) * w passes 2^31",
+          hv ? "tested" : "not on this CPU", ICp);
     free(x), free(w);
     /* the quantizer: ties to even, zero / tiny / non-finite rows, padding */
     float xs[5][8] = {{127, 2.5f, 3.5f, -2.5f, -0.5f, 0.5f, 1.5f, -127},
@@ -916,6 +957,57 @@ static void test_head_q8(const char *name, int a8, rs_rng *rng)
     llm_model_free(m);
 }
 
+/* The whole int model under each kernel family the CPU has, pinned by iq_set_kernel: the
+ * integer GEMMs give the same integers, so every logit of a 20-token decode (all positions)
+ * must be the same bytes as under "ref"; W4A4 (the A4 kernels) and W4A8 with the q8 head
+ * (the s8 x s8 kernels too). Then iq_set_kernel's refusals. */
+static void test_kernel_pins(rs_rng *rng)
+{
+    const char *names[] = {"avx512vnni", "avx2"};
+    for (int a8 = 0; a8 < 2; a8++) {
+        llm_model *m = NULL;
+        llm_qat_opts o;
+        llm_qat_opts_default(&o);
+        if (a8) o.abits = 8, o.scheme = QZ_SYM;
+        int st = llm_model_load(&m, "tests/fixtures/llm/llama_gqa");
+        if (!st) st = llm_qat_attach(m, &o);
+        llm_intq *iq = NULL;
+        llm_intq_kv *kv = NULL;
+        if (!st) st = llm_intq_build_head(&iq, m, a8 ? LLM_INTQ_HEAD_Q8 : LLM_INTQ_HEAD_F32);
+        if (!st) st = llm_intq_kv_alloc(&kv, iq, 32);
+        const int T = 20, V = m ? m->cfg.vocab : 1;
+        int32_t tok[20];
+        for (int i = 0; i < T; i++) tok[i] = (int32_t)(rs_rng_uniform(rng) * V);
+        float *ref = malloc((size_t)T * V * 4), *got = malloc((size_t)T * V * 4);
+        if (!st) st = iq_set_kernel("ref");
+        if (!st) st = llm_intq_decode(iq, kv, tok, T, ref, 1);
+        CHECK(!st && !strcmp(iq_kernel_name(), "ref"), "%s: decode under the pinned ref kernel (%s)",
+              a8 ? "W4A8KV4 q8 head" : "W4A4KV4", st ? rs_last_error() : "ok");
+        for (int k = 0; k < 2 && !st; k++) {
+            if (iq_set_kernel(names[k])) {
+                printf("info kernel %s: not on this CPU (%s)\n", names[k], rs_last_error());
+                continue;
+            }
+            llm_intq_kv_reset(kv);
+            int e = llm_intq_decode(iq, kv, tok, T, got, 1);
+            CHECK(!e && !strcmp(iq_kernel_name(), names[k]) && !memcmp(ref, got, (size_t)T * V * 4),
+                  "%s: the %s kernels give the ref kernels' logits byte for byte (%d positions x %d)",
+                  a8 ? "W4A8KV4 q8 head" : "W4A4KV4", names[k], T, V);
+        }
+        iq_set_kernel("auto");
+        free(ref), free(got), llm_intq_kv_free(kv), llm_intq_free(iq), llm_model_free(m);
+    }
+    const char *before = iq_kernel_name();
+    int e = iq_set_kernel("avx1024");
+    CHECK(e == RS_EINVAL && strstr(rs_last_error(), "avx1024") && !strcmp(before, iq_kernel_name()),
+          "iq_set_kernel: an unknown name refused, the choice unchanged: %s", rs_last_error());
+    if (!iq_have_vnni()) {
+        e = iq_set_kernel("avx512vnni");
+        CHECK(e == RS_ENOTSUP && strstr(rs_last_error(), "does not have"), "iq_set_kernel: a kernel this CPU lacks refused: %s",
+              rs_last_error());
+    }
+}
+
 static void test_errors(void)
 {
     llm_model *m = NULL;
@@ -954,6 +1046,7 @@ int main(void)
     const char *fam[] = {"llama_gqa", "neox_parallel", "qwen2_gqa"};
     for (int f = 0; f < 3; f++)
         for (int cfg = 0; cfg < 3; cfg++) test_family(fam[f], cfg, rng);
+    test_kernel_pins(rng);
     test_errors();
     rs_rng_free(rng);
     return check_summary("test_intq");

@@ -23,6 +23,7 @@
 typedef struct {
     int OC, IC, ICp;
     uint8_t *w;     /* OC packed rows of ICp/2 bytes */
+    uint8_t *wil;   /* the same codes in the VNNI kernel's IL16 layout (NULL: none) */
     float *scale;   /* OC: s_w */
     int32_t *zero;  /* OC: z_w' = z_w - qmin */
     int32_t *sum;   /* OC: sum of the row's unsigned codes */
@@ -39,6 +40,7 @@ struct llm_intq {
     int block_ln;          /* blocks use LayerNorm (GPT-NeoX without a folded R1) */
     float *f;              /* fp32 tensors, one allocation (nf floats) */
     uint8_t *pk;           /* packed rows, one allocation (npk bytes) */
+    uint8_t *pkil;         /* on a CPU with AVX-512 VNNI: every site in the IL16 layout (NULL: none) */
     float *rs;             /* per-row scales (nrow) */
     int32_t *ri;           /* per-row zero points then code sums (2 nrow) */
     size_t nf, npk, nrow;
@@ -135,7 +137,7 @@ static void layout(llm_intq *iq)
 void llm_intq_free(llm_intq *iq)
 {
     if (!iq) return;
-    free(iq->f), free(iq->pk), free(iq->rs), free(iq->ri), free(iq->L), free(iq->q8), free(iq->q8s);
+    free(iq->f), free(iq->pk), free(iq->pkil), free(iq->rs), free(iq->ri), free(iq->L), free(iq->q8), free(iq->q8s);
     rot_free(iq->r1), rot_free(iq->r3), rot_free(iq->r4);
     free(iq->r3_on), free(iq->r4_on), free(iq->rope_cos);
     free(iq);
@@ -318,6 +320,29 @@ static int quantize_table(int8_t *codes, float *scales, const float *w, const ll
 
 int llm_intq_build(llm_intq **out, const llm_model *m) { return llm_intq_build_head(out, m, LLM_INTQ_HEAD_F32); }
 
+/* On a CPU with AVX-512 VNNI, a copy of every site's packed weights in the IL16 layout
+ * (intq_kernels.h) for its VNNI kernel: as many bytes again as the packed rows (plus the
+ * padding of OC to a multiple of 16). The rows stay: they are what the file holds and what
+ * the other kernels read. */
+static int make_il16(llm_intq *iq)
+{
+    if (!iq_have_vnni()) return RS_OK;
+    size_t n = 0;
+    for (int l = 0; l < iq->cfg.n_layer; l++)
+        for (int s = 0; s < LLM_NSITES; s++) n += iq_il16_bytes(iq->L[l].lin[s].OC, iq->L[l].lin[s].ICp);
+    iq->pkil = malloc(n ? n : 1);
+    if (!iq->pkil) return RS_ERROR(RS_ENOMEM, "llm_intq: out of memory (the VNNI weight layout, %zu bytes)", n);
+    size_t p = 0;
+    for (int l = 0; l < iq->cfg.n_layer; l++)
+        for (int s = 0; s < LLM_NSITES; s++) {
+            iq_lin *li = &iq->L[l].lin[s];
+            li->wil = iq->pkil + p;
+            iq_repack_il16(li->wil, li->w, li->OC, li->ICp);
+            p += iq_il16_bytes(li->OC, li->ICp);
+        }
+    return RS_OK;
+}
+
 int llm_intq_build_head(llm_intq **out, const llm_model *m, llm_intq_head head)
 {
     *out = NULL;
@@ -384,6 +409,7 @@ int llm_intq_build_head(llm_intq **out, const llm_model *m, llm_intq_head head)
         memcpy(iq->r3_on, q->r3_on, (size_t)c->n_layer);
         memcpy(iq->r4_on, q->r4_on, (size_t)c->n_layer);
     }
+    if (!st) st = make_il16(iq);
     if (st) {
         llm_intq_free(iq);
         return st;
@@ -458,7 +484,8 @@ static int lin_forward(const llm_intq *iq, const iq_lin *li, const float *bias, 
         s->zap[n] = (int64_t)s->za[n] - qmin;
     }
     double t1 = s->prof ? omp_get_wtime() : 0;
-    iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC, qz_qmax(&iq->a) - qmin);
+    if (!(li->wil && iq_kernel_is_vnni() && iq_gemm_u8u4_il16_vnni(s->acc, s->u8, li->wil, N, ICp, OC)))
+        iq_gemm_u8u4(s->acc, s->u8, li->w, N, ICp, OC, qz_qmax(&iq->a) - qmin);
     double t2 = s->prof ? omp_get_wtime() : 0;
     /* S = acc - z_w' sum u_a + z_a' (IC z_w' - sum u_w). In double every term and partial sum
      * is an integer below 2^53 when |z_a'| gmax and zmax |sum u_a| are below 2^51 (checked per
@@ -1271,6 +1298,7 @@ int llm_intq_load(llm_intq **out, const char *path)
     if (!st && ver >= 2) st = read_sec(f, iq->q8s, iq->nq8 * sizeof(float), path, "int8 head scale");
     if (!st && fgetc(f) != EOF) st = RS_ERROR(RS_EINVAL, "%s: bytes after the last section (corrupt file)", path);
     if (!st) st = load_finish(iq, flags, sg, fl, path);
+    if (!st) st = make_il16(iq);
     free(flags), free(sg);
     fclose(f);
     if (st) {
@@ -1447,6 +1475,7 @@ static int load_safetensors(llm_intq **out, st_set *s, const char *path, size_t 
         else if (want) memcpy(e[i].p, t->data, want);
     }
     if (!st) st = load_finish(iq, flags, sg, fl, path);
+    if (!st) st = make_il16(iq);
     free(flags), free(sg), free(e);
     if (st) {
         llm_intq_free(iq);
