@@ -7,6 +7,8 @@
 #      timed by bench_intq --model; llama.cpp (llama-cpp-python from PyPI, the peer only) on the
 #      same GGUF requantized to Q4_0, Q4_1, F16 and F32 (bench/llamacpp_peer.py); the peak
 #      resident memory of `llm generate` on each of our forms and of the peer on each file.
+# On a CPU with AVX-512 VNNI the real model is timed again with the AVX2 kernels pinned
+# (bench_intq --kernel avx2), side by side.
 # Both with the default fp32 embedding / LM head and with --int-head q8 (int8 head) side by
 # side: bench_intq runs both int models in one process, export-int writes both files.
 # Goals of issue 14, reported as measured: decode >= llama.cpp Q4_0, model bytes <= 0.6 of
@@ -48,6 +50,16 @@ ib=$(stat -c %s "$WORK/smollm2-w4a8kv4.rsiq")
 ib8=$(stat -c %s "$WORK/smollm2-w4a8kv4-q8.rsiq")
 qp=$(echo "$o" | awk '/^q8head prefill_/{print $7}'); qd=$(echo "$o" | awk '/^q8head decode_/{print $7}')
 cqp=$(echo "$o" | awk '/^q8head cpu-time/{print $10}'); cqd=$(echo "$o" | awk '/^q8head cpu-time/{print $16}')
+
+# on a CPU with AVX-512 VNNI: the same model with the AVX2 kernels pinned, side by side
+if echo "$o" | grep -q 'int kernels avx512vnni'; then
+  o2=$("$BUILD/bench/bench_intq" --model "$Q" --prefill "$P" --decode "$D" --threads "$THREADS" --kernel avx2) || exit 1
+  echo "$o2" | awk -v o="$o" 'BEGIN{ n = split(o, L, "\n"); for (i = 1; i <= n; i++) {
+      if (L[i] ~ /^prefill_/) { split(L[i], f, " "); vp = f[6] } if (L[i] ~ /^decode_/) { split(L[i], f, " "); vd = f[6] }
+      if (L[i] ~ /^q8head prefill_/) { split(L[i], f, " "); vqp = f[7] } if (L[i] ~ /^q8head decode_/) { split(L[i], f, " "); vqd = f[7] } } }
+    /^prefill_/ { ap = $6 } /^decode_/ { ad = $6 } /^q8head prefill_/ { aqp = $7 } /^q8head decode_/ { aqd = $7 }
+    END { printf "   kernels, tokens/s avx512vnni (IL16) against avx2 (pinned), same model: prefill %.1f / %.1f (%.2fx), decode %.1f / %.1f (%.2fx); q8 head prefill %.1f / %.1f (%.2fx), decode %.1f / %.1f (%.2fx)\n", vp, ap, vp/ap, vd, ad, vd/ad, vqp, aqp, vqp/aqp, vqd, aqd, vqd/aqd }'
+fi
 
 # peak resident memory of `llm generate` (prompt + D new tokens): the fp32 fake-quant path on the
 # PTQ folder, and the int backend on each exported file

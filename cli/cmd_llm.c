@@ -454,8 +454,11 @@ static void int_banner(const llm_intq *iq, const char *intfile)
 {
     size_t pk = 0, fp = 0;
     llm_intq_bytes(iq, &pk, &fp);
-    fprintf(stderr, "int backend: %s kernels, %.1f MB packed weights + %.1f MB fp32 tensors, %s embedding/LM head (%s)\n",
-            iq_kernel_name(), pk / 1e6, fp / 1e6, llm_intq_head_kind(iq) == LLM_INTQ_HEAD_Q8 ? "int8" : "fp32",
+    const size_t il = llm_intq_il16_bytes(iq);
+    char extra[96] = "";
+    if (il) snprintf(extra, sizeof extra, " (+ %.1f MB: their copy in the VNNI kernel's layout)", il / 1e6);
+    fprintf(stderr, "int backend: %s kernels, %.1f MB packed weights%s + %.1f MB fp32 tensors, %s embedding/LM head (%s)\n",
+            iq_kernel_name(), pk / 1e6, extra, fp / 1e6, llm_intq_head_kind(iq) == LLM_INTQ_HEAD_Q8 ? "int8" : "fp32",
             intfile ? intfile : "packed at load");
 }
 

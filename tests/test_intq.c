@@ -983,6 +983,18 @@ static void test_kernel_pins(rs_rng *rng)
         if (!st) st = llm_intq_decode(iq, kv, tok, T, ref, 1);
         CHECK(!st && !strcmp(iq_kernel_name(), "ref"), "%s: decode under the pinned ref kernel (%s)",
               a8 ? "W4A8KV4 q8 head" : "W4A4KV4", st ? rs_last_error() : "ok");
+        if (!st) { /* the IL16 copy: kept with VNNI only; each site's OC rounded up to 16 rows of ICp/2 bytes */
+            const llm_config *c = llm_intq_config(iq);
+#define R16(x) (((size_t)(x) + 15) / 16 * 16)
+            const size_t il = (size_t)c->n_layer *
+                              (R16((c->n_head + 2 * c->n_kv_head) * c->head_dim) * iq_padded((size_t)c->d) +
+                               R16(c->d) * iq_padded((size_t)c->n_head * c->head_dim) +
+                               R16((c->arch == LLM_GPT_NEOX ? 1 : 2) * c->d_ff) * iq_padded((size_t)c->d) +
+                               R16(c->d) * iq_padded((size_t)c->d_ff)) / 2;
+#undef R16
+            CHECK(llm_intq_il16_bytes(iq) == (iq_have_vnni() ? il : 0), "%s: IL16 copy %zu bytes (%s; expected %zu)",
+                  a8 ? "W4A8KV4 q8 head" : "W4A4KV4", llm_intq_il16_bytes(iq), iq_have_vnni() ? "VNNI" : "no VNNI", il);
+        }
         for (int k = 0; k < 2 && !st; k++) {
             if (iq_set_kernel(names[k])) {
                 printf("info kernel %s: not on this CPU (%s)\n", names[k], rs_last_error());

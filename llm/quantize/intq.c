@@ -226,6 +226,14 @@ size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32)
     return p + f;
 }
 
+size_t llm_intq_il16_bytes(const llm_intq *iq)
+{
+    size_t n = 0;
+    for (int l = 0; l < iq->cfg.n_layer && iq->pkil; l++)
+        for (int s = 0; s < LLM_NSITES; s++) n += iq_il16_bytes(iq->L[l].lin[s].OC, iq->L[l].lin[s].ICp);
+    return n;
+}
+
 /* ---- what the int path supports ------------------------------------------------------------ */
 
 static int rot_ok(const rot *r, const char *name)

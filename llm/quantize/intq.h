@@ -100,6 +100,9 @@ const llm_config *llm_intq_config(const llm_intq *iq);
 /* Bytes of the model's tensors: packed weights with their per-row data (the int8 embedding /
  * head rows and scales included), and fp32 tensors. */
 size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32);
+/* Bytes of the run-time IL16 copy of the packed weights kept for the AVX-512 VNNI kernel
+ * (0 on a CPU without it); not part of the model or its file. */
+size_t llm_intq_il16_bytes(const llm_intq *iq);
 
 /* One quantized linear site (LLM_SITE_QKV..DOWN) of one layer on N tokens of input x
  * (N, IC), before online rotations (R4 applied here where the model has it), into out
