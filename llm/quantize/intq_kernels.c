@@ -428,7 +428,8 @@ static inline int32_t bcast4(const uint8_t *p)
     return v;
 }
 
-/* NT tokens (1..4) at t, NG channel groups (1..2) at g: 2 NT NG accumulators. */
+/* NT tokens (1 or 4) at t, NG channel groups (1..4) at g: 2 NT NG accumulators (at most 16
+ * of the 32 zmm registers). */
 #define IL16_BODY(NT, NG)                                                                                              \
     do {                                                                                                               \
         __m512i lo_[NT][NG], hi_[NT][NG];                                                                              \
