@@ -119,8 +119,8 @@ int main(int argc, char **argv)
     double flops_tok = 6.0 * nmat + 6.0 * L * (double)T * d;
     double peak = sgemm_peak_gflops(2048);
     double gf = flops_tok * tps / 1e9;
-    printf("config d=%d layers=%d heads=%d/%d ff=%d vocab=%d batch=%dx%d threads=%d params=%zu\n", d, L, H, KV, F,
-           V, B, T, omp_get_max_threads(), n);
+    printf("config d=%d layers=%d heads=%d/%d ff=%d vocab=%d batch=%dx%d threads=%d params=%zu openblas=%s\n", d, L, H,
+           KV, F, V, B, T, omp_get_max_threads(), n, openblas_get_corename());
     printf("loss %.4f after %d steps (ln V = %.4f)\n", loss, steps + 1, __builtin_log((double)V));
     printf("tokens_per_s %.1f\n", tps);
     printf("gflops %.2f of sgemm peak %.2f (%.0f%%)\n", gf, peak, 100.0 * gf / peak);

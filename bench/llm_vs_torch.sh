@@ -31,13 +31,19 @@ for cfg in "7M 256 4 4 4 688 8192 8 256" "30M 512 7 8 8 1376 8192 8 256" "SmolLM
   echo "$t" | sed 's/^/   pytorch:  /'
   ct=$(echo "$c" | awk '/^tokens_per_s/{print $2}'); tt=$(echo "$t" | awk '/^tokens_per_s/{print $2}')
   awk -v c="$ct" -v t="$tt" -v n="$name" 'BEGIN{printf "   %s training tokens/s: rostesim %.0f, pytorch %.0f -> rostesim is %.2fx pytorch\n", n, c, t, c/t}'
-  # OpenBLAS picks its kernels at load time; an OPENBLAS_CORETYPE older than the CPU (this
-  # workplace sets Haswell on AVX-512 machines) leaves speed unused: show what it costs.
-  if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ "${OPENBLAS_CORETYPE,,}" != skylakex ] && grep -qw avx512f /proc/cpuinfo; then
-    s=$(OPENBLAS_CORETYPE=SkylakeX "$BUILD/bench/bench_llm" "$@" "$n") || exit 1
+  # OpenBLAS picks its kernels at load time; kernels older than the CPU (an OPENBLAS_CORETYPE
+  # such as the Haswell this workplace sets on AVX-512 machines, or 0.3.21's Prescott fallback
+  # for a CPU model it does not know) leave speed unused: show what it costs, side by side.
+  core=$(echo "$c" | sed -n 's/.*openblas=\([A-Za-z0-9_]*\).*/\1/p')
+  for k in Haswell SkylakeX; do
+    [ "${core,,}" = "${k,,}" ] && continue
+    [ "${core,,}" = skylakex ] && continue
+    [ $k = SkylakeX ] && ! grep -qw avx512f /proc/cpuinfo && continue
+    grep -qw avx2 /proc/cpuinfo || continue
+    s=$(OPENBLAS_CORETYPE=$k "$BUILD/bench/bench_llm" "$@" "$n") || exit 1
     st=$(echo "$s" | awk '/^tokens_per_s/{print $2}'); sg=$(echo "$s" | grep '^gflops')
-    echo "   note: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set; with SkylakeX kernels rostesim does $st tokens/s ($sg)"
-  fi
+    echo "   note: OpenBLAS ran its $core kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}; with OPENBLAS_CORETYPE=$k rostesim does $st tokens/s ($sg)"
+  done
 done
 echo "-- SmolLM2-135M shapes: a RoSTE W4A4KV4 step (R1-R4 on) against an SFT step (bench_qat, 1 timed step per pass)"
 "$BUILD/bench/bench_qat" 576 30 9 3 1536 49152 8 256 1 | sed 's/^/   /' || exit 1

@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <cblas.h>
 
 int cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -186,4 +189,26 @@ int cli_dispatch(const char *cmd, const char *intro, const cli_sub *subs, size_t
         if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "rostesim %s: unknown subcommand '%s' (see 'rostesim %s --help')\n", cmd, argv[1], cmd);
     return CLI_ERROR;
+}
+
+void cli_blas_note(const char *cmd)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    static int done;
+    if (done || getenv("OPENBLAS_CORETYPE")) return;
+    done = 1;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    const char *core = openblas_get_corename();
+    static const char *const modern[] = {"haswell", "skylakex", "cooperlake", "sapphirerapids", "zen", "excavator"};
+    for (size_t i = 0; core && i < sizeof modern / sizeof *modern; i++)
+        if (!strcasecmp(core, modern[i])) return;
+    fprintf(stderr,
+            "rostesim %s: note: OpenBLAS runs its %s kernels on this CPU, which has AVX2%s: matrix products at a "
+            "fraction of its speed (an OpenBLAS that does not know this CPU model); OPENBLAS_CORETYPE=Haswell selects "
+            "its AVX2 kernels\n",
+            cmd, core ? core : "(unknown)", __builtin_cpu_supports("avx512f") ? " and AVX-512" : "");
+#else
+    (void)cmd;
+#endif
 }

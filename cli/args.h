@@ -52,6 +52,13 @@ typedef struct {
  * no subcommand prints it to stderr and returns 2; an unknown one is one line and 2. */
 int cli_dispatch(const char *cmd, const char *intro, const cli_sub *subs, size_t nsubs, int argc, char **argv);
 
+/* Before heavy matrix work (training, PTQ, paper tables): one line on stderr, once per
+ * process, when OpenBLAS runs kernels older than the CPU (a CPU with AVX2+FMA on OpenBLAS's
+ * pre-AVX2 kernels, e.g. 0.3.21's Prescott fallback for CPU models it does not know), which
+ * costs several times the matrix products' speed. Silent when OPENBLAS_CORETYPE is set (the
+ * user chose) and off x86. rostesim never sets the variable itself. */
+void cli_blas_note(const char *cmd);
+
 /* Parse a comma-separated list of doubles ("2,3,4"); returns the count or -1. */
 int cli_parse_list(const char *s, double *vals, int maxn);
 

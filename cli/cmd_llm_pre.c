@@ -316,6 +316,7 @@ int cmd_llm_pretrain(int argc, char **argv)
     if (!log) { rc = (cli_error(C, "cannot write '%s': %s", logp, strerror(errno)), 1); goto done; }
     fprintf(stderr, "rostesim %s: %s preset, %zu parameters, %zu blocks of %d tokens from %s, %ld steps of %d blocks\n", C,
             P->name, m->nparams, ds->n, P->max_len, train_txt, llm_trainer_total(tr), P->batch);
+    cli_blas_note(C);
     pre_ctx ctx = {now_s(), 0, 0, NAN, NAN, 0, quiet, log};
     if (llm_trainer_run(tr, NULL, pre_progress, &ctx) != RS_OK) { rc = lib_fail(C); goto done; }
     double train_s = now_s() - ctx.t0;

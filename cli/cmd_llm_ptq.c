@@ -167,6 +167,7 @@ int cmd_llm_ptq(int argc, char **argv)
         err = calloc((size_t)m->cfg.n_layer, sizeof *err);
         if (!err) { rc_ = (cli_error(C, "out of memory"), 1); goto done; }
     }
+    cli_blas_note(C); /* after every check of the input */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (llm_ptq_apply(&m, &o, ds, &rc, err)) { rc_ = lib_fail(C); goto done; }

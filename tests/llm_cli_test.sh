@@ -50,6 +50,15 @@ $B llm sft --model "$T/m0" ${OPTS/--quiet/} --max-steps 12 --progress 0 --out "$
   && ok "sft --progress 1000: the first and last step's lines; --progress 0: all 12" \
   || bad "sft --progress: $(grep -c '^step ' "$T/rp.err") and $(grep -c '^step ' "$T/rp0.err") lines"
 
+# the note on OpenBLAS kernels older than the CPU: never with OPENBLAS_CORETYPE set (the user's
+# choice); otherwise at most one line, naming the kernels and the variable that selects AVX2 ones
+OPENBLAS_CORETYPE=Haswell $B llm sft --model "$T/m0" ${OPTS/--quiet/} --max-steps 1 --out "$T/rn1" >/dev/null 2>"$T/rn1.err"
+env -u OPENBLAS_CORETYPE $B llm sft --model "$T/m0" ${OPTS/--quiet/} --max-steps 1 --out "$T/rn2" >/dev/null 2>"$T/rn2.err"
+n1=$(grep -c 'note: OpenBLAS' "$T/rn1.err"); n2=$(grep -c 'note: OpenBLAS' "$T/rn2.err")
+[ "$n1" -eq 0 ] && [ "$n2" -le 1 ] && { [ "$n2" -eq 0 ] || grep -qE 'note: OpenBLAS runs its [A-Za-z0-9]+ kernels on this CPU, which has AVX2.*OPENBLAS_CORETYPE=Haswell selects' "$T/rn2.err"; } \
+  && ok "OpenBLAS note: none with OPENBLAS_CORETYPE set; $n2 line(s) without it on this CPU/OpenBLAS" \
+  || bad "OpenBLAS note: $n1 line(s) with OPENBLAS_CORETYPE set, $n2 without: $(grep 'note: OpenBLAS' "$T/rn2.err")"
+
 # eval: trained model has a lower completion loss than the initial one
 $B llm eval --model "$T/m0" --data $FIX/train.jsonl --threads 1 >"$T/e0" 2>&1
 $B llm eval --model "$T/r1" --data $FIX/train.jsonl --threads 1 >"$T/e1" 2>&1
