@@ -14,6 +14,7 @@
 #include "llm/nn/model.h"
 #include "llm/io/fileio.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -1043,6 +1044,34 @@ void llm_decode_attention(float *out, float *scores, const float *qkv, const flo
                 for (int e = 0; e < HS; e++) o[e] += pj * v[e];
             }
         }
+    }
+}
+
+void llm_block_attention(float *out, float *S, const float *qkv, const float *K, const float *Vc, int len, int n, int NH,
+                         int NKV, int HS)
+{
+    const int QKV = (NH + 2 * NKV) * HS, KVD = NKV * HS, group = NH / NKV, nk = len + n;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int h = 0; h < NH; h++) {
+        const int kh = h / group;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, HS, scale, qkv + (size_t)h * HS, QKV,
+                    K + (size_t)kh * HS, KVD, 0.0f, S, nk);
+#pragma omp parallel for schedule(static) if ((long)n * nk >= (1L << 14))
+        for (int i = 0; i < n; i++) {
+            float *s = S + (size_t)i * nk;
+            const int nv = len + i + 1;
+            float mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j < nv; j++) mx = s[j] > mx ? s[j] : mx;
+            for (int j = 0; j < nv; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int j = 0; j < nv; j++) s[j] *= inv;
+            for (int j = nv; j < nk; j++) s[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HS, nk, 1.0f, S, nk, Vc + (size_t)kh * HS, KVD, 0.0f,
+                    out + (size_t)h * HS, NH * HS);
     }
 }
 

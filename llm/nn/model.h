@@ -179,6 +179,13 @@ int llm_kv_len(const llm_kv *kv);
  * (NH, len+n) scratch. The decode path's attention, shared by the int backend (llm/quantize/intq.c). */
 void llm_decode_attention(float *out, float *scores, const float *qkv, const float *K, const float *Vc, int len, int n,
                           int NH, int NKV, int HS);
+/* The same attention for a block of queries (a prompt) with its products as sgemm, head by
+ * head: S = Q_h K_h^T / sqrt(HS) (n, len+n), the causal mask and a row softmax in place,
+ * then out_h = S V_h; S is scratch of n * (len+n) floats. The numbers of llm_decode_attention
+ * up to the rounding of the sums (another order; the scale applied inside the product), not
+ * bit for bit: used by the int backend's prefill only, whose numbers are bounded, not equal. */
+void llm_block_attention(float *out, float *S, const float *qkv, const float *K, const float *Vc, int len, int n, int NH,
+                         int NKV, int HS);
 /* Append n tokens at positions len..len+n-1 (n >= 1, len + n <= max_T) and write the
  * logits (V) of the last of them. Same numbers as llm_model_forward up to rounding. */
 int llm_model_decode(llm_model *m, llm_kv *kv, const int32_t *tokens, int n, float *logits);

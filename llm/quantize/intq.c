@@ -586,6 +586,8 @@ struct llm_intq_kv {
     float *kf, *vf;                       /* fp32 cache (n_layer, max_T, NKV*HS) when not quantized */
     /* scratch for max_T tokens */
     float *x, *ln, *mean, *rstd, *qkv, *atty, *tmp, *fch, *fch_act, *scores, *g, *K, *Vv, *fin, *gs, *gz, *rws;
+    float *blk;  /* block attention's scores (IQ_BLOCK_ATTN_MIN or more new tokens), grown on demand */
+    size_t nblk; /* its capacity in floats */
     int16_t *gc;
     int8_t *hq;       /* q8 head: codes of up to hrows final hidden states (hrows, Cp) */
     float *hsa;       /* their scales */
@@ -601,7 +603,7 @@ void llm_intq_kv_free(llm_intq_kv *kv)
     if (!kv) return;
     free(kv->kc), free(kv->vc), free(kv->ks), free(kv->kz), free(kv->vs), free(kv->vz), free(kv->kf), free(kv->vf);
     free(kv->x), free(kv->ln), free(kv->mean), free(kv->rstd), free(kv->qkv), free(kv->atty), free(kv->tmp);
-    free(kv->fch), free(kv->fch_act), free(kv->scores), free(kv->g), free(kv->K), free(kv->Vv), free(kv->fin);
+    free(kv->fch), free(kv->fch_act), free(kv->scores), free(kv->blk), free(kv->g), free(kv->K), free(kv->Vv), free(kv->fin);
     free(kv->gs), free(kv->gz), free(kv->rws), free(kv->gc), free(kv->hq), free(kv->hsa), free(kv->hacc);
     scr_free(&kv->s);
     free(kv);
@@ -847,6 +849,10 @@ int llm_intq_head_forward(const llm_intq *iq, const float *h, int N, float *logi
     return RS_OK;
 }
 
+/* From this many new tokens on, attention runs as two sgemm per head (llm_block_attention)
+ * instead of the loops of llm_decode_attention: the same numbers up to the order of the sums. */
+#define IQ_BLOCK_ATTN_MIN 16
+
 int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n, float *logits, int all)
 {
     const llm_config *c = &iq->cfg;
@@ -891,7 +897,16 @@ int llm_intq_decode(llm_intq *iq, llm_intq_kv *kv, const int32_t *tokens, int n,
         PHASE(LLM_INTQ_PH_ROT);
         if ((st = cache_layer(iq, kv, l, n))) return st;
         PHASE(LLM_INTQ_PH_KV);
-        llm_decode_attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
+        if (n >= IQ_BLOCK_ATTN_MIN) { /* a prompt: the products as sgemm (llm_block_attention) */
+            const size_t need = (size_t)n * (size_t)(len + n);
+            if (need > kv->nblk) {
+                float *b = realloc(kv->blk, need * sizeof(float));
+                if (!b) return RS_ERROR(RS_ENOMEM, "llm_intq_decode: out of memory (attention scores of %d tokens)", n);
+                kv->blk = b, kv->nblk = need;
+            }
+            llm_block_attention(kv->atty, kv->blk, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
+        } else
+            llm_decode_attention(kv->atty, kv->scores, kv->qkv, kv->K, kv->Vv, len, n, NH, NKV, HS);
         PHASE(LLM_INTQ_PH_ATTN);
         if ((st = site_forward(iq, LLM_SITE_O, l, kv->atty, n, kv->tmp, &kv->s))) return st;
         if (c->parallel_residual) {
