@@ -24,8 +24,12 @@ C="--data $FIX/train.jsonl --lr 3e-3 --epochs 1 --batch 1 --grad-accum 29 --seed
 # turns the sign of a gradient near 0 into a full lr-sized step, so a parameter can drift by
 # up to 2 lr per step (0.072 in 12 steps); measured up to 4.3e-3, mean |delta| ~1e-6. The
 # 200-step sft resumed on another R (lr 3e-3): measured ~8e-4, tolerance 5e-3. The logged
-# loss: within 1e-5 (measured <= 4e-7).
-TOL_SFT=1e-4; TOL_ROSTE=1e-2; TOL_LOSS=1e-5; TOL_LONG=5e-3
+# loss: within 1e-5 (measured <= 4e-7). RoSTE under other BLAS kernels (OPENBLAS_CORETYPE=
+# Haswell or SkylakeX on an Intel AVX-512 machine): max |delta| 5.7e-3 (mean 1.5e-6) and the
+# loss 2.65e-4 apart: once a weight has moved a step, every later loss carries it. So RoSTE
+# is held to the bound of that argument, 2 lr per step (0.072), to a mean |delta| of 1e-5
+# (a drift of many parameters, not one step's), and its losses to 2e-3.
+TOL_SFT=1e-4; TOL_ROSTE=0.072; TOL_ROSTE_MEAN=1e-5; TOL_LOSS=1e-5; TOL_LOSS_ROSTE=2e-3; TOL_LONG=5e-3
 
 # st_floats FILE: every parameter of a model.safetensors, one per line (od's 8-digit floats)
 st_floats() { local n; n=$(od -An -t u8 -N 8 "$1" | tr -d ' '); od -An -v -t f4 -j $((8 + n)) "$1" | tr -s ' ' '\n' | sed '/^$/d'; }
@@ -43,24 +47,28 @@ lossdiff() {
   paste <(logcol "$1" loss) <(logcol "$2" loss) | awk '{d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d} END {printf "%.3g\n", m + 0}'
 }
 le() { awk -v a="${1%% *}" -v b="$2" 'BEGIN {exit !(a ~ /^[0-9.e+-]+$/ && a + 0 <= b + 0)}'; }
-# within NAME REF DIR TOL: DIR's model and log against REF's
+# within NAME REF DIR TOL [MEAN_TOL LOSS_TOL]: DIR's model and log against REF's
 within() {
-  local d l; d=$(maxdiff "$2/model.safetensors" "$3/model.safetensors"); l=$(lossdiff "$2/train_log.jsonl" "$3/train_log.jsonl")
-  if le "$d" "$4" && le "$l" $TOL_LOSS; then ok "$1: max |dparam| $d <= $4, max |dloss| $l <= $TOL_LOSS against one process"
-  else bad "$1: max |dparam| $d (tolerance $4), max |dloss| $l (tolerance $TOL_LOSS)"; fi
+  local d l m tl=${6:-$TOL_LOSS}; d=$(maxdiff "$2/model.safetensors" "$3/model.safetensors"); l=$(lossdiff "$2/train_log.jsonl" "$3/train_log.jsonl")
+  m=$(echo "$d" | sed -n 's/.*(mean \([^)]*\)).*/\1/p')
+  if le "$d" "$4" && { [ -z "${5:-}" ] || le "${m:-x}" "$5"; } && le "$l" "$tl"; then
+    ok "$1: max |dparam| $d <= $4${5:+ (mean <= $5)}, max |dloss| $l <= $tl against one process"
+  else bad "$1: max |dparam| $d (tolerance $4${5:+, mean $5}), max |dloss| $l (tolerance $tl)"; fi
 }
 same() { cmp -s "$2/model.safetensors" "$3/model.safetensors" && ok "$1: model.safetensors identical (cmp)" || bad "$1: model.safetensors differs"; }
 run() { local out=$1; shift; "$@" --out "$out" >"$out.log" 2>&1 || bad "$(basename "$out"): exit $?: $(tail -3 "$out.log")"; }
 
 # -- equal to one process ---------------------------------------------------------------------
 for kind in sft roste ste; do
-  case $kind in sft) cmd=$SFT; tol=$TOL_SFT ;; roste) cmd="$QAT --method roste"; tol=$TOL_ROSTE ;; ste) cmd="$QAT --method ste"; tol=$TOL_SFT ;; esac
+  extra=""
+  case $kind in sft) cmd=$SFT; tol=$TOL_SFT ;; roste) cmd="$QAT --method roste"; tol=$TOL_ROSTE; extra="$TOL_ROSTE_MEAN $TOL_LOSS_ROSTE" ;;
+    ste) cmd="$QAT --method ste"; tol=$TOL_SFT ;; esac
   run "$T/$kind-p" $cmd $A
   for np in 1 2 3; do run "$T/$kind-$np" $MPIRUN -np $np $cmd $A; done
   same "$kind: mpirun -np 1 == no mpirun" "$T/$kind-p" "$T/$kind-1"
   [ "$(logcol "$T/$kind-p/train_log.jsonl" loss)" = "$(logcol "$T/$kind-1/train_log.jsonl" loss)" ] \
     && ok "$kind: mpirun -np 1: the same losses logged" || bad "$kind: -np 1 logs other losses"
-  for np in 2 3; do within "$kind -np $np (4-row steps)" "$T/$kind-p" "$T/$kind-$np" "$tol"; done
+  for np in 2 3; do within "$kind -np $np (4-row steps)" "$T/$kind-p" "$T/$kind-$np" "$tol" $extra; done
   [ -f "$T/$kind-3/rostesim_qat.json" ] && { cmp -s "$T/$kind-p/rostesim_qat.json" "$T/$kind-3/rostesim_qat.json" \
     && ok "$kind -np 3: rostesim_qat.json identical (the same quantizers and rotations)" || bad "$kind -np 3: rostesim_qat.json differs"; }
 done

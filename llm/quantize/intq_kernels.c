@@ -360,6 +360,17 @@ int iq_have_vnni(void)
 
 #define IQ_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
+/* The sum of the 16 lanes, modulo 2^32, by vector adds (which wrap): _mm512_reduce_add_epi32
+ * adds in signed int, undefined behaviour where the s8 kernel's offset sums pass 2^31. */
+IQ_VNNI_TARGET static inline uint32_t hsum_u32_512(__m512i v)
+{
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));
+    return (uint32_t)_mm_cvtsi128_si32(q);
+}
+
 /* The 64 codes of one packed block in column order: low nibbles (columns 0..31) in the
  * lower 256 bits, high nibbles (32..63) in the upper. Codes 0..15 read as s8 by vpdpbusd. */
 IQ_VNNI_TARGET static inline __m512i unpack64_vnni(const uint8_t *p, __m256i m)
@@ -387,10 +398,10 @@ IQ_VNNI_TARGET static void row_vnni(int32_t *acc, const uint8_t *a, const uint8_
             s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(a2 + off), w);
             s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(a3 + off), w);
         }
-        acc[(size_t)t * OC + o] = _mm512_reduce_add_epi32(s0);
-        acc[(size_t)(t + 1) * OC + o] = _mm512_reduce_add_epi32(s1);
-        acc[(size_t)(t + 2) * OC + o] = _mm512_reduce_add_epi32(s2);
-        acc[(size_t)(t + 3) * OC + o] = _mm512_reduce_add_epi32(s3);
+        acc[(size_t)t * OC + o] = (int32_t)hsum_u32_512(s0);
+        acc[(size_t)(t + 1) * OC + o] = (int32_t)hsum_u32_512(s1);
+        acc[(size_t)(t + 2) * OC + o] = (int32_t)hsum_u32_512(s2);
+        acc[(size_t)(t + 3) * OC + o] = (int32_t)hsum_u32_512(s3);
     }
     for (; t < N; t++) {
         const uint8_t *a0 = a + (size_t)t * ICp;
@@ -403,7 +414,7 @@ IQ_VNNI_TARGET static void row_vnni(int32_t *acc, const uint8_t *a, const uint8_
         }
         if (b < nb)
             s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(a0 + (size_t)b * IQ_BLOCK), unpack64_vnni(wr + (size_t)b * 32, m));
-        acc[(size_t)t * OC + o] = _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+        acc[(size_t)t * OC + o] = (int32_t)hsum_u32_512(_mm512_add_epi32(s0, s1));
     }
 }
 
@@ -525,7 +536,7 @@ IQ_VNNI_TARGET static void rows_s8_vnni(int32_t *acc, const int8_t *a, const int
             const __mmask64 k = ICp - off >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (ICp - off)) - 1);
             ws = _mm512_dpbusd_epi32(ws, ones, _mm512_maskz_loadu_epi8(k, wr[r] + off));
         }
-        corr[r] = (uint32_t)_mm512_reduce_add_epi32(ws) * 128u;
+        corr[r] = hsum_u32_512(ws) * 128u;
     }
     for (int t = 0; t < N; t++) {
         const int8_t *x = a + (size_t)t * ICp;
@@ -541,7 +552,7 @@ IQ_VNNI_TARGET static void rows_s8_vnni(int32_t *acc, const int8_t *a, const int
         }
         const __m512i sv[4] = {s0, s1, s2, s3};
         for (int r = 0; r < nr; r++)
-            acc[(size_t)t * OC + o + r] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(sv[r]) - corr[r]);
+            acc[(size_t)t * OC + o + r] = (int32_t)(hsum_u32_512(sv[r]) - corr[r]);
     }
 }
 
