@@ -41,6 +41,7 @@ struct llm_intq {
     float *f;              /* fp32 tensors, one allocation (nf floats) */
     uint8_t *pk;           /* packed rows, one allocation (npk bytes) */
     uint8_t *pkil;         /* on a CPU with AVX-512 VNNI: every site in the IL16 layout (NULL: none) */
+    size_t npkil;          /* its bytes (0: none) */
     float *rs;             /* per-row scales (nrow) */
     int32_t *ri;           /* per-row zero points then code sums (2 nrow) */
     size_t nf, npk, nrow;
@@ -226,13 +227,7 @@ size_t llm_intq_bytes(const llm_intq *iq, size_t *packed, size_t *fp32)
     return p + f;
 }
 
-size_t llm_intq_il16_bytes(const llm_intq *iq)
-{
-    size_t n = 0;
-    for (int l = 0; l < iq->cfg.n_layer && iq->pkil; l++)
-        for (int s = 0; s < LLM_NSITES; s++) n += iq_il16_bytes(iq->L[l].lin[s].OC, iq->L[l].lin[s].ICp);
-    return n;
-}
+size_t llm_intq_il16_bytes(const llm_intq *iq) { return iq->npkil; }
 
 /* ---- what the int path supports ------------------------------------------------------------ */
 
@@ -348,6 +343,7 @@ static int make_il16(llm_intq *iq)
             iq_repack_il16(li->wil, li->w, li->OC, li->ICp);
             p += iq_il16_bytes(li->OC, li->ICp);
         }
+    iq->npkil = n;
     return RS_OK;
 }
 
