@@ -365,7 +365,7 @@ int cmd_llm_sft_hooked(int argc, char **argv, const llm_sft_hooks *h)
     if (R > 1) fprintf(stderr, "rostesim %s: data parallel on %d ranks%s\n", C, R, zero1 ? ", AdamW moments sharded (ZeRO-1)" : "");
     if (resume) fprintf(stderr, "rostesim %s: resuming after step %ld\n", C, llm_trainer_step_no(tr));
 run:;
-    cli_blas_note(C); /* here, after every check of the input: errors come first */
+    if (rank == 0) cli_blas_note(C); /* after every check of the input (errors come first); one rank says it */
     sft_ctx ctx = {log, now_s(), 0, 0, 0, NAN, NAN, 0, 0, isatty(2), quiet, h, every};
     long start_step = llm_trainer_step_no(tr);
     if ((st = llm_trainer_run(tr, ckpt, sft_progress, &ctx)) != RS_OK) {
