@@ -24,13 +24,6 @@ for cfg in "7M 256 4 4 4 688 8192 8 256" "30M 512 7 8 8 1376 8192 8 256" "SmolLM
   echo "-- ${name}: $* ($n steps)"
   c=$(BENCH_PROFILE=1 "$BUILD/bench/bench_llm" "$@" "$n") || exit 1
   echo "$c" | sed 's/^/   rostesim: /'
-  if [ -z "$PY" ] || ! "$PY" -c "import torch, transformers" 2>/dev/null; then
-    echo "   torch + transformers not found: skipping the peer (see tools/README.md)"; continue
-  fi
-  t=$("$PY" bench/llm_torch_peer.py "$@" "$n") || exit 1
-  echo "$t" | sed 's/^/   pytorch:  /'
-  ct=$(echo "$c" | awk '/^tokens_per_s/{print $2}'); tt=$(echo "$t" | awk '/^tokens_per_s/{print $2}')
-  awk -v c="$ct" -v t="$tt" -v n="$name" 'BEGIN{printf "   %s training tokens/s: rostesim %.0f, pytorch %.0f -> rostesim is %.2fx pytorch\n", n, c, t, c/t}'
   # OpenBLAS picks its kernels at load time; kernels older than the CPU (an OPENBLAS_CORETYPE
   # such as the Haswell this workplace sets on AVX-512 machines, or 0.3.21's Prescott fallback
   # for a CPU model it does not know) leave speed unused: show what it costs, side by side.
@@ -44,6 +37,13 @@ for cfg in "7M 256 4 4 4 688 8192 8 256" "30M 512 7 8 8 1376 8192 8 256" "SmolLM
     st=$(echo "$s" | awk '/^tokens_per_s/{print $2}'); sg=$(echo "$s" | grep '^gflops')
     echo "   note: OpenBLAS ran its $core kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}; with OPENBLAS_CORETYPE=$k rostesim does $st tokens/s ($sg)"
   done
+  if [ -z "$PY" ] || ! "$PY" -c "import torch, transformers" 2>/dev/null; then
+    echo "   torch + transformers not found: skipping the peer (see tools/README.md)"; continue
+  fi
+  t=$("$PY" bench/llm_torch_peer.py "$@" "$n") || exit 1
+  echo "$t" | sed 's/^/   pytorch:  /'
+  ct=$(echo "$c" | awk '/^tokens_per_s/{print $2}'); tt=$(echo "$t" | awk '/^tokens_per_s/{print $2}')
+  awk -v c="$ct" -v t="$tt" -v n="$name" 'BEGIN{printf "   %s training tokens/s: rostesim %.0f, pytorch %.0f -> rostesim is %.2fx pytorch\n", n, c, t, c/t}'
 done
 echo "-- SmolLM2-135M shapes: a RoSTE W4A4KV4 step (R1-R4 on) against an SFT step (bench_qat, 1 timed step per pass)"
 "$BUILD/bench/bench_qat" 576 30 9 3 1536 49152 8 256 1 | sed 's/^/   /' || exit 1
